@@ -1,0 +1,140 @@
+//! Delta checkpoints: a safetensors file holding only what training changed (the delta, the head
+//! and any backbone parameters a [`Trainability`](crate::Trainability) policy trained, such as
+//! BitFit's biases), keyed by parameter path, with metadata:
+//!
+//! | key | value |
+//! |---|---|
+//! | `format` | `pet-delta` |
+//! | `format_version` | [`FORMAT_VERSION`] |
+//! | `method` | JSON of the method's config, as the caller describes it |
+//! | `backbone` | JSON of the [`BackboneIdentity`] |
+//! | `pet_version` | version of pet-core that wrote it |
+//!
+//! Loading onto a backbone with another identity is [`PetError::BackboneMismatch`].
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::module::Module;
+use burn::tensor::{TensorData, backend::Backend};
+
+use crate::backbone::BackboneIdentity;
+use crate::error::{PetError, Result};
+use crate::params::{ParamEntry, param_entries, read_params, write_params};
+use crate::safetensors_io::{TensorFile, read_tensor_file, write_tensor_file};
+
+/// Version of the checkpoint layout.
+pub const FORMAT_VERSION: &str = "1";
+
+/// A delta checkpoint, in memory.
+#[derive(Clone, Debug)]
+pub struct DeltaCheckpoint {
+    /// The method's config.
+    pub method: serde_json::Value,
+    /// The backbone it was trained on.
+    pub backbone: BackboneIdentity,
+    /// Parameters by path.
+    pub tensors: BTreeMap<String, TensorData>,
+    /// Where it was read from, for error messages.
+    pub source: PathBuf,
+}
+
+impl DeltaCheckpoint {
+    /// The parameters of `model` that `select` keeps (usually the trainable ones).
+    pub fn capture<B: Backend, M: Module<B>>(
+        model: &M,
+        select: &dyn Fn(&ParamEntry) -> bool,
+        method: serde_json::Value,
+        backbone: BackboneIdentity,
+    ) -> Self {
+        Self { method, backbone, tensors: read_params(model, select), source: PathBuf::new() }
+    }
+
+    /// Number of stored scalars.
+    pub fn num_params(&self) -> usize {
+        self.tensors.values().map(|t| t.num_elements()).sum()
+    }
+
+    /// Writes the checkpoint to `path`, atomically.
+    ///
+    /// # Errors
+    /// [`PetError::Io`] when the file cannot be written.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        let mut metadata = BTreeMap::new();
+        metadata.insert("format".to_string(), "pet-delta".to_string());
+        metadata.insert("format_version".to_string(), FORMAT_VERSION.to_string());
+        metadata.insert("method".to_string(), self.method.to_string());
+        metadata.insert(
+            "backbone".to_string(),
+            serde_json::to_string(&self.backbone).map_err(|e| PetError::format(path, e))?,
+        );
+        metadata.insert("pet_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
+        write_tensor_file(path, &TensorFile { tensors: self.tensors.clone(), metadata })
+    }
+
+    /// Reads a checkpoint.
+    ///
+    /// # Errors
+    /// [`PetError::Io`] for an unreadable file, [`PetError::Format`] when it is not a pet delta
+    /// checkpoint of a known version.
+    pub fn load(path: &Path) -> Result<Self> {
+        let file = read_tensor_file(path)?;
+        let field = |key: &str| {
+            file.metadata
+                .get(key)
+                .ok_or_else(|| PetError::format(path, format!("metadata has no `{key}`: not a pet delta checkpoint")))
+        };
+        if field("format")? != "pet-delta" {
+            return Err(PetError::format(path, "metadata `format` is not `pet-delta`"));
+        }
+        let version = field("format_version")?;
+        if version != FORMAT_VERSION {
+            return Err(PetError::format(path, format!("format version {version} is not {FORMAT_VERSION}")));
+        }
+        let method = serde_json::from_str(field("method")?)
+            .map_err(|e| PetError::format(path, format!("metadata `method`: {e}")))?;
+        let backbone = serde_json::from_str(field("backbone")?)
+            .map_err(|e| PetError::format(path, format!("metadata `backbone`: {e}")))?;
+        Ok(Self { method, backbone, tensors: file.tensors, source: path.to_path_buf() })
+    }
+
+    /// `model` with the checkpoint's parameters loaded.
+    ///
+    /// Every stored tensor must land on a parameter of `model`, and every parameter of `model`
+    /// under one of `required` path prefixes (e.g. `["delta", "head"]`) must be stored.
+    ///
+    /// # Errors
+    /// [`PetError::BackboneMismatch`] when `backbone` is not the identity recorded;
+    /// [`PetError::UnexpectedWeights`], [`PetError::MissingWeights`] or
+    /// [`PetError::ShapeMismatch`] when the stored tensors do not fit `model`.
+    pub fn apply<B: Backend, M: Module<B>>(
+        &self,
+        model: M,
+        backbone: &BackboneIdentity,
+        required: &[&str],
+    ) -> Result<M> {
+        if !self.backbone.is_compatible(backbone) {
+            return Err(PetError::BackboneMismatch {
+                path: self.source.clone(),
+                expected: self.backbone.to_string(),
+                found: backbone.to_string(),
+            });
+        }
+        let file = self.source.display().to_string();
+        let missing: Vec<String> = param_entries::<B, M>(&model)
+            .into_iter()
+            .map(|e| e.path)
+            .filter(|p| required.iter().any(|r| p == r || p.starts_with(&format!("{r}."))))
+            .filter(|p| !self.tensors.contains_key(p))
+            .collect();
+        if !missing.is_empty() {
+            return Err(PetError::MissingWeights { file, keys: missing });
+        }
+        let (model, used) = write_params(model, &self.tensors)?;
+        let unexpected: Vec<String> = self.tensors.keys().filter(|k| !used.contains(*k)).cloned().collect();
+        if !unexpected.is_empty() {
+            return Err(PetError::UnexpectedWeights { file, keys: unexpected });
+        }
+        Ok(model)
+    }
+}

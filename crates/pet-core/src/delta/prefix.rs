@@ -1,0 +1,195 @@
+//! Deep prefix tuning and P-Tuning v2.
+//!
+//! Papers: Li and Liang, 2021, "Prefix-Tuning: Optimizing Continuous Prompts for Generation";
+//! Liu et al., 2022, "P-Tuning v2: Prompt Tuning Can Be Comparable to Fine-tuning Universally
+//! Across Scales and Tasks". References: PEFT's `PrefixEncoder` (`PREFIX_TUNING`) and the
+//! P-Tuning v2 repository's `PrefixEncoder`, which share one layout.
+//!
+//! Every layer's attention gets `num_virtual_tokens` extra keys and values. They come from a
+//! table `[num_virtual_tokens, num_layers * 2 * token_dim]`, either trained directly or, with
+//! `prefix_projection`, produced by the reparameterization MLP
+//! `embedding [n, token_dim] -> linear -> tanh -> linear -> [n, num_layers * 2 * token_dim]`.
+//! Column `((layer * 2 + kv) * heads + head) * head_dim + d` of the table is dimension `d` of
+//! head `head` of the key (`kv = 0`) or value (`kv = 1`) prefix of layer `layer`. P-Tuning v2
+//! applies dropout (`prefix_dropout`) to the key/value table; PEFT has none (set it to 0).
+//! [`PrefixTuning::export`] materializes the MLP into the table.
+//!
+//! Seam: attention prefix. Parameters: `n * L * 2 * d` without projection;
+//! `n * d + (d * h + h) + (h * L * 2 * d + L * 2 * d)` with projection (`h` =
+//! `encoder_hidden_size`).
+
+use burn::config::Config;
+use burn::module::{Initializer, Module, Param};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::delta::Delta;
+use crate::error::{PetError, Result};
+use crate::seam::{AttentionPrefix, BackboneShape};
+
+/// Prefix tuning configuration, with PEFT's field names.
+#[derive(Config, Debug)]
+pub struct PrefixTuningConfig {
+    /// Prefix length.
+    pub num_virtual_tokens: usize,
+    /// Hidden size of the backbone.
+    pub token_dim: usize,
+    /// Number of layers of the backbone.
+    pub num_layers: usize,
+    /// Attention heads per layer.
+    pub num_attention_heads: usize,
+    /// Whether the table is produced by the reparameterization MLP.
+    #[config(default = false)]
+    pub prefix_projection: bool,
+    /// Hidden size of the reparameterization MLP.
+    #[config(default = 512)]
+    pub encoder_hidden_size: usize,
+    /// Dropout on the key/value table (P-Tuning v2 uses the backbone's hidden dropout; PEFT 0).
+    #[config(default = 0.0)]
+    pub prefix_dropout: f64,
+}
+
+/// The reparameterization MLP: `linear -> tanh -> linear`.
+#[derive(Module, Debug)]
+pub struct PrefixMlp<B: Backend> {
+    /// `token_dim -> encoder_hidden_size`
+    pub first: Linear<B>,
+    /// `encoder_hidden_size -> num_layers * 2 * token_dim`
+    pub second: Linear<B>,
+}
+
+impl<B: Backend> PrefixMlp<B> {
+    /// # Shapes
+    /// - `input`: `[n, token_dim]`, output: `[n, num_layers * 2 * token_dim]`
+    pub fn forward(&self, input: Tensor<B, 2>) -> Tensor<B, 2> {
+        self.second.forward(self.first.forward(input).tanh())
+    }
+}
+
+/// Per-layer key/value prefixes.
+#[derive(Module, Debug)]
+pub struct PrefixTuning<B: Backend> {
+    /// `[n, token_dim]` with projection, `[n, num_layers * 2 * token_dim]` without.
+    pub embedding: Param<Tensor<B, 2>>,
+    /// The reparameterization MLP, when `prefix_projection` is on.
+    pub transform: Option<PrefixMlp<B>>,
+    /// Dropout on the key/value table.
+    pub dropout: Dropout,
+    /// Layers of the backbone.
+    pub num_layers: usize,
+    /// Heads per layer.
+    pub num_heads: usize,
+}
+
+impl PrefixTuningConfig {
+    /// A config matching `shape` with `num_virtual_tokens` prefix positions.
+    pub fn for_backbone(shape: BackboneShape, num_virtual_tokens: usize) -> Self {
+        Self::new(num_virtual_tokens, shape.hidden_size, shape.num_layers, shape.num_heads)
+    }
+
+    fn table_width(&self) -> usize {
+        self.num_layers * 2 * self.token_dim
+    }
+
+    /// Builds the prefix. Embeddings start standard normal (`torch.nn.Embedding`), the MLP
+    /// with PyTorch's default `Linear` init.
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] for zero tokens or a `token_dim` not divisible by the heads.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> Result<PrefixTuning<B>> {
+        if self.num_virtual_tokens == 0 {
+            return Err(PetError::config("num_virtual_tokens", "must be at least 1"));
+        }
+        if self.num_attention_heads == 0 || self.token_dim % self.num_attention_heads != 0 {
+            return Err(PetError::config(
+                "num_attention_heads",
+                format!("{} does not divide token_dim {}", self.num_attention_heads, self.token_dim),
+            ));
+        }
+        let width = if self.prefix_projection { self.token_dim } else { self.table_width() };
+        let embedding =
+            Initializer::Normal { mean: 0.0, std: 1.0 }.init([self.num_virtual_tokens, width], device);
+        let transform = self.prefix_projection.then(|| PrefixMlp {
+            first: LinearConfig::new(self.token_dim, self.encoder_hidden_size).init(device),
+            second: LinearConfig::new(self.encoder_hidden_size, self.table_width()).init(device),
+        });
+        Ok(PrefixTuning {
+            embedding,
+            transform,
+            dropout: DropoutConfig::new(self.prefix_dropout).init(),
+            num_layers: self.num_layers,
+            num_heads: self.num_attention_heads,
+        })
+    }
+
+    /// Trainable parameters, by the formula of the module header.
+    pub fn num_params(&self) -> usize {
+        let (n, d, h, w) =
+            (self.num_virtual_tokens, self.token_dim, self.encoder_hidden_size, self.table_width());
+        if self.prefix_projection { n * d + d * h + h + h * w + w } else { n * w }
+    }
+}
+
+impl<B: Backend> PrefixTuning<B> {
+    /// Prefix length.
+    pub fn len(&self) -> usize {
+        self.embedding.dims()[0]
+    }
+
+    /// Whether the prefix has no position.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The config that rebuilds this prefix's shape (dropout is not recorded in the module).
+    pub fn config(&self) -> PrefixTuningConfig {
+        let [n, width] = self.embedding.dims();
+        let config = PrefixTuningConfig::new(n, 0, self.num_layers, self.num_heads);
+        match &self.transform {
+            Some(mlp) => {
+                let [d, h] = mlp.first.weight.dims();
+                PrefixTuningConfig { token_dim: d, prefix_projection: true, encoder_hidden_size: h, ..config }
+            }
+            None => PrefixTuningConfig { token_dim: width / (2 * self.num_layers), ..config },
+        }
+    }
+
+    /// The key/value table, without dropout.
+    ///
+    /// # Shapes
+    /// - output: `[n, num_layers * 2 * token_dim]`
+    pub fn table(&self) -> Tensor<B, 2> {
+        match &self.transform {
+            Some(mlp) => mlp.forward(self.embedding.val()),
+            None => self.embedding.val(),
+        }
+    }
+
+    /// The same prefix with the MLP materialized into a plain table (what checkpoints and PEFT
+    /// files hold).
+    pub fn export(self) -> PrefixTuning<B> {
+        let table = self.table().detach();
+        PrefixTuning { embedding: Param::from_tensor(table), transform: None, ..self }
+    }
+}
+
+impl<B: Backend> Delta<B> for PrefixTuning<B> {
+    fn attention_prefixes(&self, batch: usize) -> Option<Vec<AttentionPrefix<B>>> {
+        let table = self.table();
+        let [n, width] = table.dims();
+        let head_dim = width / (2 * self.num_layers * self.num_heads);
+        // [batch, n, L * 2 * d]
+        let table = table.unsqueeze::<3>().expand([batch, n, width]);
+        let table = self.dropout.forward(table);
+        // [L * 2, batch, heads, n, head_dim]
+        let table = table
+            .reshape([batch, n, self.num_layers * 2, self.num_heads, head_dim])
+            .permute([2, 0, 3, 1, 4]);
+        let slot = |i: usize| table.clone().narrow(0, i, 1).squeeze_dim::<4>(0);
+        Some(
+            (0..self.num_layers)
+                .map(|layer| AttentionPrefix { key: slot(2 * layer), value: slot(2 * layer + 1) })
+                .collect(),
+        )
+    }
+}

@@ -1,0 +1,172 @@
+"""Parity fixture: PEFT adapters on a tiny random BertModel, mapped onto pet's tiny encoder.
+
+Writes, next to this script:
+  base.safetensors          the BertModel's weights under the tiny encoder's parameter paths
+                            (token type 0 folded into the position table: the tiny encoder has
+                            no token types, and word + position + type0 is unchanged), the inputs
+                            (`input_ids`, `attention_mask`), a fixed `probe` for the loss, and
+                            the backbone's `last_hidden_state`.
+  <case>/adapter_config.json, <case>/adapter_model.safetensors
+                            the adapter as PEFT saves it.
+  <case>/expected.safetensors
+                            `last_hidden_state` of the PEFT model and the gradients of
+                            loss = sum(last_hidden_state * probe) with respect to every trainable
+                            PEFT parameter (`grad.NAME`) and their values (`param.NAME`), keyed
+                            by PEFT's parameter name without the adapter name.
+
+Run through `cargo xtask fixtures`, which pins the reference stack.
+"""
+
+import json
+import os
+import sys
+
+import torch
+import transformers
+import peft
+import safetensors
+from safetensors.torch import save_file
+from transformers import BertConfig, BertModel
+from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = 20261129
+
+# Sizes of pet-core's `TinyEncoderConfig::tiny()`.
+CONFIG = BertConfig(
+    vocab_size=32,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=2,
+    intermediate_size=32,
+    max_position_embeddings=64,
+    type_vocab_size=1,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+    layer_norm_eps=1e-12,
+    hidden_act="gelu",
+)
+
+
+def metadata():
+    return {
+        "generator": "crates/pet-core/tests/parity/peft_tiny/generate.py",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "safetensors": safetensors.__version__,
+        "seed": str(SEED),
+    }
+
+
+def tiny_encoder_state(model):
+    """BertModel weights under the tiny encoder's Burn paths; linear weights as [in, out]."""
+    sd = model.state_dict()
+    out = {
+        "word_embeddings.weight": sd["embeddings.word_embeddings.weight"],
+        "position_embeddings.weight": sd["embeddings.position_embeddings.weight"]
+        + sd["embeddings.token_type_embeddings.weight"][0],
+        "embeddings_norm.gamma": sd["embeddings.LayerNorm.weight"],
+        "embeddings_norm.beta": sd["embeddings.LayerNorm.bias"],
+    }
+    linears = {
+        "query": "attention.self.query",
+        "key": "attention.self.key",
+        "value": "attention.self.value",
+        "attention_output": "attention.output.dense",
+        "intermediate": "intermediate.dense",
+        "output": "output.dense",
+    }
+    norms = {"attention_norm": "attention.output.LayerNorm", "output_norm": "output.LayerNorm"}
+    for i in range(CONFIG.num_hidden_layers):
+        hf = f"encoder.layer.{i}."
+        for ours, theirs in linears.items():
+            out[f"layers.{i}.{ours}.weight"] = sd[hf + theirs + ".weight"].t()
+            out[f"layers.{i}.{ours}.bias"] = sd[hf + theirs + ".bias"]
+        for ours, theirs in norms.items():
+            out[f"layers.{i}.{ours}.gamma"] = sd[hf + theirs + ".weight"]
+            out[f"layers.{i}.{ours}.beta"] = sd[hf + theirs + ".bias"]
+    return {k: v.contiguous().clone() for k, v in out.items()}
+
+
+def save(tensors, path):
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata=metadata())
+
+
+def run_case(name, peft_config, inputs, probe, base_state):
+    torch.manual_seed(SEED + sum(map(ord, name)))
+    model = BertModel(CONFIG).eval()
+    model.load_state_dict(base_state)
+    peft_model = get_peft_model(model, peft_config).eval()
+    out = peft_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
+    hidden = out.last_hidden_state
+    loss = (hidden * probe[:, : hidden.shape[1]]).sum()
+    loss.backward()
+    grads = {}
+    for pname, param in peft_model.named_parameters():
+        if param.requires_grad:
+            key = pname.replace(".default", "")
+            grads["grad." + key] = param.grad
+            grads["param." + key] = param
+    folder = os.path.join(HERE, name)
+    peft_model.save_pretrained(folder)
+    # save_pretrained writes a README we do not need.
+    readme = os.path.join(folder, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    save({"last_hidden_state": hidden, **grads}, os.path.join(folder, "expected.safetensors"))
+
+
+def main():
+    torch.manual_seed(SEED)
+    base = BertModel(CONFIG).eval()
+    base_state = {k: v.clone() for k, v in base.state_dict().items()}
+    input_ids = torch.tensor([[2, 7, 11, 5, 9, 3], [2, 4, 8, 3, 0, 0]])
+    attention_mask = torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]])
+    inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
+    # Long enough for the prompt-tuning output (virtual tokens + seq).
+    probe = torch.randn(2, 16, CONFIG.hidden_size)
+    hidden = base(**inputs).last_hidden_state
+    save(
+        {
+            **tiny_encoder_state(base),
+            "input_ids": input_ids,
+            "attention_mask": attention_mask.float(),
+            "probe": probe,
+            "last_hidden_state": hidden,
+        },
+        os.path.join(HERE, "base.safetensors"),
+    )
+    common = dict(task_type="FEATURE_EXTRACTION")
+    run_case(
+        "lora",
+        LoraConfig(
+            r=4,
+            lora_alpha=8,
+            lora_dropout=0.0,
+            target_modules=["query", "value", "intermediate.dense"],
+            init_lora_weights=False,
+            **common,
+        ),
+        inputs, probe, base_state,
+    )
+    run_case(
+        "prefix",
+        PrefixTuningConfig(num_virtual_tokens=3, **common),
+        inputs, probe, base_state,
+    )
+    run_case(
+        "prefix_projection",
+        PrefixTuningConfig(num_virtual_tokens=3, prefix_projection=True, encoder_hidden_size=8, **common),
+        inputs, probe, base_state,
+    )
+    run_case(
+        "prompt",
+        PromptTuningConfig(num_virtual_tokens=4, **common),
+        inputs, probe, base_state,
+    )
+    print("wrote fixtures to", HERE, file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()
