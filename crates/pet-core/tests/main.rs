@@ -1,0 +1,5 @@
+//! Integration tests of pet-core: one binary, one module per concern.
+
+mod conformance;
+mod learning;
+mod peft_parity;
