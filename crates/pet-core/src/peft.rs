@@ -237,7 +237,7 @@ impl PeftAdapter {
                     .keys()
                     .find(|k| *k == &suffix || k.ends_with(&format!(".{suffix}")))
                     .cloned()
-                    .unwrap_or(suffix);
+                    .unwrap_or_else(|| format!("base_model.model.{suffix}"));
                 let data = self.weight(&key)?;
                 self.check_shape(&key, data, &[rows, cols])?;
                 // PEFT stores [out, in]; Burn's Linear holds [in, out].
@@ -327,7 +327,7 @@ impl PeftAdapter {
             tensors.insert(key("lora_B"), lora_weight(site, false));
         }
         config.insert("r".into(), r.into());
-        config.insert("lora_alpha".into(), (lora.scaling * r as f64).into());
+        config.insert("lora_alpha".into(), json_number(lora.scaling * r as f64));
         config.insert("lora_dropout".into(), 0.0.into());
         config.insert("target_modules".into(), targets.into());
         config.insert("bias".into(), "none".into());
@@ -367,6 +367,11 @@ impl PeftAdapter {
         let data = prompt.embedding.val().into_data().convert::<f32>();
         Self { config, tensors: BTreeMap::from([(PROMPT_KEY.to_string(), data)]), source: PathBuf::new() }
     }
+}
+
+/// A JSON number, integral when the value is (PEFT writes `lora_alpha` as an integer).
+fn json_number(value: f64) -> Value {
+    if value.fract() == 0.0 && value.abs() < 1e15 { Value::from(value as i64) } else { Value::from(value) }
 }
 
 fn lora_weight<B: Backend>(site: &LoraSite<B>, a: bool) -> TensorData {

@@ -10,13 +10,13 @@ pub mod lora;
 pub mod prefix;
 pub mod prompt;
 
-use burn::module::Module;
+use burn::module::{Module, ModuleDisplay};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::seam::{AttentionPrefix, LinearSite, SublayerSite};
 
 /// New parameters acting on a backbone through its seams.
-pub trait Delta<B: Backend>: Module<B> {
+pub trait Delta<B: Backend>: Module<B> + ModuleDisplay {
     /// Embeddings placed before the input tokens, or `None`.
     ///
     /// # Shapes

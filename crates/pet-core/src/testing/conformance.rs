@@ -134,6 +134,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn identity_at_init_where_promised() {
+                let _serial = $crate::testing::serial();
                 let model = model();
                 let tuned = hidden(&model);
                 let plain = model.backbone.forward_with(($input)(&device()), &NoDelta).hidden;
@@ -143,6 +144,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn frozen_parameters_get_no_gradient() {
+                let _serial = $crate::testing::serial();
                 let model = model();
                 let grads = probe_loss(hidden(&model)).backward();
                 let with_grad = paths_with_grad(&model, &grads);
@@ -156,6 +158,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn one_step_changes_only_trainable_parameters() {
+                let _serial = $crate::testing::serial();
                 let model = model();
                 let entries = $crate::params::param_entries::<B, _>(&model);
                 let before = $crate::params::read_params::<B, _>(&model, &|_| true);
@@ -174,6 +177,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn trainable_count_matches_the_formula() {
+                let _serial = $crate::testing::serial();
                 let model = model();
                 let report = $crate::ParamReport::of::<B, _>(&model, 1);
                 assert_eq!(report.overall.trainable, ($params)(&model.backbone));
@@ -181,6 +185,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn checkpoint_round_trip_reproduces_outputs() {
+                let _serial = $crate::testing::serial();
                 let original = model();
                 let grads = GradientsParams::from_grads(probe_loss(hidden(&original)).backward(), &original);
                 let mut optimizer = burn::optim::AdamConfig::new().init::<B, _>();
@@ -205,6 +210,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn merged_equals_unmerged_where_the_method_merges() {
+                let _serial = $crate::testing::serial();
                 let merge: Option<fn(&$delta_type, $backbone_type) -> $backbone_type> = $merge;
                 let Some(merge) = merge else { return };
                 let model = model();
@@ -218,6 +224,7 @@ macro_rules! delta_conformance {
 
             #[test]
             fn composes_with_no_delta_on_either_side() {
+                let _serial = $crate::testing::serial();
                 let model = model();
                 let alone = hidden(&model);
                 let left = model.backbone.forward_with(($input)(&device()), &(NoDelta, model.delta.clone())).hidden;

@@ -1,10 +1,19 @@
 //! Test support shared by every crate: a tiny reference encoder that exposes every seam, a test
 //! backend, and the conformance suite that every delta method runs.
 
+/// The conformance suite.
 pub mod conformance;
 pub mod tiny_encoder;
 
 pub use tiny_encoder::{TinyEncoder, TinyEncoderConfig, TinyInput};
+
+static BACKEND_RNG: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+/// Exclusive use of the backend's global random generator for the rest of a test, so that a
+/// seeded test draws the same numbers whatever other tests run beside it.
+pub fn serial() -> std::sync::MutexGuard<'static, ()> {
+    BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
 
 /// The backend of unit and conformance tests: CPU with autodiff.
 pub type TestBackend = burn::backend::Autodiff<burn::backend::Flex>;
