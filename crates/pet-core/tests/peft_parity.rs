@@ -27,6 +27,8 @@ fn fixture(rel: &str) -> PathBuf {
 }
 
 struct Fixture {
+    /// Held for the test: the fixture's modules draw from the backend's generator.
+    _serial: std::sync::MutexGuard<'static, ()>,
     backbone: TinyEncoder<B>,
     input_ids: TensorData,
     attention_mask: TensorData,
@@ -39,6 +41,7 @@ fn device() -> burn::tensor::Device<B> {
 }
 
 fn load_fixture() -> Fixture {
+    let serial = pet_core::testing::serial();
     let file = read_tensor_file(&fixture("base.safetensors")).expect("base fixture");
     let device = device();
     let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
@@ -49,6 +52,7 @@ fn load_fixture() -> Fixture {
     assert_eq!(used.len(), all.len(), "every parameter loaded, none left: {all:?}");
     assert_eq!(used.len(), weights.len());
     Fixture {
+        _serial: serial,
         backbone,
         input_ids: file.tensors["input_ids"].clone(),
         attention_mask: file.tensors["attention_mask"].clone(),
