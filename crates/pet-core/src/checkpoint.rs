@@ -8,6 +8,7 @@
 //! | `format_version` | [`FORMAT_VERSION`] |
 //! | `method` | JSON of the method's config, as the caller describes it |
 //! | `backbone` | JSON of the [`BackboneIdentity`] |
+//! | `param_counts` | JSON `{"trainable", "total"}` of the whole model when it was saved |
 //! | `pet_version` | version of pet-core that wrote it |
 //!
 //! Loading onto a backbone with another identity is [`PetError::BackboneMismatch`].
@@ -21,6 +22,7 @@ use burn::tensor::{TensorData, backend::Backend};
 use crate::backbone::BackboneIdentity;
 use crate::error::{PetError, Result};
 use crate::params::{ParamEntry, param_entries, read_params, write_params};
+use crate::report::{ParamCount, ParamReport};
 use crate::safetensors_io::{TensorFile, read_tensor_file, write_tensor_file};
 
 /// Version of the checkpoint layout.
@@ -35,6 +37,8 @@ pub struct DeltaCheckpoint {
     pub backbone: BackboneIdentity,
     /// Parameters by path.
     pub tensors: BTreeMap<String, TensorData>,
+    /// Trainable and total parameters of the model it was captured from.
+    pub counts: Option<ParamCount>,
     /// Where it was read from, for error messages.
     pub source: PathBuf,
 }
@@ -47,7 +51,8 @@ impl DeltaCheckpoint {
         method: serde_json::Value,
         backbone: BackboneIdentity,
     ) -> Self {
-        Self { method, backbone, tensors: read_params(model, select), source: PathBuf::new() }
+        let counts = Some(ParamReport::of::<B, M>(model, 0).overall);
+        Self { method, backbone, tensors: read_params(model, select), counts, source: PathBuf::new() }
     }
 
     /// Number of stored scalars.
@@ -68,6 +73,9 @@ impl DeltaCheckpoint {
             "backbone".to_string(),
             serde_json::to_string(&self.backbone).map_err(|e| PetError::format(path, e))?,
         );
+        if let Some(counts) = &self.counts {
+            metadata.insert("param_counts".to_string(), serde_json::json!(counts).to_string());
+        }
         metadata.insert("pet_version".to_string(), env!("CARGO_PKG_VERSION").to_string());
         write_tensor_file(path, &TensorFile { tensors: self.tensors.clone(), metadata })
     }
@@ -95,7 +103,14 @@ impl DeltaCheckpoint {
             .map_err(|e| PetError::format(path, format!("metadata `method`: {e}")))?;
         let backbone = serde_json::from_str(field("backbone")?)
             .map_err(|e| PetError::format(path, format!("metadata `backbone`: {e}")))?;
-        Ok(Self { method, backbone, tensors: file.tensors, source: path.to_path_buf() })
+        let counts = match file.metadata.get("param_counts") {
+            Some(text) => Some(
+                serde_json::from_str(text)
+                    .map_err(|e| PetError::format(path, format!("metadata `param_counts`: {e}")))?,
+            ),
+            None => None,
+        };
+        Ok(Self { method, backbone, tensors: file.tensors, counts, source: path.to_path_buf() })
     }
 
     /// `model` with the checkpoint's parameters loaded.

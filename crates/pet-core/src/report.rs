@@ -10,7 +10,7 @@ use serde::Serialize;
 use crate::params::param_entries;
 
 /// Parameter counts of one group.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
 pub struct ParamCount {
     /// Parameters that receive gradients.
     pub trainable: usize,

@@ -1,0 +1,5 @@
+//! The `pet` command line: device selection and the subcommands, as a library so that tests
+//! drive them without spawning processes.
+
+pub mod device;
+pub mod inspect;

@@ -1,0 +1,4 @@
+//! Integration tests of the `pet` command line.
+
+mod device_smoke;
+mod inspect;
