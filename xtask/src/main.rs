@@ -1,1 +1,78 @@
-fn main() {}
+//! `cargo xtask`: project chores that need no Burn.
+//!
+//! - `cargo xtask fixtures`: regenerate every parity fixture. Creates a virtual environment in
+//!   `target/fixtures-venv` with the pinned reference stack of `fixtures-requirements.txt`
+//!   (PyTorch, transformers 4.57.6, PEFT 0.17.1), then runs each
+//!   `crates/*/tests/parity/*/generate.py`. CI never runs this: it reads the committed fixtures.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{Context, Result, bail};
+
+fn workspace_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).parent().map(Path::to_path_buf).unwrap_or_default()
+}
+
+fn run(command: &mut Command) -> Result<()> {
+    let status = command.status().with_context(|| format!("starting {command:?}"))?;
+    if !status.success() {
+        bail!("{command:?} failed with {status}");
+    }
+    Ok(())
+}
+
+/// Every fixture generator, sorted.
+fn generators(root: &Path) -> Result<Vec<PathBuf>> {
+    let mut found = Vec::new();
+    let crates = root.join("crates");
+    for krate in
+        std::fs::read_dir(&crates).with_context(|| format!("listing {}", crates.display()))?
+    {
+        let parity = krate?.path().join("tests/parity");
+        if !parity.is_dir() {
+            continue;
+        }
+        for case in
+            std::fs::read_dir(&parity).with_context(|| format!("listing {}", parity.display()))?
+        {
+            let script = case?.path().join("generate.py");
+            if script.is_file() {
+                found.push(script);
+            }
+        }
+    }
+    found.sort();
+    Ok(found)
+}
+
+fn fixtures() -> Result<()> {
+    let root = workspace_root();
+    let venv = root.join("target/fixtures-venv");
+    let python = venv.join("bin/python");
+    if !python.exists() {
+        run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
+    }
+    run(Command::new(&python)
+        .args(["-m", "pip", "install", "--quiet", "-r"])
+        .arg(root.join("fixtures-requirements.txt")))?;
+    let scripts = generators(&root)?;
+    if scripts.is_empty() {
+        bail!("no crates/*/tests/parity/*/generate.py found under {}", root.display());
+    }
+    for script in scripts {
+        eprintln!("xtask: {}", script.strip_prefix(&root).unwrap_or(&script).display());
+        run(Command::new(&python).arg(&script).current_dir(&root))?;
+    }
+    Ok(())
+}
+
+fn main() -> Result<()> {
+    let task = std::env::args().nth(1);
+    match task.as_deref() {
+        Some("fixtures") => fixtures(),
+        other => bail!(
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n\ntasks:\n  fixtures   regenerate the parity fixtures with the pinned PyTorch reference stack"
+        ),
+    }
+}

@@ -90,15 +90,20 @@ pub fn run_on<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output> {
     match spec {
         DeviceSpec::Cpu => {
             #[cfg(feature = "flex")]
-            return job.run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default(), "flex");
+            return job
+                .run::<burn::backend::Autodiff<burn::backend::Flex>>(Default::default(), "flex");
             #[cfg(all(not(feature = "flex"), feature = "ndarray"))]
-            return job.run::<burn::backend::Autodiff<burn::backend::NdArray>>(Default::default(), "ndarray");
+            return job.run::<burn::backend::Autodiff<burn::backend::NdArray>>(
+                Default::default(),
+                "ndarray",
+            );
             #[allow(unreachable_code)]
             Err(not_compiled(spec, "flex"))
         }
         DeviceSpec::Wgpu => {
             #[cfg(feature = "wgpu")]
-            return job.run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu");
+            return job
+                .run::<burn::backend::Autodiff<burn::backend::Wgpu>>(Default::default(), "wgpu");
             #[allow(unreachable_code)]
             Err(not_compiled(spec, "wgpu"))
         }
@@ -142,7 +147,8 @@ mod tests {
                 Ok(())
             }
         }
-        let err = run_on(DeviceSpec::Cuda(0), Nothing).expect_err("cuda is not compiled in").to_string();
+        let err =
+            run_on(DeviceSpec::Cuda(0), Nothing).expect_err("cuda is not compiled in").to_string();
         assert!(err.contains("--features cuda"), "{err}");
     }
 }

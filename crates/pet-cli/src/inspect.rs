@@ -15,23 +15,36 @@ use pet_core::peft::PeftAdapter;
 pub fn describe(path: &Path) -> Result<String> {
     let mut out = String::new();
     if path.is_dir() {
-        let adapter = PeftAdapter::read(path).with_context(|| format!("reading PEFT adapter {}", path.display()))?;
-        let peft_type = adapter.config.get("peft_type").and_then(|v| v.as_str()).unwrap_or("unknown");
+        let adapter = PeftAdapter::read(path)
+            .with_context(|| format!("reading PEFT adapter {}", path.display()))?;
+        let peft_type =
+            adapter.config.get("peft_type").and_then(|v| v.as_str()).unwrap_or("unknown");
         let scalars: usize = adapter.tensors.values().map(|t| t.num_elements()).sum();
         writeln!(out, "PEFT adapter   {}", path.display())?;
         writeln!(out, "method         {peft_type}")?;
-        writeln!(out, "base model     {}", adapter.config.get("base_model_name_or_path").and_then(|v| v.as_str()).unwrap_or("(not recorded)"))?;
+        writeln!(
+            out,
+            "base model     {}",
+            adapter
+                .config
+                .get("base_model_name_or_path")
+                .and_then(|v| v.as_str())
+                .unwrap_or("(not recorded)")
+        )?;
         writeln!(out, "parameters     {scalars} in {} tensors", adapter.tensors.len())?;
         return Ok(out);
     }
-    let checkpoint = DeltaCheckpoint::load(path).with_context(|| format!("reading delta checkpoint {}", path.display()))?;
+    let checkpoint = DeltaCheckpoint::load(path)
+        .with_context(|| format!("reading delta checkpoint {}", path.display()))?;
     let bytes = std::fs::metadata(path).map(|m| m.len()).unwrap_or(0);
     writeln!(out, "pet delta      {} ({:.1} KiB)", path.display(), bytes as f64 / 1024.0)?;
     writeln!(out, "method         {}", checkpoint.method)?;
     writeln!(out, "backbone       {}", checkpoint.backbone)?;
     write!(out, "parameters     {} stored", checkpoint.num_params())?;
     match checkpoint.counts {
-        Some(c) => writeln!(out, "; {} trainable of {} ({:.4}%)", c.trainable, c.total, c.percent())?,
+        Some(c) => {
+            writeln!(out, "; {} trainable of {} ({:.4}%)", c.trainable, c.total, c.percent())?
+        }
         None => writeln!(out)?,
     }
     for (name, tensor) in &checkpoint.tensors {

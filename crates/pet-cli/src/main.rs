@@ -39,7 +39,10 @@ impl BackendJob for Probe {
     fn run<B: AutodiffBackend>(self, device: B::Device, name: &str) -> Result<String> {
         let a = Tensor::<B, 2>::from_data([[1.0, 2.0], [3.0, 4.0]], &device).require_grad();
         let grads = a.clone().matmul(a.clone()).sum().backward();
-        let grad = a.grad(&grads).map(|g| g.into_data().to_vec::<f32>().unwrap_or_default()).unwrap_or_default();
+        let grad = a
+            .grad(&grads)
+            .map(|g| g.into_data().to_vec::<f32>().unwrap_or_default())
+            .unwrap_or_default();
         anyhow::ensure!(grad == vec![7.0, 11.0, 9.0, 13.0], "{name}: wrong gradient {grad:?}");
         Ok(format!("{name}: ok (matmul gradient {grad:?})"))
     }

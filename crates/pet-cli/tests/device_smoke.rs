@@ -23,12 +23,23 @@ impl BackendJob for OneStep {
         let model = Tuned { backbone, delta, backend: Default::default() };
         let input = || TinyInput {
             input_ids: Tensor::<B, 2, Int>::from_data([[2, 7, 11, 5], [2, 4, 8, 0]], &device),
-            attention_mask: Tensor::from_data([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]], &device),
+            attention_mask: Tensor::from_data(
+                [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]],
+                &device,
+            ),
         };
-        let loss = |m: &Tuned<B, _, _>| probe_loss(m.forward(input()).hidden).into_scalar().elem::<f64>();
+        let loss =
+            |m: &Tuned<B, _, _>| probe_loss(m.forward(input()).hidden).into_scalar().elem::<f64>();
         let before = loss(&model);
-        let grads = GradientsParams::from_grads(probe_loss(model.forward(input()).hidden).backward(), &model);
-        anyhow::ensure!(grads.len() == 1, "only the prefix table gets a gradient, got {}", grads.len());
+        let grads = GradientsParams::from_grads(
+            probe_loss(model.forward(input()).hidden).backward(),
+            &model,
+        );
+        anyhow::ensure!(
+            grads.len() == 1,
+            "only the prefix table gets a gradient, got {}",
+            grads.len()
+        );
         let model = AdamWConfig::new().init::<B, _>().step(0.1, model, grads);
         Ok((before, loss(&model)))
     }

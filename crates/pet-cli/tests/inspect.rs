@@ -16,7 +16,12 @@ fn inspect_reports_method_backbone_and_trainable_share() {
     let delta = LoraConfig::new(2).init(&backbone, &device).expect("lora");
     let identity = backbone.identity();
     let model = Tuned { backbone, delta, backend: Default::default() };
-    let checkpoint = DeltaCheckpoint::capture::<B, _>(&model, &|e| e.trainable, serde_json::json!({"method": "lora", "r": 2}), identity);
+    let checkpoint = DeltaCheckpoint::capture::<B, _>(
+        &model,
+        &|e| e.trainable,
+        serde_json::json!({"method": "lora", "r": 2}),
+        identity,
+    );
     let path = std::env::temp_dir().join(format!("pet-inspect-{}.safetensors", std::process::id()));
     checkpoint.save(&path).expect("save");
     let text = pet_cli::inspect::describe(&path).expect("describe");
@@ -29,14 +34,16 @@ fn inspect_reports_method_backbone_and_trainable_share() {
 
 #[test]
 fn inspect_reads_a_peft_adapter_folder() {
-    let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-core/tests/parity/peft_tiny/prefix");
+    let folder =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-core/tests/parity/peft_tiny/prefix");
     let text = pet_cli::inspect::describe(&folder).expect("describe");
     assert!(text.contains("PREFIX_TUNING") && text.contains("192 in 1 tensors"), "{text}");
 }
 
 #[test]
 fn inspect_of_a_non_checkpoint_names_the_file() {
-    let path = std::env::temp_dir().join(format!("pet-inspect-bad-{}.safetensors", std::process::id()));
+    let path =
+        std::env::temp_dir().join(format!("pet-inspect-bad-{}.safetensors", std::process::id()));
     std::fs::write(&path, b"garbage").expect("write");
     let err = format!("{:#}", pet_cli::inspect::describe(&path).expect_err("not a checkpoint"));
     assert!(err.contains(&path.display().to_string()), "{err}");

@@ -45,7 +45,12 @@ impl BackboneIdentity {
 
 impl std::fmt::Display for BackboneIdentity {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{} (config {}", self.architecture, &self.config_sha256[..12.min(self.config_sha256.len())])?;
+        write!(
+            f,
+            "{} (config {}",
+            self.architecture,
+            &self.config_sha256[..12.min(self.config_sha256.len())]
+        )?;
         if let Some(w) = &self.weights_sha256 {
             write!(f, ", weights {}", &w[..12.min(w.len())])?;
         }

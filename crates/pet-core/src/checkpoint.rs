@@ -52,7 +52,13 @@ impl DeltaCheckpoint {
         backbone: BackboneIdentity,
     ) -> Self {
         let counts = Some(ParamReport::of::<B, M>(model, 0).overall);
-        Self { method, backbone, tensors: read_params(model, select), counts, source: PathBuf::new() }
+        Self {
+            method,
+            backbone,
+            tensors: read_params(model, select),
+            counts,
+            source: PathBuf::new(),
+        }
     }
 
     /// Number of stored scalars.
@@ -88,16 +94,22 @@ impl DeltaCheckpoint {
     pub fn load(path: &Path) -> Result<Self> {
         let file = read_tensor_file(path)?;
         let field = |key: &str| {
-            file.metadata
-                .get(key)
-                .ok_or_else(|| PetError::format(path, format!("metadata has no `{key}`: not a pet delta checkpoint")))
+            file.metadata.get(key).ok_or_else(|| {
+                PetError::format(
+                    path,
+                    format!("metadata has no `{key}`: not a pet delta checkpoint"),
+                )
+            })
         };
         if field("format")? != "pet-delta" {
             return Err(PetError::format(path, "metadata `format` is not `pet-delta`"));
         }
         let version = field("format_version")?;
         if version != FORMAT_VERSION {
-            return Err(PetError::format(path, format!("format version {version} is not {FORMAT_VERSION}")));
+            return Err(PetError::format(
+                path,
+                format!("format version {version} is not {FORMAT_VERSION}"),
+            ));
         }
         let method = serde_json::from_str(field("method")?)
             .map_err(|e| PetError::format(path, format!("metadata `method`: {e}")))?;
@@ -146,10 +158,112 @@ impl DeltaCheckpoint {
             return Err(PetError::MissingWeights { file, keys: missing });
         }
         let (model, used) = write_params(model, &self.tensors)?;
-        let unexpected: Vec<String> = self.tensors.keys().filter(|k| !used.contains(*k)).cloned().collect();
+        let unexpected: Vec<String> =
+            self.tensors.keys().filter(|k| !used.contains(*k)).cloned().collect();
         if !unexpected.is_empty() {
             return Err(PetError::UnexpectedWeights { file, keys: unexpected });
         }
         Ok(model)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Backbone;
+    use crate::delta::prompt::PromptTuningConfig;
+    use crate::testing::conformance::Tuned;
+    use crate::testing::{TestBackend as B, TinyEncoderConfig};
+
+    fn saved(
+        name: &str,
+    ) -> (Tuned<B, crate::testing::TinyEncoder<B>, crate::delta::prompt::SoftPrompt<B>>, PathBuf)
+    {
+        let device = Default::default();
+        let backbone =
+            crate::Trainability::Frozen.apply(TinyEncoderConfig::tiny().init::<B>(&device));
+        let delta = PromptTuningConfig::new(2, 16)
+            .init(&backbone.word_embeddings(), &device)
+            .expect("prompt");
+        let model = Tuned { backbone, delta, backend: Default::default() };
+        let checkpoint = DeltaCheckpoint::capture::<B, _>(
+            &model,
+            &|e| e.trainable,
+            serde_json::json!({"method": "prompt"}),
+            model.backbone.identity(),
+        );
+        let path = std::env::temp_dir()
+            .join(format!("pet-ckpt-{name}-{}.safetensors", std::process::id()));
+        checkpoint.save(&path).expect("save");
+        (model, path)
+    }
+
+    #[test]
+    fn checkpoint_holds_only_the_trainable_delta_and_its_metadata() {
+        let (_, path) = saved("only");
+        let loaded = DeltaCheckpoint::load(&path).expect("load");
+        assert_eq!(loaded.tensors.keys().collect::<Vec<_>>(), vec!["delta.embedding"]);
+        assert_eq!(loaded.method["method"], "prompt");
+        assert_eq!(loaded.backbone.architecture, "tiny-encoder");
+        let counts = loaded.counts.expect("counts");
+        assert_eq!(counts.trainable, 32);
+        assert!(counts.total > 32);
+    }
+
+    #[test]
+    fn loading_onto_another_backbone_is_a_typed_error() {
+        let (model, path) = saved("mismatch");
+        let loaded = DeltaCheckpoint::load(&path).expect("load");
+        let other =
+            TinyEncoderConfig::tiny().with_num_hidden_layers(3).init::<B>(&Default::default());
+        let err = loaded
+            .apply::<B, _>(model, &other.identity(), &["delta"])
+            .expect_err("another backbone");
+        assert!(matches!(err, PetError::BackboneMismatch { .. }), "{err}");
+        assert!(err.to_string().contains(&path.display().to_string()), "{err}");
+    }
+
+    #[test]
+    fn unexpected_and_missing_keys_are_named() {
+        let (model, path) = saved("keys");
+        let identity = model.backbone.identity();
+        let mut loaded = DeltaCheckpoint::load(&path).expect("load");
+        let value = loaded.tensors.remove("delta.embedding").expect("stored");
+        let err = loaded.apply::<B, _>(model.clone(), &identity, &["delta"]).expect_err("missing");
+        assert!(
+            matches!(&err, PetError::MissingWeights { keys, .. } if keys == &vec!["delta.embedding".to_string()]),
+            "{err}"
+        );
+        loaded.tensors.insert("delta.embedding".into(), value.clone());
+        loaded.tensors.insert("head.weight".into(), value);
+        let err = loaded.apply::<B, _>(model, &identity, &["delta"]).expect_err("unexpected");
+        assert!(
+            matches!(&err, PetError::UnexpectedWeights { keys, .. } if keys == &vec!["head.weight".to_string()]),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_shape_mismatch_names_the_parameter() {
+        let (model, path) = saved("shape");
+        let identity = model.backbone.identity();
+        let mut loaded = DeltaCheckpoint::load(&path).expect("load");
+        loaded.tensors.insert("delta.embedding".into(), TensorData::new(vec![0f32; 48], [3, 16]));
+        let err = loaded.apply::<B, _>(model, &identity, &["delta"]).expect_err("shape");
+        assert!(
+            matches!(&err, PetError::ShapeMismatch { path, expected, found } if path == "delta.embedding" && expected == &vec![2, 16] && found == &vec![3, 16]),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_file_that_is_not_a_checkpoint_is_refused() {
+        let path =
+            std::env::temp_dir().join(format!("pet-ckpt-plain-{}.safetensors", std::process::id()));
+        let mut file = TensorFile::default();
+        file.tensors.insert("w".into(), TensorData::new(vec![1f32], [1]));
+        crate::safetensors_io::write_tensor_file(&path, &file).expect("write");
+        let err = DeltaCheckpoint::load(&path).expect_err("plain safetensors");
+        assert!(err.to_string().contains("not a pet delta checkpoint"), "{err}");
     }
 }

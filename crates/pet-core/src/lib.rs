@@ -30,5 +30,8 @@ pub use backbone::{Backbone, BackboneIdentity, EncoderOutput};
 pub use delta::{Delta, NoDelta};
 pub use error::{PetError, Result};
 pub use report::ParamReport;
-pub use seam::{AttentionPrefix, BackboneShape, LinearKind, LinearSite, PrefixPositions, SublayerKind, SublayerSite};
+pub use seam::{
+    AttentionPrefix, BackboneShape, LinearKind, LinearSite, PrefixPositions, SublayerKind,
+    SublayerSite,
+};
 pub use trainability::Trainability;

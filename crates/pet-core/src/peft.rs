@@ -79,11 +79,13 @@ impl PeftAdapter {
     /// [`PetError::Io`] for a missing file, [`PetError::Format`] for malformed JSON or weights.
     pub fn read(dir: &Path) -> Result<Self> {
         let config_path = dir.join(CONFIG_FILE);
-        let text = std::fs::read_to_string(&config_path).map_err(|e| PetError::io(&config_path, e))?;
-        let config = match serde_json::from_str(&text).map_err(|e| PetError::format(&config_path, e))? {
-            Value::Object(map) => map,
-            _ => return Err(PetError::format(&config_path, "expected a JSON object")),
-        };
+        let text =
+            std::fs::read_to_string(&config_path).map_err(|e| PetError::io(&config_path, e))?;
+        let config =
+            match serde_json::from_str(&text).map_err(|e| PetError::format(&config_path, e))? {
+                Value::Object(map) => map,
+                _ => return Err(PetError::format(&config_path, "expected a JSON object")),
+            };
         let tensors = read_tensor_file(&dir.join(WEIGHTS_FILE))?.tensors;
         Ok(Self { config, tensors, source: dir.to_path_buf() })
     }
@@ -99,7 +101,10 @@ impl PeftAdapter {
         write_atomically(&dir.join(CONFIG_FILE), json.as_bytes())?;
         let mut metadata = BTreeMap::new();
         metadata.insert("format".to_string(), "pt".to_string());
-        write_tensor_file(&dir.join(WEIGHTS_FILE), &TensorFile { tensors: self.tensors.clone(), metadata })
+        write_tensor_file(
+            &dir.join(WEIGHTS_FILE),
+            &TensorFile { tensors: self.tensors.clone(), metadata },
+        )
     }
 
     fn config_error(&self, field: &str, reason: impl Into<String>) -> PetError {
@@ -107,7 +112,10 @@ impl PeftAdapter {
     }
 
     fn field(&self, key: &str) -> Result<&Value> {
-        self.config.get(key).filter(|v| !v.is_null()).ok_or_else(|| self.config_error(key, "is missing"))
+        self.config
+            .get(key)
+            .filter(|v| !v.is_null())
+            .ok_or_else(|| self.config_error(key, "is missing"))
     }
 
     fn usize_field(&self, key: &str) -> Result<usize> {
@@ -147,7 +155,10 @@ impl PeftAdapter {
     fn expect_type(&self, expected: PeftType) -> Result<()> {
         let found = self.peft_type()?;
         if found != expected {
-            return Err(self.config_error("peft_type", format!("is {}, expected {}", found.as_str(), expected.as_str())));
+            return Err(self.config_error(
+                "peft_type",
+                format!("is {}, expected {}", found.as_str(), expected.as_str()),
+            ));
         }
         Ok(())
     }
@@ -171,7 +182,8 @@ impl PeftAdapter {
     }
 
     fn reject_unused(&self, used: &[String]) -> Result<()> {
-        let unexpected: Vec<String> = self.tensors.keys().filter(|k| !used.contains(k)).cloned().collect();
+        let unexpected: Vec<String> =
+            self.tensors.keys().filter(|k| !used.contains(k)).cloned().collect();
         if unexpected.is_empty() {
             Ok(())
         } else {
@@ -196,18 +208,32 @@ impl PeftAdapter {
         }
         for pattern in ["rank_pattern", "alpha_pattern"] {
             if self.config.get(pattern).and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-                return Err(self.config_error(pattern, "per-module patterns are not supported by pet"));
+                return Err(
+                    self.config_error(pattern, "per-module patterns are not supported by pet")
+                );
             }
         }
-        if let Some(bias) = self.config.get("bias").and_then(Value::as_str).filter(|b| *b != "none") {
-            return Err(self.config_error("bias", format!("`{bias}` is not supported; only `none`")));
+        if let Some(bias) = self.config.get("bias").and_then(Value::as_str).filter(|b| *b != "none")
+        {
+            return Err(
+                self.config_error("bias", format!("`{bias}` is not supported; only `none`"))
+            );
         }
         let target_modules = match self.field("target_modules")? {
             Value::Array(items) => items
                 .iter()
-                .map(|v| v.as_str().map(str::to_string).ok_or_else(|| self.config_error("target_modules", "must hold strings")))
+                .map(|v| {
+                    v.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| self.config_error("target_modules", "must hold strings"))
+                })
                 .collect::<Result<Vec<_>>>()?,
-            _ => return Err(self.config_error("target_modules", "a regex string is not supported; give a list of names")),
+            _ => {
+                return Err(self.config_error(
+                    "target_modules",
+                    "a regex string is not supported; give a list of names",
+                ));
+            }
         };
         let r = self.usize_field("r")?;
         Ok(LoraConfig::new(r)
@@ -221,7 +247,11 @@ impl PeftAdapter {
     /// # Errors
     /// As [`PeftAdapter::lora_config`]; [`PetError::MissingWeights`],
     /// [`PetError::UnexpectedWeights`] or [`PetError::ShapeMismatch`] when the weights do not fit.
-    pub fn to_lora<B: Backend>(&self, sites: &[LinearSiteInfo], device: &B::Device) -> Result<Lora<B>> {
+    pub fn to_lora<B: Backend>(
+        &self,
+        sites: &[LinearSiteInfo],
+        device: &B::Device,
+    ) -> Result<Lora<B>> {
         let config = self.lora_config()?;
         let mut lora = config.init_sites::<B>(sites, device)?;
         if self.flag("use_rslora") {
@@ -230,7 +260,9 @@ impl PeftAdapter {
         let targeted = config.targeted(sites)?;
         let mut used = Vec::new();
         for (site, info) in lora.sites.iter_mut().zip(&targeted) {
-            for (part, rows, cols) in [("lora_A", config.r, info.d_input), ("lora_B", info.d_output, config.r)] {
+            for (part, rows, cols) in
+                [("lora_A", config.r, info.d_input), ("lora_B", info.d_output, config.r)]
+            {
                 let suffix = format!("{}.{part}.weight", info.path);
                 let key = self
                     .tensors
@@ -257,7 +289,11 @@ impl PeftAdapter {
     /// # Errors
     /// [`PetError::InvalidConfig`] when the config's sizes differ from `shape`;
     /// weight errors as [`PeftAdapter::to_lora`].
-    pub fn to_prefix<B: Backend>(&self, shape: BackboneShape, device: &B::Device) -> Result<PrefixTuning<B>> {
+    pub fn to_prefix<B: Backend>(
+        &self,
+        shape: BackboneShape,
+        device: &B::Device,
+    ) -> Result<PrefixTuning<B>> {
         self.expect_type(PeftType::PrefixTuning)?;
         let n = self.usize_field("num_virtual_tokens")?;
         for (key, expected) in [
@@ -267,7 +303,9 @@ impl PeftAdapter {
         ] {
             let found = self.usize_field(key)?;
             if found != expected {
-                return Err(self.config_error(key, format!("is {found}, but the backbone has {expected}")));
+                return Err(
+                    self.config_error(key, format!("is {found}, but the backbone has {expected}"))
+                );
             }
         }
         let data = self.weight(PROMPT_KEY)?;
@@ -283,12 +321,19 @@ impl PeftAdapter {
     /// # Errors
     /// [`PetError::InvalidConfig`] for a bad `token_dim`; weight errors as
     /// [`PeftAdapter::to_lora`].
-    pub fn to_prompt<B: Backend>(&self, shape: BackboneShape, device: &B::Device) -> Result<SoftPrompt<B>> {
+    pub fn to_prompt<B: Backend>(
+        &self,
+        shape: BackboneShape,
+        device: &B::Device,
+    ) -> Result<SoftPrompt<B>> {
         self.expect_type(PeftType::PromptTuning)?;
         let n = self.usize_field("num_virtual_tokens")?;
         let dim = self.usize_field("token_dim")?;
         if dim != shape.hidden_size {
-            return Err(self.config_error("token_dim", format!("is {dim}, but the backbone has {}", shape.hidden_size)));
+            return Err(self.config_error(
+                "token_dim",
+                format!("is {dim}, but the backbone has {}", shape.hidden_size),
+            ));
         }
         let data = self.weight(PROMPT_KEY)?;
         self.check_shape(PROMPT_KEY, data, &[n, dim])?;
@@ -309,7 +354,11 @@ impl PeftAdapter {
     }
 
     /// A PEFT `LORA` adapter holding `lora`; keys are `base_model.model.<model_prefix><site path>`.
-    pub fn from_lora<B: Backend>(lora: &Lora<B>, sites: &[LinearSiteInfo], model_prefix: &str) -> Self {
+    pub fn from_lora<B: Backend>(
+        lora: &Lora<B>,
+        sites: &[LinearSiteInfo],
+        model_prefix: &str,
+    ) -> Self {
         let mut config = Self::base_config(PeftType::Lora);
         let r = lora.rank();
         let mut targets = Vec::new();
@@ -318,11 +367,16 @@ impl PeftAdapter {
             let Some(info) = sites.iter().find(|s| s.site == site.site) else { continue };
             // The module path below the layer index, e.g. `attention.self.query`.
             let layer = format!(".{}.", info.site.layer);
-            let leaf = info.path.split_once(&layer).map_or(info.path.as_str(), |(_, rest)| rest).to_string();
+            let leaf = info
+                .path
+                .split_once(&layer)
+                .map_or(info.path.as_str(), |(_, rest)| rest)
+                .to_string();
             if !targets.contains(&leaf) {
                 targets.push(leaf);
             }
-            let key = |part: &str| format!("base_model.model.{model_prefix}{}.{part}.weight", info.path);
+            let key =
+                |part: &str| format!("base_model.model.{model_prefix}{}.{part}.weight", info.path);
             tensors.insert(key("lora_A"), lora_weight(site, true));
             tensors.insert(key("lora_B"), lora_weight(site, false));
         }
@@ -350,12 +404,17 @@ impl PeftAdapter {
         config.insert("num_transformer_submodules".into(), 1.into());
         config.insert("prefix_projection".into(), c.prefix_projection.into());
         config.insert("encoder_hidden_size".into(), c.encoder_hidden_size.into());
-        let tensors = BTreeMap::from([(PROMPT_KEY.to_string(), table.into_data().convert::<f32>())]);
+        let tensors =
+            BTreeMap::from([(PROMPT_KEY.to_string(), table.into_data().convert::<f32>())]);
         Self { config, tensors, source: PathBuf::new() }
     }
 
     /// A PEFT `PROMPT_TUNING` adapter holding `prompt`.
-    pub fn from_prompt<B: Backend>(prompt: &SoftPrompt<B>, num_layers: usize, num_heads: usize) -> Self {
+    pub fn from_prompt<B: Backend>(
+        prompt: &SoftPrompt<B>,
+        num_layers: usize,
+        num_heads: usize,
+    ) -> Self {
         let c: PromptTuningConfig = prompt.config();
         let mut config = Self::base_config(PeftType::PromptTuning);
         config.insert("num_virtual_tokens".into(), c.num_virtual_tokens.into());
@@ -365,13 +424,21 @@ impl PeftAdapter {
         config.insert("num_transformer_submodules".into(), 1.into());
         config.insert("prompt_tuning_init".into(), "RANDOM".into());
         let data = prompt.embedding.val().into_data().convert::<f32>();
-        Self { config, tensors: BTreeMap::from([(PROMPT_KEY.to_string(), data)]), source: PathBuf::new() }
+        Self {
+            config,
+            tensors: BTreeMap::from([(PROMPT_KEY.to_string(), data)]),
+            source: PathBuf::new(),
+        }
     }
 }
 
 /// A JSON number, integral when the value is (PEFT writes `lora_alpha` as an integer).
 fn json_number(value: f64) -> Value {
-    if value.fract() == 0.0 && value.abs() < 1e15 { Value::from(value as i64) } else { Value::from(value) }
+    if value.fract() == 0.0 && value.abs() < 1e15 {
+        Value::from(value as i64)
+    } else {
+        Value::from(value)
+    }
 }
 
 fn lora_weight<B: Backend>(site: &LoraSite<B>, a: bool) -> TensorData {

@@ -69,3 +69,29 @@ impl fmt::Display for ParamReport {
         )
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::Trainability;
+    use crate::delta::lora::LoraConfig;
+    use crate::testing::conformance::Tuned;
+    use crate::testing::{TestBackend as B, TinyEncoderConfig};
+    use burn::module::Module;
+
+    #[test]
+    fn report_counts_trainable_and_total_by_group() {
+        let device = Default::default();
+        let backbone = Trainability::Frozen.apply(TinyEncoderConfig::tiny().init::<B>(&device));
+        let total_backbone = backbone.num_params();
+        let delta = LoraConfig::new(1).init(&backbone, &device).expect("lora");
+        let model = Tuned { backbone, delta, backend: Default::default() };
+        let report = ParamReport::of::<B, _>(&model, 1);
+        // 2 layers x (query, value) x 1 * (16 + 16)
+        assert_eq!(report.groups["delta"], ParamCount { trainable: 128, total: 128 });
+        assert_eq!(report.groups["backbone"], ParamCount { trainable: 0, total: total_backbone });
+        assert_eq!(report.overall.trainable, 128);
+        assert!((report.overall.percent() - 12800.0 / (total_backbone + 128) as f64).abs() < 1e-9);
+        assert!(report.to_string().lines().last().is_some_and(|l| l.starts_with("all")));
+    }
+}

@@ -51,23 +51,35 @@ fn view_to_data(path: &Path, name: &str, view: &TensorView<'_>) -> Result<Tensor
     let bytes = view.data();
     let shape = view.shape().to_vec();
     let data = match view.dtype() {
-        Dtype::F32 => TensorData::new(to_f32(bytes, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])), shape),
+        Dtype::F32 => TensorData::new(
+            to_f32(bytes, 4, |b| f32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+            shape,
+        ),
         Dtype::F64 => TensorData::new(
             to_f32(bytes, 8, |b| f64::from_le_bytes(b.try_into().unwrap_or([0; 8])) as f32),
             shape,
         ),
-        Dtype::F16 => TensorData::new(to_f32(bytes, 2, |b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))), shape),
+        Dtype::F16 => TensorData::new(
+            to_f32(bytes, 2, |b| half_to_f32(u16::from_le_bytes([b[0], b[1]]))),
+            shape,
+        ),
         Dtype::BF16 => TensorData::new(
             to_f32(bytes, 2, |b| f32::from_bits((u16::from_le_bytes([b[0], b[1]]) as u32) << 16)),
             shape,
         ),
-        Dtype::I64 => TensorData::new(to_i64(bytes, 8, |b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))), shape),
+        Dtype::I64 => TensorData::new(
+            to_i64(bytes, 8, |b| i64::from_le_bytes(b.try_into().unwrap_or([0; 8]))),
+            shape,
+        ),
         Dtype::I32 => TensorData::new(
             to_i64(bytes, 4, |b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]) as i64),
             shape,
         ),
         other => {
-            return Err(PetError::format(path, format!("tensor `{name}` has unsupported dtype {other:?}")));
+            return Err(PetError::format(
+                path,
+                format!("tensor `{name}` has unsupported dtype {other:?}"),
+            ));
         }
     };
     Ok(data)
@@ -123,7 +135,8 @@ pub fn write_tensor_file(path: &Path, file: &TensorFile) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let metadata: HashMap<String, String> = file.metadata.clone().into_iter().collect();
-    let bytes = safetensors::serialize(views, Some(metadata)).map_err(|e| PetError::format(path, e))?;
+    let bytes =
+        safetensors::serialize(views, Some(metadata)).map_err(|e| PetError::format(path, e))?;
     write_atomically(path, &bytes)
 }
 

@@ -34,13 +34,16 @@ pub enum Trainability {
 impl Trainability {
     /// Whether the backbone parameter at `path` trains, for a backbone of `num_layers` layers
     /// whose layer `i` has path prefix `layer_path(i)`.
-    pub fn is_trainable(&self, path: &str, num_layers: usize, layer_path: &dyn Fn(usize) -> String) -> bool {
+    pub fn is_trainable(
+        &self,
+        path: &str,
+        num_layers: usize,
+        layer_path: &dyn Fn(usize) -> String,
+    ) -> bool {
         match self {
             Self::Frozen => false,
             Self::Full => true,
-            Self::BiasOnly => {
-                path == "bias" || path.ends_with(".bias") || path.ends_with(".beta")
-            }
+            Self::BiasOnly => path == "bias" || path.ends_with(".bias") || path.ends_with(".beta"),
             Self::LastLayers(k) => (num_layers.saturating_sub(*k)..num_layers)
                 .any(|layer| path.starts_with(&layer_path(layer))),
         }
@@ -52,5 +55,38 @@ impl Trainability {
         let prefixes: Vec<String> = (0..num_layers).map(|i| backbone.layer_path(i)).collect();
         let layer_path = |i: usize| prefixes[i].clone();
         set_trainable(backbone, &|path| self.is_trainable(path, num_layers, &layer_path))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn layer_path(i: usize) -> String {
+        format!("layers.{i}.")
+    }
+
+    #[test]
+    fn bias_only_selects_biases_and_layer_norm_shifts() {
+        let policy = Trainability::BiasOnly;
+        assert!(policy.is_trainable("layers.0.query.bias", 2, &layer_path));
+        assert!(policy.is_trainable("layers.1.output_norm.beta", 2, &layer_path));
+        assert!(!policy.is_trainable("layers.1.output_norm.gamma", 2, &layer_path));
+        assert!(!policy.is_trainable("layers.0.query.weight", 2, &layer_path));
+    }
+
+    #[test]
+    fn last_layers_selects_only_the_top_layers() {
+        let policy = Trainability::LastLayers(1);
+        assert!(policy.is_trainable("layers.1.query.weight", 2, &layer_path));
+        assert!(!policy.is_trainable("layers.0.query.weight", 2, &layer_path));
+        assert!(!policy.is_trainable("word_embeddings.weight", 2, &layer_path));
+        assert!(Trainability::LastLayers(5).is_trainable("layers.0.key.bias", 2, &layer_path));
+    }
+
+    #[test]
+    fn frozen_and_full_are_all_or_nothing() {
+        assert!(!Trainability::Frozen.is_trainable("layers.0.query.bias", 2, &layer_path));
+        assert!(Trainability::Full.is_trainable("word_embeddings.weight", 2, &layer_path));
     }
 }

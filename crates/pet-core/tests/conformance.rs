@@ -1,12 +1,12 @@
 //! The conformance suite for every delta method of pet-core on the tiny encoder.
 
+use pet_core::Trainability;
 use pet_core::delta::adapter::{AdapterConfig, Adapters};
 use pet_core::delta::lora::{Lora, LoraConfig};
 use pet_core::delta::prefix::{PrefixTuning, PrefixTuningConfig};
 use pet_core::delta::prompt::{PromptInit, PromptTuningConfig, SoftPrompt};
 use pet_core::params::param_entries;
 use pet_core::testing::{TestBackend, TinyEncoder, TinyEncoderConfig, TinyInput};
-use pet_core::Trainability;
 
 type Device = burn::tensor::Device<TestBackend>;
 type Encoder = TinyEncoder<TestBackend>;
@@ -18,12 +18,19 @@ fn backbone(device: &Device) -> TinyEncoder<TestBackend> {
 fn input(device: &Device) -> TinyInput<TestBackend> {
     TinyInput {
         input_ids: burn::tensor::Tensor::from_data([[2, 7, 11, 5, 9], [2, 4, 8, 3, 0]], device),
-        attention_mask: burn::tensor::Tensor::from_data([[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.0]], device),
+        attention_mask: burn::tensor::Tensor::from_data(
+            [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.0]],
+            device,
+        ),
     }
 }
 
 fn backbone_params(model: &TinyEncoder<TestBackend>, select: &dyn Fn(&str) -> bool) -> usize {
-    param_entries::<TestBackend, _>(model).iter().filter(|e| select(&e.path)).map(|e| e.numel()).sum()
+    param_entries::<TestBackend, _>(model)
+        .iter()
+        .filter(|e| select(&e.path))
+        .map(|e| e.numel())
+        .sum()
 }
 
 pet_core::delta_conformance!(

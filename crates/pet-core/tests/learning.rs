@@ -40,7 +40,8 @@ fn dataset(n: usize, seed: u64) -> Vec<(Vec<i64>, i64)> {
     (0..n)
         .map(|i| {
             // Token 1 plays [CLS]; the rest are drawn from 4..32, and half the rows get a 3.
-            let mut ids: Vec<i64> = std::iter::once(1).chain((1..SEQ).map(|_| 4 + rng.below(28) as i64)).collect();
+            let mut ids: Vec<i64> =
+                std::iter::once(1).chain((1..SEQ).map(|_| 4 + rng.below(28) as i64)).collect();
             let label = (i % 2) as i64;
             if label == 1 {
                 ids[1 + rng.below(SEQ - 1)] = 3;
@@ -73,7 +74,10 @@ impl<B: Backend, L: Delta<B>> Classifier<B, L> {
         let device = self.head.weight.device();
         let n = batch.labels.len();
         let input = TinyInput {
-            input_ids: Tensor::<B, 2, Int>::from_data(TensorData::new(batch.ids.clone(), [n, SEQ]), &device),
+            input_ids: Tensor::<B, 2, Int>::from_data(
+                TensorData::new(batch.ids.clone(), [n, SEQ]),
+                &device,
+            ),
             attention_mask: Tensor::ones([n, SEQ], &device),
         };
         let out = self.backbone.forward_with(input, &self.delta);
@@ -85,7 +89,13 @@ impl<B: Backend, L: Delta<B>> Classifier<B, L> {
     fn accuracy(&self, batches: &[Batch]) -> f64 {
         let (mut right, mut total) = (0usize, 0usize);
         for batch in batches {
-            let predicted = self.logits(batch).argmax(1).into_data().convert::<i64>().into_vec::<i64>().expect("ints");
+            let predicted = self
+                .logits(batch)
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .into_vec::<i64>()
+                .expect("ints");
             right += predicted.iter().zip(&batch.labels).filter(|(p, l)| p == l).count();
             total += batch.labels.len();
         }
@@ -101,7 +111,10 @@ where
 
     fn loss(&self, batch: &Batch) -> Tensor<B, 1> {
         let logits = self.logits(batch);
-        let labels = Tensor::<B, 1, Int>::from_data(TensorData::new(batch.labels.clone(), [batch.labels.len()]), &logits.device());
+        let labels = Tensor::<B, 1, Int>::from_data(
+            TensorData::new(batch.labels.clone(), [batch.labels.len()]),
+            &logits.device(),
+        );
         CrossEntropyLossConfig::new().init(&logits.device()).forward(logits, labels)
     }
 
@@ -118,7 +131,11 @@ struct Learned {
 }
 
 /// Trains the delta and the head on the frozen encoder.
-fn learn<L>(make_delta: impl Fn(&TinyEncoder<TestBackend>) -> L, learning_rate: f64, epochs: usize) -> Learned
+fn learn<L>(
+    make_delta: impl Fn(&TinyEncoder<TestBackend>) -> L,
+    learning_rate: f64,
+    epochs: usize,
+) -> Learned
 where
     L: Delta<TestBackend> + AutodiffModule<TestBackend>,
     L::InnerModule: Delta<TestInner>,
@@ -126,13 +143,20 @@ where
     let _serial = pet_core::testing::serial();
     let device = Default::default();
     TestBackend::seed(&device, 1);
-    let backbone = set_trainable(TinyEncoderConfig::tiny().init::<TestBackend>(&device), &|_| false);
+    let backbone =
+        set_trainable(TinyEncoderConfig::tiny().init::<TestBackend>(&device), &|_| false);
     let head = LinearConfig::new(16, 2).init::<TestBackend>(&device);
     let model = Classifier { delta: make_delta(&backbone), backbone, head };
     let initial_delta = model.delta.valid();
     let train = dataset(512, 11);
     let eval = batches(&dataset(128, 12), 64);
-    let config = TrainConfig { epochs, learning_rate, warmup_ratio: 0.1, progress: false, ..TrainConfig::default() };
+    let config = TrainConfig {
+        epochs,
+        learning_rate,
+        warmup_ratio: 0.1,
+        progress: false,
+        ..TrainConfig::default()
+    };
     let outcome = fit(
         model,
         &config,
@@ -167,7 +191,10 @@ fn assert_learns(name: &str, learned: Learned, required_accuracy: f64) {
         "{name}: loss {first_loss:.4} -> {last_loss:.4}, held-out accuracy {accuracy:.3} \
          ({accuracy_with_initial_delta:.3} with the initial delta)"
     );
-    assert!(last_loss < 0.75 * first_loss, "{name}: loss fell only from {first_loss} to {last_loss}");
+    assert!(
+        last_loss < 0.75 * first_loss,
+        "{name}: loss fell only from {first_loss} to {last_loss}"
+    );
     assert!(accuracy >= required_accuracy, "{name}: accuracy {accuracy} below {required_accuracy}");
     assert!(
         accuracy - accuracy_with_initial_delta >= DELTA_CONTRIBUTION,
@@ -178,20 +205,42 @@ fn assert_learns(name: &str, learned: Learned, required_accuracy: f64) {
 
 #[test]
 fn soft_prompt_learns_the_synthetic_task() {
-    let result = learn(|b| PromptTuningConfig::new(8, 16).init(&b.word_embeddings(), &Default::default()).expect("prompt"), 0.3, 30);
+    let result = learn(
+        |b| {
+            PromptTuningConfig::new(8, 16)
+                .init(&b.word_embeddings(), &Default::default())
+                .expect("prompt")
+        },
+        0.3,
+        30,
+    );
     assert_learns("prompt", result, SHALLOW_ACCURACY);
 }
 
 #[test]
 fn deep_prefix_learns_the_synthetic_task() {
-    let result = learn(|b| PrefixTuningConfig::for_backbone(b.shape(), 4).init(&Default::default()).expect("prefix"), 0.3, 30);
+    let result = learn(
+        |b| {
+            PrefixTuningConfig::for_backbone(b.shape(), 4)
+                .init(&Default::default())
+                .expect("prefix")
+        },
+        0.3,
+        30,
+    );
     assert_learns("prefix", result, DEEP_ACCURACY);
 }
 
 #[test]
 fn reparameterized_prefix_learns_the_synthetic_task() {
     let result = learn(
-        |b| PrefixTuningConfig::for_backbone(b.shape(), 4).with_prefix_projection(true).with_encoder_hidden_size(8).init(&Default::default()).expect("prefix"),
+        |b| {
+            PrefixTuningConfig::for_backbone(b.shape(), 4)
+                .with_prefix_projection(true)
+                .with_encoder_hidden_size(8)
+                .init(&Default::default())
+                .expect("prefix")
+        },
         0.05,
         30,
     );
@@ -201,7 +250,13 @@ fn reparameterized_prefix_learns_the_synthetic_task() {
 #[test]
 fn lora_learns_the_synthetic_task() {
     let result = learn(
-        |b| LoraConfig::new(4).with_lora_alpha(8.0).with_target_modules(vec!["query".into(), "value".into(), "output.dense".into()]).init(b, &Default::default()).expect("lora"),
+        |b| {
+            LoraConfig::new(4)
+                .with_lora_alpha(8.0)
+                .with_target_modules(vec!["query".into(), "value".into(), "output.dense".into()])
+                .init(b, &Default::default())
+                .expect("lora")
+        },
         0.02,
         12,
     );

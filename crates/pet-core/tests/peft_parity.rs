@@ -45,8 +45,14 @@ fn load_fixture() -> Fixture {
     let file = read_tensor_file(&fixture("base.safetensors")).expect("base fixture");
     let device = device();
     let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
-    let weights: BTreeMap<String, TensorData> =
-        file.tensors.iter().filter(|(k, _)| !["input_ids", "attention_mask", "probe", "last_hidden_state"].contains(&k.as_str())).map(|(k, v)| (k.clone(), v.clone())).collect();
+    let weights: BTreeMap<String, TensorData> = file
+        .tensors
+        .iter()
+        .filter(|(k, _)| {
+            !["input_ids", "attention_mask", "probe", "last_hidden_state"].contains(&k.as_str())
+        })
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     let (backbone, used) = write_params(backbone, &weights).expect("weights fit");
     let all: Vec<String> = param_entries::<B, _>(&backbone).into_iter().map(|e| e.path).collect();
     assert_eq!(used.len(), all.len(), "every parameter loaded, none left: {all:?}");
@@ -64,7 +70,10 @@ fn load_fixture() -> Fixture {
 impl Fixture {
     fn input(&self) -> TinyInput<B> {
         TinyInput {
-            input_ids: Tensor::<B, 2, Int>::from_data(self.input_ids.clone().convert::<i64>(), &device()),
+            input_ids: Tensor::<B, 2, Int>::from_data(
+                self.input_ids.clone().convert::<i64>(),
+                &device(),
+            ),
             attention_mask: Tensor::from_data(self.attention_mask.clone(), &device()),
         }
     }
@@ -79,7 +88,9 @@ impl Fixture {
 }
 
 fn expected(case: &str) -> BTreeMap<String, TensorData> {
-    read_tensor_file(&fixture(&format!("{case}/expected.safetensors"))).expect("expected fixture").tensors
+    read_tensor_file(&fixture(&format!("{case}/expected.safetensors")))
+        .expect("expected fixture")
+        .tensors
 }
 
 fn reference<const D: usize>(tensors: &BTreeMap<String, TensorData>, key: &str) -> Tensor<B, D> {
@@ -87,13 +98,26 @@ fn reference<const D: usize>(tensors: &BTreeMap<String, TensorData>, key: &str) 
     Tensor::from_data(data.clone(), &device())
 }
 
-fn assert_close<const D: usize>(what: &str, ours: Tensor<B, D>, theirs: Tensor<B, D>, tolerance: f64) {
+fn assert_close<const D: usize>(
+    what: &str,
+    ours: Tensor<B, D>,
+    theirs: Tensor<B, D>,
+    tolerance: f64,
+) {
     let scale = theirs.clone().abs().max().into_scalar() as f64;
     let diff = max_abs_diff(ours, theirs);
-    assert!(diff <= tolerance * scale.max(1.0), "{what}: max abs diff {diff} (reference scale {scale}) over {tolerance}");
+    assert!(
+        diff <= tolerance * scale.max(1.0),
+        "{what}: max abs diff {diff} (reference scale {scale}) over {tolerance}"
+    );
 }
 
-fn assert_grad<const D: usize>(what: &str, param: &Param<Tensor<B, D>>, grads: &<B as burn::tensor::backend::AutodiffBackend>::Gradients, theirs: Tensor<B, D>) {
+fn assert_grad<const D: usize>(
+    what: &str,
+    param: &Param<Tensor<B, D>>,
+    grads: &<B as burn::tensor::backend::AutodiffBackend>::Gradients,
+    theirs: Tensor<B, D>,
+) {
     let ours = param.val().grad(grads).unwrap_or_else(|| panic!("{what}: no gradient"));
     let ours = Tensor::<B, D>::from_data(ours.into_data(), &device());
     assert_close(what, ours, theirs, GRAD_RELATIVE_TOLERANCE);
@@ -116,14 +140,29 @@ fn peft_lora_import_reproduces_hidden_states_and_gradients() {
     assert!((lora.scaling - 2.0).abs() < 1e-12, "lora_alpha 8 / r 4");
     let expected = expected("lora");
     let (hidden, loss) = f.run(&lora);
-    assert_close("last_hidden_state", hidden, reference(&expected, "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
     let grads = loss.backward();
     for site in &lora.sites {
         let path = &sites.iter().find(|s| s.site == site.site).expect("site").path;
         let key = |part: &str| format!("grad.base_model.model.{path}.{part}.weight");
         // PEFT's [out, in] against Burn's [in, out].
-        assert_grad(&key("lora_A"), &site.lora_a.weight, &grads, reference::<2>(&expected, &key("lora_A")).transpose());
-        assert_grad(&key("lora_B"), &site.lora_b.weight, &grads, reference::<2>(&expected, &key("lora_B")).transpose());
+        assert_grad(
+            &key("lora_A"),
+            &site.lora_a.weight,
+            &grads,
+            reference::<2>(&expected, &key("lora_A")).transpose(),
+        );
+        assert_grad(
+            &key("lora_B"),
+            &site.lora_b.weight,
+            &grads,
+            reference::<2>(&expected, &key("lora_B")).transpose(),
+        );
     }
 }
 
@@ -134,7 +173,12 @@ fn peft_lora_merged_reproduces_the_adapter() {
     let lora = adapter.to_lora::<B>(&f.backbone.linear_sites(), &device()).expect("lora");
     let merged = lora.merge(f.backbone.clone());
     let hidden = merged.forward_with(f.input(), &NoDelta).hidden;
-    assert_close("merged last_hidden_state", hidden, reference(&expected("lora"), "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "merged last_hidden_state",
+        hidden,
+        reference(&expected("lora"), "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
     let restored = lora.unmerge(merged);
     let hidden = restored.forward_with(f.input(), &NoDelta).hidden;
     assert_close("unmerged last_hidden_state", hidden, f.expected_base.clone(), HIDDEN_TOLERANCE);
@@ -148,16 +192,30 @@ fn peft_prefix_import_reproduces_hidden_states_and_gradients_with_offset_positio
     assert_eq!(prefix.len(), 3);
     let expected = expected("prefix");
     let (hidden, loss) = f.run(&prefix);
-    assert_close("last_hidden_state", hidden, reference(&expected, "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
     let grads = loss.backward();
-    assert_grad("prompt_encoder.embedding.weight", &prefix.embedding, &grads, reference(&expected, "grad.prompt_encoder.embedding.weight"));
+    assert_grad(
+        "prompt_encoder.embedding.weight",
+        &prefix.embedding,
+        &grads,
+        reference(&expected, "grad.prompt_encoder.embedding.weight"),
+    );
 }
 
 #[test]
 fn prefix_positions_from_zero_departs_from_the_reference() {
     let f = load_fixture();
-    let prefix = PeftAdapter::read(&fixture("prefix")).expect("adapter").to_prefix::<B>(f.backbone.shape(), &device()).expect("prefix");
-    let config = TinyEncoderConfig::tiny().with_prefix_positions(pet_core::PrefixPositions::FromZero);
+    let prefix = PeftAdapter::read(&fixture("prefix"))
+        .expect("adapter")
+        .to_prefix::<B>(f.backbone.shape(), &device())
+        .expect("prefix");
+    let config =
+        TinyEncoderConfig::tiny().with_prefix_positions(pet_core::PrefixPositions::FromZero);
     let weights = pet_core::params::read_params::<B, _>(&f.backbone, &|_| true);
     let (from_zero, _) = write_params(config.init::<B>(&device()), &weights).expect("weights");
     let hidden = from_zero.forward_with(f.input(), &prefix).hidden;
@@ -165,7 +223,10 @@ fn prefix_positions_from_zero_departs_from_the_reference() {
     assert!(diff > 1e-3, "FromZero must number positions differently from PEFT (diff {diff})");
 }
 
-fn projected_prefix(expected: &BTreeMap<String, TensorData>, shape: pet_core::BackboneShape) -> PrefixTuning<B> {
+fn projected_prefix(
+    expected: &BTreeMap<String, TensorData>,
+    shape: pet_core::BackboneShape,
+) -> PrefixTuning<B> {
     let mut prefix = PrefixTuningConfig::for_backbone(shape, 3)
         .with_prefix_projection(true)
         .with_encoder_hidden_size(8)
@@ -188,14 +249,44 @@ fn p_tuning_v2_projection_reproduces_peft_gradients_and_materializes_to_the_save
     let expected = expected("prefix_projection");
     let prefix = projected_prefix(&expected, f.backbone.shape());
     let (hidden, loss) = f.run(&prefix);
-    assert_close("last_hidden_state", hidden, reference(&expected, "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
     let grads = loss.backward();
     let mlp = prefix.transform.as_ref().expect("projection");
-    assert_grad("embedding", &prefix.embedding, &grads, reference(&expected, "grad.prompt_encoder.embedding.weight"));
-    assert_grad("transform.0.weight", &mlp.first.weight, &grads, reference::<2>(&expected, "grad.prompt_encoder.transform.0.weight").transpose());
-    assert_grad("transform.0.bias", mlp.first.bias.as_ref().expect("bias"), &grads, reference(&expected, "grad.prompt_encoder.transform.0.bias"));
-    assert_grad("transform.2.weight", &mlp.second.weight, &grads, reference::<2>(&expected, "grad.prompt_encoder.transform.2.weight").transpose());
-    assert_grad("transform.2.bias", mlp.second.bias.as_ref().expect("bias"), &grads, reference(&expected, "grad.prompt_encoder.transform.2.bias"));
+    assert_grad(
+        "embedding",
+        &prefix.embedding,
+        &grads,
+        reference(&expected, "grad.prompt_encoder.embedding.weight"),
+    );
+    assert_grad(
+        "transform.0.weight",
+        &mlp.first.weight,
+        &grads,
+        reference::<2>(&expected, "grad.prompt_encoder.transform.0.weight").transpose(),
+    );
+    assert_grad(
+        "transform.0.bias",
+        mlp.first.bias.as_ref().expect("bias"),
+        &grads,
+        reference(&expected, "grad.prompt_encoder.transform.0.bias"),
+    );
+    assert_grad(
+        "transform.2.weight",
+        &mlp.second.weight,
+        &grads,
+        reference::<2>(&expected, "grad.prompt_encoder.transform.2.weight").transpose(),
+    );
+    assert_grad(
+        "transform.2.bias",
+        mlp.second.bias.as_ref().expect("bias"),
+        &grads,
+        reference(&expected, "grad.prompt_encoder.transform.2.bias"),
+    );
     // The exported table is what PEFT saved, and the saved adapter reproduces the outputs.
     let exported = prefix.export();
     assert!(exported.transform.is_none());
@@ -204,7 +295,12 @@ fn p_tuning_v2_projection_reproduces_peft_gradients_and_materializes_to_the_save
     assert_close("materialized table", exported.embedding.val(), table, HIDDEN_TOLERANCE);
     let imported = saved.to_prefix::<B>(f.backbone.shape(), &device()).expect("prefix");
     let (hidden, _) = f.run(&imported);
-    assert_close("imported last_hidden_state", hidden, reference(&expected, "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "imported last_hidden_state",
+        hidden,
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
 }
 
 #[test]
@@ -215,9 +311,19 @@ fn peft_prompt_import_reproduces_hidden_states_and_gradients() {
     let expected = expected("prompt");
     let (hidden, loss) = f.run(&prompt);
     assert_eq!(hidden.dims(), [2, 10, 16], "4 virtual tokens before 6 tokens");
-    assert_close("last_hidden_state", hidden, reference(&expected, "last_hidden_state"), HIDDEN_TOLERANCE);
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
     let grads = loss.backward();
-    assert_grad("prompt_encoder.embedding.weight", &prompt.embedding, &grads, reference(&expected, "grad.prompt_encoder.embedding.weight"));
+    assert_grad(
+        "prompt_encoder.embedding.weight",
+        &prompt.embedding,
+        &grads,
+        reference(&expected, "grad.prompt_encoder.embedding.weight"),
+    );
 }
 
 fn temp_dir(name: &str) -> PathBuf {
@@ -234,19 +340,38 @@ fn peft_adapters_round_trip_through_pet_deltas() {
     for case in ["lora", "prefix", "prompt"] {
         let original = PeftAdapter::read(&fixture(case)).expect("adapter");
         let written = match case {
-            "lora" => PeftAdapter::from_lora(&original.to_lora::<B>(&sites, &device()).expect("lora"), &sites, ""),
-            "prefix" => PeftAdapter::from_prefix(&original.to_prefix::<B>(shape, &device()).expect("prefix")),
-            _ => PeftAdapter::from_prompt(&original.to_prompt::<B>(shape, &device()).expect("prompt"), shape.num_layers, shape.num_heads),
+            "lora" => PeftAdapter::from_lora(
+                &original.to_lora::<B>(&sites, &device()).expect("lora"),
+                &sites,
+                "",
+            ),
+            "prefix" => PeftAdapter::from_prefix(
+                &original.to_prefix::<B>(shape, &device()).expect("prefix"),
+            ),
+            _ => PeftAdapter::from_prompt(
+                &original.to_prompt::<B>(shape, &device()).expect("prompt"),
+                shape.num_layers,
+                shape.num_heads,
+            ),
         };
         let dir = temp_dir(case);
         written.write(&dir).expect("write");
         let back = PeftAdapter::read(&dir).expect("read back");
         assert_eq!(back.tensors, original.tensors, "{case}: same keys and values");
-        for key in ["peft_type", "r", "lora_alpha", "num_virtual_tokens", "token_dim", "num_layers", "num_attention_heads"] {
+        for key in [
+            "peft_type",
+            "r",
+            "lora_alpha",
+            "num_virtual_tokens",
+            "token_dim",
+            "num_layers",
+            "num_attention_heads",
+        ] {
             assert_eq!(back.config.get(key), original.config.get(key), "{case}: `{key}`");
         }
         if case == "lora" {
-            let targeted = |a: &PeftAdapter| a.lora_config().expect("config").targeted(&sites).expect("sites");
+            let targeted =
+                |a: &PeftAdapter| a.lora_config().expect("config").targeted(&sites).expect("sites");
             assert_eq!(targeted(&back), targeted(&original));
         }
     }
@@ -256,9 +381,14 @@ fn peft_adapters_round_trip_through_pet_deltas() {
 fn adapter_of_another_method_is_a_typed_error_naming_the_field() {
     let f = load_fixture();
     let adapter = PeftAdapter::read(&fixture("prefix")).expect("adapter");
-    let err = adapter.to_lora::<B>(&f.backbone.linear_sites(), &device()).expect_err("prefix is not lora");
+    let err = adapter
+        .to_lora::<B>(&f.backbone.linear_sites(), &device())
+        .expect_err("prefix is not lora");
     assert!(matches!(err, PetError::InvalidConfig { .. }));
-    assert!(err.to_string().contains("peft_type") && err.to_string().contains("adapter_config.json"), "{err}");
+    assert!(
+        err.to_string().contains("peft_type") && err.to_string().contains("adapter_config.json"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -285,7 +415,9 @@ fn missing_and_unexpected_adapter_weights_are_named() {
     adapter.tensors.insert(key, removed.clone());
     adapter.tensors.insert("base_model.model.classifier.weight".into(), removed);
     match adapter.to_lora::<B>(&sites, &device()) {
-        Err(PetError::UnexpectedWeights { keys, .. }) => assert_eq!(keys, vec!["base_model.model.classifier.weight".to_string()]),
+        Err(PetError::UnexpectedWeights { keys, .. }) => {
+            assert_eq!(keys, vec!["base_model.model.classifier.weight".to_string()])
+        }
         other => panic!("expected UnexpectedWeights, got {other:?}"),
     }
 }

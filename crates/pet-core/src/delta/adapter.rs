@@ -102,19 +102,25 @@ impl AdapterConfig {
     /// # Errors
     /// [`PetError::InvalidConfig`] for a reduction factor that leaves no bottleneck, or neither
     /// sub-layer selected.
-    pub fn init<B: Backend>(&self, shape: BackboneShape, device: &B::Device) -> Result<Adapters<B>> {
+    pub fn init<B: Backend>(
+        &self,
+        shape: BackboneShape,
+        device: &B::Device,
+    ) -> Result<Adapters<B>> {
         let m = self.bottleneck(shape.hidden_size)?;
         if self.kinds().is_empty() {
             return Err(PetError::config("mh_adapter", "and output_adapter are both off"));
         }
         let adapters = (0..shape.num_layers)
-            .flat_map(|layer| self.kinds().into_iter().map(move |kind| SublayerSite { layer, kind }))
+            .flat_map(|layer| {
+                self.kinds().into_iter().map(move |kind| SublayerSite { layer, kind })
+            })
             .map(|site| Bottleneck {
                 down: LinearConfig::new(shape.hidden_size, m).init(device),
                 up: LinearConfig::new(m, shape.hidden_size)
                     .with_initializer(Initializer::Zeros)
                     .init(device),
-                site: site,
+                site,
             })
             .collect();
         Ok(Adapters {
@@ -174,11 +180,67 @@ impl<B: Backend> Adapters<B> {
 }
 
 impl<B: Backend> Delta<B> for Adapters<B> {
-    fn sublayer(&self, site: SublayerSite, input: Tensor<B, 3>, output: Tensor<B, 3>) -> Tensor<B, 3> {
+    fn sublayer(
+        &self,
+        site: SublayerSite,
+        input: Tensor<B, 3>,
+        output: Tensor<B, 3>,
+    ) -> Tensor<B, 3> {
         let Some(adapter) = self.adapters.iter().find(|a| a.site == site) else {
             return output;
         };
         let seen = if self.parallel { input } else { output.clone() };
         output + self.apply(adapter, seen) * self.scaling
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    fn shape() -> BackboneShape {
+        BackboneShape { num_layers: 1, hidden_size: 4, num_heads: 1, head_dim: 4, vocab_size: 0 }
+    }
+
+    /// An adapter with `down` = identity-like and `up` = 1, so outputs are hand-checkable.
+    fn adapters(config: AdapterConfig) -> Adapters<B> {
+        let device = Default::default();
+        let mut adapters = config.init::<B>(shape(), &device).expect("adapters");
+        for a in &mut adapters.adapters {
+            a.down.weight = Param::from_tensor(Tensor::ones([4, 2], &device));
+            a.down.bias = Some(Param::from_tensor(Tensor::zeros([2], &device)));
+            a.up.weight = Param::from_tensor(Tensor::ones([2, 4], &device));
+        }
+        adapters
+    }
+    use burn::module::Param;
+
+    #[test]
+    fn sequential_adapter_sees_the_output_and_parallel_the_input() {
+        let device = Default::default();
+        let input = Tensor::<B, 3>::ones([1, 1, 4], &device);
+        let output = Tensor::<B, 3>::zeros([1, 1, 4], &device);
+        let site = SublayerSite { layer: 0, kind: SublayerKind::FeedForward };
+        // Sequential: output + up(relu(down(output))) = 0 + 0.
+        let seq =
+            adapters(AdapterConfig::pfeiffer(2)).sublayer(site, input.clone(), output.clone());
+        assert_eq!(seq.into_data().to_vec::<f32>().expect("floats"), vec![0.0; 4]);
+        // Parallel: output + 4 * up(relu(down(input))) = 4 * (2 * 4) per unit.
+        let par = adapters(AdapterConfig::parallel(2)).sublayer(site, input, output);
+        assert_eq!(par.into_data().to_vec::<f32>().expect("floats"), vec![32.0; 4]);
+    }
+
+    #[test]
+    fn houlsby_adapts_both_sublayers_and_pfeiffer_only_the_ffn() {
+        let count = |c: AdapterConfig| {
+            c.init::<B>(shape(), &Default::default()).expect("adapters").adapters.len()
+        };
+        assert_eq!(count(AdapterConfig::houlsby(2)), 2);
+        assert_eq!(count(AdapterConfig::pfeiffer(2)), 1);
+        let err = AdapterConfig::houlsby(8)
+            .init::<B>(shape(), &Default::default())
+            .expect_err("no bottleneck");
+        assert!(err.to_string().contains("reduction_factor"), "{err}");
     }
 }

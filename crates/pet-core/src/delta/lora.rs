@@ -63,32 +63,41 @@ pub struct Lora<B: Backend> {
 }
 
 impl LoraConfig {
-    /// The sites of `sites` that `target_modules` selects.
+    /// The sites of `sites` that `target_modules` selects. As in PEFT, a name that matches no
+    /// site is allowed as long as some name matches (configs often list the names of several
+    /// architectures).
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] when a target matches no site.
+    /// [`PetError::InvalidConfig`] when no target matches any site.
     pub fn targeted(&self, sites: &[LinearSiteInfo]) -> Result<Vec<LinearSiteInfo>> {
-        for target in &self.target_modules {
-            if !sites.iter().any(|s| s.matches_target(target)) {
-                let known: Vec<&str> = sites.iter().map(|s| s.path.as_str()).take(8).collect();
-                return Err(PetError::config(
-                    "target_modules",
-                    format!("`{target}` matches no linear site (sites look like: {})", known.join(", ")),
-                ));
-            }
-        }
-        Ok(sites
+        let targeted: Vec<LinearSiteInfo> = sites
             .iter()
             .filter(|s| self.target_modules.iter().any(|t| s.matches_target(t)))
             .cloned()
-            .collect())
+            .collect();
+        if targeted.is_empty() {
+            let known: Vec<&str> = sites.iter().map(|s| s.path.as_str()).take(6).collect();
+            return Err(PetError::config(
+                "target_modules",
+                format!(
+                    "{:?} match no linear site (sites look like: {})",
+                    self.target_modules,
+                    known.join(", ")
+                ),
+            ));
+        }
+        Ok(targeted)
     }
 
     /// Builds the updates for the targeted sites of `backbone`.
     ///
     /// # Errors
     /// [`PetError::InvalidConfig`] for `r == 0` or a target that matches nothing.
-    pub fn init<B: Backend, M: Backbone<B>>(&self, backbone: &M, device: &B::Device) -> Result<Lora<B>> {
+    pub fn init<B: Backend, M: Backbone<B>>(
+        &self,
+        backbone: &M,
+        device: &B::Device,
+    ) -> Result<Lora<B>> {
         self.init_sites(&backbone.linear_sites(), device)
     }
 
@@ -96,7 +105,11 @@ impl LoraConfig {
     ///
     /// # Errors
     /// As [`LoraConfig::init`].
-    pub fn init_sites<B: Backend>(&self, sites: &[LinearSiteInfo], device: &B::Device) -> Result<Lora<B>> {
+    pub fn init_sites<B: Backend>(
+        &self,
+        sites: &[LinearSiteInfo],
+        device: &B::Device,
+    ) -> Result<Lora<B>> {
         if self.r == 0 {
             return Err(PetError::config("r", "must be at least 1"));
         }
@@ -176,5 +189,62 @@ impl<B: Backend> Delta<B> for Lora<B> {
             }
             None => output,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::conformance::max_abs_diff;
+    use crate::testing::{TestInner as B, TinyEncoderConfig};
+
+    #[test]
+    fn unmerge_restores_the_original_weights() {
+        let _serial = crate::testing::serial();
+        let device = Default::default();
+        let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
+        let mut lora = LoraConfig::new(2).init(&backbone, &device).expect("lora");
+        for site in &mut lora.sites {
+            // Non-zero B so that merging changes the weights.
+            site.lora_b.weight = crate::params::replace_value(
+                site.lora_b.weight.clone(),
+                site.lora_b.weight.val().ones_like(),
+            );
+        }
+        let site = lora.sites[0].site;
+        let original = backbone.linear_weight(site);
+        let merged = lora.merge(backbone);
+        assert!(max_abs_diff(merged.linear_weight(site), original.clone()) > 1e-3);
+        let restored = lora.unmerge(merged);
+        assert!(max_abs_diff(restored.linear_weight(site), original) < 1e-6);
+    }
+
+    #[test]
+    fn scaling_is_alpha_over_r_times_the_factor() {
+        let sites = vec![LinearSiteInfo {
+            site: LinearSite { layer: 0, kind: crate::LinearKind::Query },
+            path: "encoder.layer.0.attention.self.query".into(),
+            d_input: 4,
+            d_output: 4,
+        }];
+        let lora = LoraConfig::new(4)
+            .with_lora_alpha(16.0)
+            .init_sites::<B>(&sites, &Default::default())
+            .expect("lora");
+        assert_eq!(lora.scaling, 4.0);
+        assert_eq!(lora.scaled(0.5).scaling, 2.0);
+    }
+
+    #[test]
+    fn a_target_that_matches_nothing_is_a_config_error() {
+        let backbone = TinyEncoderConfig::tiny().init::<B>(&Default::default());
+        let err = LoraConfig::new(2)
+            .with_target_modules(vec!["q_proj".into()])
+            .init(&backbone, &Default::default())
+            .expect_err("no site");
+        assert!(
+            err.to_string().contains("q_proj") && err.to_string().contains("target_modules"),
+            "{err}"
+        );
     }
 }

@@ -170,3 +170,46 @@ impl<B: Backend, D: Delta<B>> Delta<B> for Option<D> {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    #[derive(Module, Clone, Debug)]
+    struct Constant {
+        value: f32,
+    }
+
+    impl Delta<B> for Constant {
+        fn input_prompt(&self, batch: usize) -> Option<Tensor<B, 3>> {
+            Some(Tensor::full([batch, 1, 2], self.value, &Default::default()))
+        }
+
+        fn linear(&self, _: LinearSite, _: Tensor<B, 3>, output: Tensor<B, 3>) -> Tensor<B, 3> {
+            output * 2.0 + self.value
+        }
+    }
+
+    #[test]
+    fn a_tuple_concatenates_prompts_and_chains_hooks_in_order() {
+        let pair = (Constant { value: 1.0 }, Constant { value: 3.0 });
+        let prompt =
+            pair.input_prompt(1).expect("prompt").into_data().to_vec::<f32>().expect("floats");
+        assert_eq!(prompt, vec![1.0, 1.0, 3.0, 3.0]);
+        let site = LinearSite { layer: 0, kind: crate::LinearKind::Query };
+        let x = Tensor::<B, 3>::zeros([1, 1, 1], &Default::default());
+        // ((0 * 2 + 1) * 2 + 3) = 5
+        let y = pair.linear(site, x.clone(), x).into_data().to_vec::<f32>().expect("floats");
+        assert_eq!(y, vec![5.0]);
+    }
+
+    #[test]
+    fn no_delta_and_none_are_identities() {
+        let x = Tensor::<B, 3>::ones([1, 2, 2], &Default::default());
+        let site = LinearSite { layer: 0, kind: crate::LinearKind::Value };
+        assert!(Delta::<B>::input_prompt(&NoDelta, 2).is_none());
+        let none: Option<Constant> = None;
+        assert_eq!(none.linear(site, x.clone(), x.clone()).into_data(), x.into_data());
+    }
+}

@@ -100,15 +100,18 @@ impl PrefixTuningConfig {
         if self.num_virtual_tokens == 0 {
             return Err(PetError::config("num_virtual_tokens", "must be at least 1"));
         }
-        if self.num_attention_heads == 0 || self.token_dim % self.num_attention_heads != 0 {
+        if self.num_attention_heads == 0 || !self.token_dim.is_multiple_of(self.num_attention_heads) {
             return Err(PetError::config(
                 "num_attention_heads",
-                format!("{} does not divide token_dim {}", self.num_attention_heads, self.token_dim),
+                format!(
+                    "{} does not divide token_dim {}",
+                    self.num_attention_heads, self.token_dim
+                ),
             ));
         }
         let width = if self.prefix_projection { self.token_dim } else { self.table_width() };
-        let embedding =
-            Initializer::Normal { mean: 0.0, std: 1.0 }.init([self.num_virtual_tokens, width], device);
+        let embedding = Initializer::Normal { mean: 0.0, std: 1.0 }
+            .init([self.num_virtual_tokens, width], device);
         let transform = self.prefix_projection.then(|| PrefixMlp {
             first: LinearConfig::new(self.token_dim, self.encoder_hidden_size).init(device),
             second: LinearConfig::new(self.encoder_hidden_size, self.table_width()).init(device),
@@ -148,7 +151,12 @@ impl<B: Backend> PrefixTuning<B> {
         match &self.transform {
             Some(mlp) => {
                 let [d, h] = mlp.first.weight.dims();
-                PrefixTuningConfig { token_dim: d, prefix_projection: true, encoder_hidden_size: h, ..config }
+                PrefixTuningConfig {
+                    token_dim: d,
+                    prefix_projection: true,
+                    encoder_hidden_size: h,
+                    ..config
+                }
             }
             None => PrefixTuningConfig { token_dim: width / (2 * self.num_layers), ..config },
         }
@@ -191,5 +199,52 @@ impl<B: Backend> Delta<B> for PrefixTuning<B> {
                 .map(|layer| AttentionPrefix { key: slot(2 * layer), value: slot(2 * layer + 1) })
                 .collect(),
         )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    #[test]
+    fn table_columns_map_to_layer_kv_head_and_dim() {
+        // 1 token, 2 layers, 2 heads, head_dim 1: the table row is [k0h0 k0h1 v0h0 v0h1 k1h0 k1h1 v1h0 v1h1].
+        let device = Default::default();
+        let mut prefix = PrefixTuningConfig::new(1, 2, 2, 2).init::<B>(&device).expect("prefix");
+        let row = Tensor::<B, 2>::from_data([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]], &device);
+        prefix.embedding = Param::from_tensor(row);
+        let prefixes = prefix.attention_prefixes(1).expect("prefixes");
+        let values = |t: Tensor<B, 4>| t.into_data().to_vec::<f32>().expect("floats");
+        assert_eq!(values(prefixes[0].key.clone()), vec![0.0, 1.0]);
+        assert_eq!(values(prefixes[0].value.clone()), vec![2.0, 3.0]);
+        assert_eq!(values(prefixes[1].key.clone()), vec![4.0, 5.0]);
+        assert_eq!(values(prefixes[1].value.clone()), vec![6.0, 7.0]);
+        assert_eq!(prefixes[1].key.dims(), [1, 2, 1, 1]);
+    }
+
+    #[test]
+    fn heads_that_do_not_divide_the_hidden_size_are_refused() {
+        let err =
+            PrefixTuningConfig::new(2, 10, 2, 3).init::<B>(&Default::default()).expect_err("heads");
+        assert!(err.to_string().contains("num_attention_heads"), "{err}");
+    }
+
+    #[test]
+    fn config_round_trips_through_the_module() {
+        let config = PrefixTuningConfig::new(3, 16, 2, 2)
+            .with_prefix_projection(true)
+            .with_encoder_hidden_size(8);
+        let prefix = config.init::<B>(&Default::default()).expect("prefix");
+        let back = prefix.config();
+        assert_eq!(
+            (back.num_virtual_tokens, back.token_dim, back.num_layers, back.num_attention_heads),
+            (3, 16, 2, 2)
+        );
+        assert!(back.prefix_projection);
+        assert_eq!(back.encoder_hidden_size, 8);
+        let exported = prefix.export().config();
+        assert!(!exported.prefix_projection);
+        assert_eq!(exported.token_dim, 16);
     }
 }

@@ -71,9 +71,7 @@ impl PromptTuningConfig {
         }
         let shape = [self.num_virtual_tokens, self.token_dim];
         let embedding = match self.prompt_tuning_init {
-            PromptInit::Random => {
-                Initializer::Normal { mean: 0.0, std: 1.0 }.init(shape, device)
-            }
+            PromptInit::Random => Initializer::Normal { mean: 0.0, std: 1.0 }.init(shape, device),
             PromptInit::SampleVocab { seed } => {
                 let ids = crate::rng::SplitMix64::new(seed).indices(vocab, self.num_virtual_tokens);
                 let ids = Tensor::<B, 1, Int>::from_data(
@@ -115,5 +113,46 @@ impl<B: Backend> Delta<B> for SoftPrompt<B> {
         let [n, d] = self.embedding.dims();
         // [batch, n, hidden]
         Some(self.embedding.val().unsqueeze::<3>().expand([batch, n, d]))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    #[test]
+    fn vocabulary_init_copies_rows_of_the_word_embeddings() {
+        let device = Default::default();
+        let words =
+            Tensor::<B, 2>::from_data([[0.0, 0.0], [1.0, 1.0], [2.0, 2.0], [3.0, 3.0]], &device);
+        let prompt = PromptTuningConfig::new(5, 2)
+            .with_prompt_tuning_init(PromptInit::SampleVocab { seed: 9 })
+            .init(&words, &device)
+            .expect("prompt");
+        let rows = prompt.embedding.val().into_data().to_vec::<f32>().expect("floats");
+        for row in rows.chunks(2) {
+            assert_eq!(row[0], row[1]);
+            assert!([0.0, 1.0, 2.0, 3.0].contains(&row[0]), "{row:?} is not a vocabulary row");
+        }
+    }
+
+    #[test]
+    fn the_prompt_is_repeated_for_every_batch_row() {
+        let device = Default::default();
+        let words = Tensor::<B, 2>::zeros([8, 4], &device);
+        let prompt = PromptTuningConfig::new(3, 4).init(&words, &device).expect("prompt");
+        let batch = prompt.input_prompt(2).expect("a prompt");
+        assert_eq!(batch.dims(), [2, 3, 4]);
+        let rows = batch.into_data().to_vec::<f32>().expect("floats");
+        assert_eq!(rows[..12], rows[12..]);
+    }
+
+    #[test]
+    fn a_token_dim_other_than_the_hidden_size_is_refused() {
+        let words = Tensor::<B, 2>::zeros([8, 4], &Default::default());
+        let err =
+            PromptTuningConfig::new(3, 5).init(&words, &Default::default()).expect_err("dims");
+        assert!(err.to_string().contains("token_dim"), "{err}");
     }
 }

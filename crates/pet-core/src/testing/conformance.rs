@@ -41,7 +41,9 @@ impl<B: Backend, K: Backbone<B, Output = EncoderOutput<B>>, L: Delta<B>> Tuned<B
 /// axis (a plain mean of squares would be flat under a final layer norm).
 pub fn probe_loss<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 1> {
     let [_, _, h] = hidden.dims();
-    let w = Tensor::<B, 1, burn::tensor::Int>::arange(0..h as i64, &hidden.device()).float() / h as f64 - 0.5;
+    let w = Tensor::<B, 1, burn::tensor::Int>::arange(0..h as i64, &hidden.device()).float()
+        / h as f64
+        - 0.5;
     (hidden * w.reshape([1, 1, h])).mean()
 }
 
@@ -68,7 +70,10 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradPaths<'_, B> {
 }
 
 /// Paths of the parameters of `module` that have a gradient in `grads`.
-pub fn paths_with_grad<B: AutodiffBackend, M: AutodiffModule<B>>(module: &M, grads: &B::Gradients) -> BTreeSet<String> {
+pub fn paths_with_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &B::Gradients,
+) -> BTreeSet<String> {
     let mut visitor = GradPaths::<B> { stack: Vec::new(), grads, with_grad: BTreeSet::new() };
     module.visit(&mut visitor);
     visitor.with_grad

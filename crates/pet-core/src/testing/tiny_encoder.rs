@@ -5,7 +5,10 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{
+    Dropout, DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear,
+    LinearConfig,
+};
 use burn::tensor::activation::{gelu, softmax};
 use burn::tensor::{Int, Tensor, backend::Backend};
 
@@ -13,8 +16,8 @@ use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
 use crate::delta::Delta;
 use crate::params::replace_value;
 use crate::seam::{
-    AttentionPrefix, BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions, SublayerKind,
-    SublayerSite,
+    AttentionPrefix, BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions,
+    SublayerKind, SublayerSite,
 };
 
 /// Sizes of the tiny encoder, with Hugging Face's field names.
@@ -169,7 +172,12 @@ impl<B: Backend> TinyLayer<B> {
         }
     }
 
-    fn project<D: Delta<B>>(&self, kind: LinearKind, input: Tensor<B, 3>, delta: &D) -> Tensor<B, 3> {
+    fn project<D: Delta<B>>(
+        &self,
+        kind: LinearKind,
+        input: Tensor<B, 3>,
+        delta: &D,
+    ) -> Tensor<B, 3> {
         let output = self.linear(kind).forward(input.clone());
         delta.linear(LinearSite { layer: self.index, kind }, input, output)
     }
@@ -187,7 +195,8 @@ impl<B: Backend> TinyLayer<B> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
         // [batch, heads, seq, head_dim]
-        let heads = |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
+        let heads =
+            |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
         let q = heads(self.project(LinearKind::Query, x.clone(), delta));
         let mut k = heads(self.project(LinearKind::Key, x.clone(), delta));
         let mut v = heads(self.project(LinearKind::Value, x.clone(), delta));
@@ -244,7 +253,8 @@ impl<B: Backend> Backbone<B> for TinyEncoder<B> {
         };
         let total = prompt_len + seq;
         // [1, n_prompt + seq]
-        let positions = Tensor::<B, 1, Int>::arange(first as i64..(first + total) as i64, &device).unsqueeze::<2>();
+        let positions = Tensor::<B, 1, Int>::arange(first as i64..(first + total) as i64, &device)
+            .unsqueeze::<2>();
         let x = embeds + self.position_embeddings.forward(positions);
         let mut x = self.dropout.forward(self.embeddings_norm.forward(x));
         // [batch, n_prompt + seq]
@@ -310,5 +320,65 @@ impl<B: Backend> Backbone<B> for TinyEncoder<B> {
 
     fn identity(&self) -> BackboneIdentity {
         BackboneIdentity::from_config("tiny-encoder", &self.config)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::NoDelta;
+    use crate::delta::prefix::PrefixTuningConfig;
+    use crate::delta::prompt::PromptTuningConfig;
+    use crate::testing::TestInner as B;
+    use crate::testing::conformance::max_abs_diff;
+
+    fn input(last: i64, mask_last: f32) -> TinyInput<B> {
+        let device = Default::default();
+        TinyInput {
+            input_ids: Tensor::from_data([[2, 7, 11, last]], &device),
+            attention_mask: Tensor::from_data([[1.0, 1.0, 1.0, mask_last]], &device),
+        }
+    }
+
+    #[test]
+    fn prefix_extends_the_attention_mask_and_padding_stays_unseen() {
+        let _serial = crate::testing::serial();
+        let device = Default::default();
+        let encoder = TinyEncoderConfig::tiny().init::<B>(&device);
+        let prefix = PrefixTuningConfig::for_backbone(encoder.shape(), 3)
+            .init::<B>(&device)
+            .expect("prefix");
+        // Changing a padded token must not change the real positions' outputs...
+        let a = encoder.forward_with(input(5, 0.0), &prefix).hidden.narrow(1, 0, 3);
+        let b = encoder.forward_with(input(9, 0.0), &prefix).hidden.narrow(1, 0, 3);
+        assert!(max_abs_diff(a.clone(), b) < 1e-6);
+        // ...while the prefix is attended to.
+        let plain = encoder.forward_with(input(5, 0.0), &NoDelta).hidden.narrow(1, 0, 3);
+        assert!(max_abs_diff(a, plain) > 1e-3);
+    }
+
+    #[test]
+    fn prompt_positions_come_first_and_are_reported() {
+        let _serial = crate::testing::serial();
+        let device = Default::default();
+        let encoder = TinyEncoderConfig::tiny().init::<B>(&device);
+        let prompt = PromptTuningConfig::new(2, 16)
+            .init(&encoder.word_embeddings(), &device)
+            .expect("prompt");
+        let out = encoder.forward_with(input(5, 1.0), &prompt);
+        assert_eq!(out.prompt_len, 2);
+        assert_eq!(out.hidden.dims(), [1, 6, 16]);
+        assert_eq!(out.mask.into_data().to_vec::<f32>().expect("floats"), vec![1.0; 6]);
+    }
+
+    #[test]
+    fn linear_sites_carry_bert_module_paths() {
+        let encoder = TinyEncoderConfig::tiny().init::<B>(&Default::default());
+        let sites = encoder.linear_sites();
+        assert_eq!(sites.len(), 12);
+        assert_eq!(sites[0].path, "encoder.layer.0.attention.self.query");
+        assert_eq!(sites[4].path, "encoder.layer.0.intermediate.dense");
+        assert_eq!((sites[4].d_input, sites[4].d_output), (16, 32));
+        assert!(sites[5].matches_target("output.dense") && !sites[5].matches_target("dense.x"));
     }
 }

@@ -50,3 +50,59 @@ pub fn clip_global_norm<B: AutodiffBackend, M: AutodiffModule<B>>(
     }
     total
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestBackend as AB;
+    use burn::module::Module;
+
+    #[derive(Module, Debug)]
+    struct Two<B: burn::tensor::backend::Backend> {
+        a: Param<Tensor<B, 1>>,
+        b: Param<Tensor<B, 1>>,
+    }
+
+    fn grads_of(model: &Two<AB>) -> GradientsParams {
+        // loss = 3 a0 + 4 b0: gradients (3) and (4), joint norm 5.
+        let loss = model.a.val() * 3.0 + model.b.val() * 4.0;
+        GradientsParams::from_grads(loss.sum().backward(), model)
+    }
+
+    fn model() -> Two<AB> {
+        let device = Default::default();
+        Two {
+            a: Param::from_tensor(Tensor::from_data([1.0], &device)),
+            b: Param::from_tensor(Tensor::from_data([1.0], &device)),
+        }
+    }
+
+    #[test]
+    fn gradients_are_scaled_to_the_global_norm() {
+        let model = model();
+        let mut grads = grads_of(&model);
+        let norm = clip_global_norm(&model, &mut grads, 1.0);
+        assert!((norm - 5.0).abs() < 1e-6);
+        let a = grads
+            .get::<<AB as AutodiffBackend>::InnerBackend, 1>(model.a.id)
+            .expect("a")
+            .into_scalar();
+        let b = grads
+            .get::<<AB as AutodiffBackend>::InnerBackend, 1>(model.b.id)
+            .expect("b")
+            .into_scalar();
+        assert!((a - 0.6).abs() < 1e-5 && (b - 0.8).abs() < 1e-5, "{a} {b}");
+    }
+
+    #[test]
+    fn gradients_under_the_bound_are_left_alone() {
+        let model = model();
+        let mut grads = grads_of(&model);
+        clip_global_norm(&model, &mut grads, 10.0);
+        let a = grads
+            .get::<<AB as AutodiffBackend>::InnerBackend, 1>(model.a.id)
+            .expect("a")
+            .into_scalar();
+        assert_eq!(a, 3.0);
+    }
+}

@@ -19,7 +19,11 @@ impl MetricsLog {
     /// # Errors
     /// [`PetError::Io`] when the file cannot be opened.
     pub fn to_file(path: &Path) -> Result<Self> {
-        let file = File::options().create(true).append(true).open(path).map_err(|e| PetError::io(path, e))?;
+        let file = File::options()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(|e| PetError::io(path, e))?;
         Ok(Self { sink: Some((path.to_path_buf(), BufWriter::new(file))) })
     }
 
@@ -34,7 +38,9 @@ impl MetricsLog {
     /// [`PetError::Io`] when the write fails.
     pub fn record(&mut self, value: &serde_json::Value) -> Result<()> {
         if let Some((path, writer)) = &mut self.sink {
-            writeln!(writer, "{value}").and_then(|_| writer.flush()).map_err(|e| PetError::io(path.clone(), e))?;
+            writeln!(writer, "{value}")
+                .and_then(|_| writer.flush())
+                .map_err(|e| PetError::io(path.clone(), e))?;
         }
         Ok(())
     }

@@ -81,7 +81,7 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(PetError::config("epochs", "must be at least 1"));
         }
-        if !(self.learning_rate > 0.0) {
+        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
             return Err(PetError::config("learning_rate", "must be positive"));
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
@@ -90,7 +90,7 @@ impl TrainConfig {
         if self.gradient_accumulation_steps == 0 {
             return Err(PetError::config("gradient_accumulation_steps", "must be at least 1"));
         }
-        if self.max_grad_norm.is_some_and(|n| !(n > 0.0)) {
+        if self.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
             return Err(PetError::config("max_grad_norm", "must be positive"));
         }
         Ok(())
@@ -196,12 +196,13 @@ where
             pending += 1;
             if pending == config.gradient_accumulation_steps || index == last {
                 let mut grads = accumulator.grads();
-                let grad_norm = config.max_grad_norm.map(|max| clip_global_norm(&model, &mut grads, max));
+                let grad_norm =
+                    config.max_grad_norm.map(|max| clip_global_norm(&model, &mut grads, max));
                 let lr = schedule.at(step);
                 model = optimizer.step(lr, model, grads);
                 step += 1;
                 pending = 0;
-                if step % config.log_every.max(1) == 0 {
+                if step.is_multiple_of(config.log_every.max(1)) {
                     log.record(&json!({
                         "event": "step", "epoch": epoch, "step": step, "loss": value, "lr": lr,
                         "grad_norm": grad_norm,
@@ -223,11 +224,17 @@ where
         if improved {
             best = Some((model.clone(), epoch, evaluation.score));
         }
-        let report = EpochReport { epoch, train_loss: loss_sum / loss_count as f64, evaluation, samples_per_sec };
+        let report = EpochReport {
+            epoch,
+            train_loss: loss_sum / loss_count as f64,
+            evaluation,
+            samples_per_sec,
+        };
         log.record(&json!({"event": "epoch", "best": improved, "report": &report}))?;
         history.push(report);
     }
-    let (best, best_epoch, _) = best.ok_or_else(|| PetError::config("epochs", "must be at least 1"))?;
+    let (best, best_epoch, _) =
+        best.ok_or_else(|| PetError::config("epochs", "must be at least 1"))?;
     Ok(TrainOutcome { best, best_epoch, history })
 }
 
@@ -236,10 +243,42 @@ fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBa
         return ProgressBar::hidden();
     }
     let bar = ProgressBar::with_draw_target(Some(len), ProgressDrawTarget::stderr());
-    let style = ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
-        .unwrap_or_else(|_| ProgressStyle::default_bar())
-        .progress_chars("=> ");
+    let style =
+        ProgressStyle::with_template("epoch {prefix} [{bar:30}] {pos}/{len} {msg} eta {eta}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> ");
     bar.set_style(style);
     bar.set_prefix(format!("{epoch}/{epochs}"));
     bar
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_settings_name_their_field() {
+        let cases = [
+            (TrainConfig { epochs: 0, ..TrainConfig::default() }, "epochs"),
+            (TrainConfig { learning_rate: 0.0, ..TrainConfig::default() }, "learning_rate"),
+            (TrainConfig { warmup_ratio: 1.0, ..TrainConfig::default() }, "warmup_ratio"),
+            (
+                TrainConfig { gradient_accumulation_steps: 0, ..TrainConfig::default() },
+                "gradient_accumulation_steps",
+            ),
+            (TrainConfig { max_grad_norm: Some(-1.0), ..TrainConfig::default() }, "max_grad_norm"),
+        ];
+        for (config, field) in cases {
+            let err = config.validate().expect_err(field).to_string();
+            assert!(err.contains(field), "{err}");
+        }
+        assert!(TrainConfig::default().validate().is_ok());
+    }
+
+    #[test]
+    fn unknown_config_fields_are_refused() {
+        let err = serde_json::from_str::<TrainConfig>(r#"{"epochs": 2, "learning_rat": 0.1}"#)
+            .expect_err("typo");
+        assert!(err.to_string().contains("learning_rat"), "{err}");
+    }
 }
