@@ -100,7 +100,8 @@ impl PrefixTuningConfig {
         if self.num_virtual_tokens == 0 {
             return Err(PetError::config("num_virtual_tokens", "must be at least 1"));
         }
-        if self.num_attention_heads == 0 || !self.token_dim.is_multiple_of(self.num_attention_heads) {
+        if self.num_attention_heads == 0 || !self.token_dim.is_multiple_of(self.num_attention_heads)
+        {
             return Err(PetError::config(
                 "num_attention_heads",
                 format!(
