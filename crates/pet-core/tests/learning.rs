@@ -30,12 +30,12 @@ const SHALLOW_ACCURACY: f64 = 0.85;
 const DELTA_CONTRIBUTION: f64 = 0.1;
 
 #[derive(Clone, Debug)]
-struct Batch {
+pub struct Batch {
     ids: Vec<i64>,
     labels: Vec<i64>,
 }
 
-fn dataset(n: usize, seed: u64) -> Vec<(Vec<i64>, i64)> {
+pub fn dataset(n: usize, seed: u64) -> Vec<(Vec<i64>, i64)> {
     let mut rng = SplitMix64::new(seed);
     (0..n)
         .map(|i| {
@@ -51,7 +51,7 @@ fn dataset(n: usize, seed: u64) -> Vec<(Vec<i64>, i64)> {
         .collect()
 }
 
-fn batches(rows: &[(Vec<i64>, i64)], size: usize) -> Vec<Batch> {
+pub fn batches(rows: &[(Vec<i64>, i64)], size: usize) -> Vec<Batch> {
     rows.chunks(size)
         .map(|chunk| Batch {
             ids: chunk.iter().flat_map(|(ids, _)| ids.clone()).collect(),
@@ -61,10 +61,10 @@ fn batches(rows: &[(Vec<i64>, i64)], size: usize) -> Vec<Batch> {
 }
 
 #[derive(Module, Debug)]
-struct Classifier<B: Backend, L: Module<B>> {
-    backbone: TinyEncoder<B>,
-    delta: L,
-    head: Linear<B>,
+pub struct Classifier<B: Backend, L: Module<B>> {
+    pub backbone: TinyEncoder<B>,
+    pub delta: L,
+    pub head: Linear<B>,
 }
 
 impl<B: Backend, L: Delta<B>> Classifier<B, L> {
@@ -86,7 +86,7 @@ impl<B: Backend, L: Delta<B>> Classifier<B, L> {
         self.head.forward(cls)
     }
 
-    fn accuracy(&self, batches: &[Batch]) -> f64 {
+    pub fn accuracy(&self, batches: &[Batch]) -> f64 {
         let (mut right, mut total) = (0usize, 0usize);
         for batch in batches {
             let predicted = self

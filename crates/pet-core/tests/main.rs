@@ -3,3 +3,4 @@
 mod conformance;
 mod learning;
 mod peft_parity;
+mod training_loop;

@@ -263,30 +263,14 @@ fn p_tuning_v2_projection_reproduces_peft_gradients_and_materializes_to_the_save
         &grads,
         reference(&expected, "grad.prompt_encoder.embedding.weight"),
     );
-    assert_grad(
-        "transform.0.weight",
-        &mlp.first.weight,
-        &grads,
-        reference::<2>(&expected, "grad.prompt_encoder.transform.0.weight").transpose(),
-    );
-    assert_grad(
-        "transform.0.bias",
-        mlp.first.bias.as_ref().expect("bias"),
-        &grads,
-        reference(&expected, "grad.prompt_encoder.transform.0.bias"),
-    );
-    assert_grad(
-        "transform.2.weight",
-        &mlp.second.weight,
-        &grads,
-        reference::<2>(&expected, "grad.prompt_encoder.transform.2.weight").transpose(),
-    );
-    assert_grad(
-        "transform.2.bias",
-        mlp.second.bias.as_ref().expect("bias"),
-        &grads,
-        reference(&expected, "grad.prompt_encoder.transform.2.bias"),
-    );
+    for (name, linear) in [("transform.0", &mlp.first), ("transform.2", &mlp.second)] {
+        let key = |part: &str| format!("grad.prompt_encoder.{name}.{part}");
+        // PEFT's [out, in] against Burn's [in, out].
+        let weight = reference::<2>(&expected, &key("weight")).transpose();
+        assert_grad(&key("weight"), &linear.weight, &grads, weight);
+        let bias = linear.bias.as_ref().expect("bias");
+        assert_grad(&key("bias"), bias, &grads, reference(&expected, &key("bias")));
+    }
     // The exported table is what PEFT saved, and the saved adapter reproduces the outputs.
     let exported = prefix.export();
     assert!(exported.transform.is_none());
