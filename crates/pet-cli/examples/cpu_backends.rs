@@ -19,23 +19,24 @@ const STEPS: usize = 5;
 
 fn time_steps<B: AutodiffBackend>(name: &str) {
     let device = B::Device::default();
-    let config = TinyEncoderConfig::new()
-        .with_vocab_size(1000)
-        .with_hidden_size(256)
-        .with_num_hidden_layers(4)
-        .with_num_attention_heads(4)
-        .with_intermediate_size(1024)
-        .with_max_position_embeddings(512);
+    let config = TinyEncoderConfig::new("bert".to_string(), 1000, 256, 4, 4, 1024)
+        .with_max_position_embeddings(512)
+        .with_hidden_dropout_prob(0.0)
+        .with_attention_probs_dropout_prob(0.0)
+        .with_type_vocab_size(0)
+        .with_with_pooler(false);
     let backbone = Trainability::Full.apply(config.init::<B>(&device));
     let mut model = Tuned { backbone, delta: NoDelta, backend: Default::default() };
     let mut optimizer = AdamWConfig::new().init::<B, _>();
     let ids: Vec<i64> = (0..BATCH * SEQ).map(|i| (i * 7 % 1000) as i64).collect();
-    let input = || TinyInput {
-        input_ids: Tensor::<B, 2, Int>::from_data(
-            burn::tensor::TensorData::new(ids.clone(), [BATCH, SEQ]),
-            &device,
-        ),
-        attention_mask: Tensor::ones([BATCH, SEQ], &device),
+    let input = || {
+        TinyInput::new(
+            Tensor::<B, 2, Int>::from_data(
+                burn::tensor::TensorData::new(ids.clone(), [BATCH, SEQ]),
+                &device,
+            ),
+            Tensor::ones([BATCH, SEQ], &device),
+        )
     };
     let mut times = Vec::new();
     for step in 0..=STEPS {

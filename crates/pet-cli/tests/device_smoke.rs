@@ -21,12 +21,11 @@ impl BackendJob for OneStep {
         let backbone = Trainability::Frozen.apply(TinyEncoderConfig::tiny().init::<B>(&device));
         let delta = PrefixTuningConfig::for_backbone(backbone.shape(), 2).init::<B>(&device)?;
         let model = Tuned { backbone, delta, backend: Default::default() };
-        let input = || TinyInput {
-            input_ids: Tensor::<B, 2, Int>::from_data([[2, 7, 11, 5], [2, 4, 8, 0]], &device),
-            attention_mask: Tensor::from_data(
-                [[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]],
-                &device,
-            ),
+        let input = || {
+            TinyInput::new(
+                Tensor::<B, 2, Int>::from_data([[2, 7, 11, 5], [2, 4, 8, 0]], &device),
+                Tensor::from_data([[1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 0.0]], &device),
+            )
         };
         let loss =
             |m: &Tuned<B, _, _>| probe_loss(m.forward(input()).hidden).into_scalar().elem::<f64>();

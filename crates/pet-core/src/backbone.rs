@@ -106,4 +106,6 @@ pub struct EncoderOutput<B: Backend> {
     /// How many prompt positions the delta added in front of the input tokens; heads that label
     /// tokens skip them.
     pub prompt_len: usize,
+    /// `[batch, hidden]`: the pooler's output, when the backbone has a pooler.
+    pub pooled: Option<Tensor<B, 2>>,
 }

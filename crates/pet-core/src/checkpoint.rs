@@ -214,8 +214,8 @@ mod tests {
     fn loading_onto_another_backbone_is_a_typed_error() {
         let (model, path) = saved("mismatch");
         let loaded = DeltaCheckpoint::load(&path).expect("load");
-        let other =
-            TinyEncoderConfig::tiny().with_num_hidden_layers(3).init::<B>(&Default::default());
+        let other = TinyEncoderConfig { num_hidden_layers: 3, ..TinyEncoderConfig::tiny() }
+            .init::<B>(&Default::default());
         let err = loaded
             .apply::<B, _>(model, &other.identity(), &["delta"])
             .expect_err("another backbone");

@@ -10,6 +10,7 @@
 //! `B: burn::tensor::backend::Backend` and never names a backend.
 
 pub mod backbone;
+pub mod blocks;
 pub mod checkpoint;
 pub mod delta;
 pub mod digest;

@@ -16,13 +16,13 @@ fn backbone(device: &Device) -> TinyEncoder<TestBackend> {
 }
 
 fn input(device: &Device) -> TinyInput<TestBackend> {
-    TinyInput {
-        input_ids: burn::tensor::Tensor::from_data([[2, 7, 11, 5, 9], [2, 4, 8, 3, 0]], device),
-        attention_mask: burn::tensor::Tensor::from_data(
+    TinyInput::new(
+        burn::tensor::Tensor::from_data([[2, 7, 11, 5, 9], [2, 4, 8, 3, 0]], device),
+        burn::tensor::Tensor::from_data(
             [[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.0]],
             device,
         ),
-    }
+    )
 }
 
 fn backbone_params(model: &TinyEncoder<TestBackend>, select: &dyn Fn(&str) -> bool) -> usize {
@@ -157,7 +157,7 @@ pet_core::delta_conformance!(
     input: input,
     delta: |_: &TinyEncoder<TestBackend>, _: &Device| NoDelta => NoDelta,
     trainability: Trainability::LastLayers(1),
-    params: |b: &TinyEncoder<TestBackend>| backbone_params(b, &|p| p.starts_with("layers.1.")),
+    params: |b: &TinyEncoder<TestBackend>| backbone_params(b, &|p| p.starts_with("encoder.layer.1.")),
     identity_at_init: true,
     merge: None,
 );

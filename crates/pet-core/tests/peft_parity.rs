@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 
 use burn::module::Param;
 use burn::tensor::{Int, Tensor, TensorData};
+use pet_core::blocks::hf_keys::load_hf_state;
 use pet_core::delta::prefix::{PrefixMlp, PrefixTuning, PrefixTuningConfig};
-use pet_core::params::{param_entries, write_params};
+use pet_core::params::write_params;
 use pet_core::peft::PeftAdapter;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::conformance::max_abs_diff;
@@ -34,6 +35,7 @@ struct Fixture {
     attention_mask: TensorData,
     probe: Tensor<B, 3>,
     expected_base: Tensor<B, 3>,
+    expected_pooled: Tensor<B, 2>,
 }
 
 fn device() -> burn::tensor::Device<B> {
@@ -42,21 +44,16 @@ fn device() -> burn::tensor::Device<B> {
 
 fn load_fixture() -> Fixture {
     let serial = pet_core::testing::serial();
-    let file = read_tensor_file(&fixture("base.safetensors")).expect("base fixture");
     let device = device();
+    let weights = fixture("model/model.safetensors");
+    let state = read_tensor_file(&weights).expect("model fixture").tensors;
     let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
-    let weights: BTreeMap<String, TensorData> = file
-        .tensors
-        .iter()
-        .filter(|(k, _)| {
-            !["input_ids", "attention_mask", "probe", "last_hidden_state"].contains(&k.as_str())
-        })
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    let (backbone, used) = write_params(backbone, &weights).expect("weights fit");
-    let all: Vec<String> = param_entries::<B, _>(&backbone).into_iter().map(|e| e.path).collect();
-    assert_eq!(used.len(), all.len(), "every parameter loaded, none left: {all:?}");
-    assert_eq!(used.len(), weights.len());
+    // Strict: every BertModel key is used and every parameter is loaded.
+    let (backbone, report) =
+        load_hf_state(backbone, &state, &weights.display().to_string(), "", &|_| false)
+            .expect("BertModel weights load onto the tiny encoder");
+    assert_eq!(report.loaded, state.len());
+    let file = read_tensor_file(&fixture("inputs.safetensors")).expect("inputs fixture");
     Fixture {
         _serial: serial,
         backbone,
@@ -64,18 +61,16 @@ fn load_fixture() -> Fixture {
         attention_mask: file.tensors["attention_mask"].clone(),
         probe: Tensor::from_data(file.tensors["probe"].clone(), &device),
         expected_base: Tensor::from_data(file.tensors["last_hidden_state"].clone(), &device),
+        expected_pooled: Tensor::from_data(file.tensors["pooler_output"].clone(), &device),
     }
 }
 
 impl Fixture {
     fn input(&self) -> TinyInput<B> {
-        TinyInput {
-            input_ids: Tensor::<B, 2, Int>::from_data(
-                self.input_ids.clone().convert::<i64>(),
-                &device(),
-            ),
-            attention_mask: Tensor::from_data(self.attention_mask.clone(), &device()),
-        }
+        TinyInput::new(
+            Tensor::<B, 2, Int>::from_data(self.input_ids.clone().convert::<i64>(), &device()),
+            Tensor::from_data(self.attention_mask.clone(), &device()),
+        )
     }
 
     /// Hidden states with `delta`, and the loss PEFT's generator differentiated.
@@ -124,10 +119,39 @@ fn assert_grad<const D: usize>(
 }
 
 #[test]
-fn tiny_encoder_reproduces_bert_model_hidden_states() {
+fn tiny_encoder_reproduces_bert_model_hidden_states_and_pooler() {
     let f = load_fixture();
-    let (hidden, _) = f.run(&NoDelta);
-    assert_close("last_hidden_state", hidden, f.expected_base.clone(), HIDDEN_TOLERANCE);
+    let out = f.backbone.forward_with(f.input(), &NoDelta);
+    assert_close("last_hidden_state", out.hidden, f.expected_base.clone(), HIDDEN_TOLERANCE);
+    let pooled = out.pooled.expect("BertModel has a pooler");
+    assert_close("pooler_output", pooled, f.expected_pooled.clone(), HIDDEN_TOLERANCE);
+}
+
+#[test]
+fn a_missing_or_unexpected_bert_key_is_named() {
+    let _serial = pet_core::testing::serial();
+    let path = fixture("model/model.safetensors");
+    let mut state = read_tensor_file(&path).expect("model fixture").tensors;
+    let key = "encoder.layer.1.output.LayerNorm.bias";
+    let value = state.remove(key).expect("present");
+    let fresh = || TinyEncoderConfig::tiny().init::<B>(&device());
+    match load_hf_state(fresh(), &state, "model.safetensors", "", &|_| false) {
+        Err(PetError::MissingWeights { file, keys }) => {
+            assert_eq!((file.as_str(), keys), ("model.safetensors", vec![key.to_string()]))
+        }
+        other => panic!("expected MissingWeights, got {other:?}"),
+    }
+    state.insert(key.to_string(), value);
+    state.insert("cls.predictions.bias".to_string(), TensorData::new(vec![0f32; 32], [32]));
+    let err =
+        load_hf_state(fresh(), &state, "model.safetensors", "", &|_| false).expect_err("extra");
+    assert!(
+        matches!(&err, PetError::UnexpectedWeights { keys, .. } if keys == &vec!["cls.predictions.bias".to_string()])
+    );
+    let (_, report) =
+        load_hf_state(fresh(), &state, "model.safetensors", "", &|k| k.starts_with("cls."))
+            .expect("allow-listed");
+    assert_eq!(report.ignored, vec!["cls.predictions.bias".to_string()]);
 }
 
 #[test]

@@ -10,10 +10,10 @@
 //! - merged == unmerged, where the method merges;
 //! - the delta composes with [`NoDelta`](crate::NoDelta) on either side.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
-use burn::tensor::{Tensor, backend::AutodiffBackend, backend::Backend};
+use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::backbone::{Backbone, EncoderOutput};
 use crate::delta::Delta;
@@ -50,7 +50,7 @@ pub fn probe_loss<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 1> {
 struct GradPaths<'a, B: AutodiffBackend> {
     stack: Vec<String>,
     grads: &'a B::Gradients,
-    with_grad: BTreeSet<String>,
+    with_grad: BTreeMap<String, TensorData>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for GradPaths<'_, B> {
@@ -63,10 +63,20 @@ impl<B: AutodiffBackend> ModuleVisitor<B> for GradPaths<'_, B> {
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
-        if param.val().grad(self.grads).is_some() {
-            self.with_grad.insert(self.stack.join("."));
+        if let Some(grad) = param.val().grad(self.grads) {
+            self.with_grad.insert(self.stack.join("."), grad.into_data().convert::<f32>());
         }
     }
+}
+
+/// The gradients in `grads` of the parameters of `module`, by path.
+pub fn grads_by_path<B: AutodiffBackend, M: AutodiffModule<B>>(
+    module: &M,
+    grads: &B::Gradients,
+) -> BTreeMap<String, TensorData> {
+    let mut visitor = GradPaths::<B> { stack: Vec::new(), grads, with_grad: BTreeMap::new() };
+    module.visit(&mut visitor);
+    visitor.with_grad
 }
 
 /// Paths of the parameters of `module` that have a gradient in `grads`.
@@ -74,9 +84,7 @@ pub fn paths_with_grad<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &B::Gradients,
 ) -> BTreeSet<String> {
-    let mut visitor = GradPaths::<B> { stack: Vec::new(), grads, with_grad: BTreeSet::new() };
-    module.visit(&mut visitor);
-    visitor.with_grad
+    grads_by_path(module, grads).into_keys().collect()
 }
 
 /// Largest absolute difference between two tensors of one shape.

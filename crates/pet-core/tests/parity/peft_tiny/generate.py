@@ -1,11 +1,10 @@
 """Parity fixture: PEFT adapters on a tiny random BertModel, mapped onto pet's tiny encoder.
 
 Writes, next to this script:
-  base.safetensors          the BertModel's weights under the tiny encoder's parameter paths
-                            (token type 0 folded into the position table: the tiny encoder has
-                            no token types, and word + position + type0 is unchanged), the inputs
-                            (`input_ids`, `attention_mask`), a fixed `probe` for the loss, and
-                            the backbone's `last_hidden_state`.
+  model/                    the BertModel as `save_pretrained` writes it (config.json,
+                            model.safetensors), loaded in Rust through the production loader.
+  inputs.safetensors        the inputs (`input_ids`, `attention_mask`), a fixed `probe` for the
+                            loss, and the backbone's `last_hidden_state` and `pooler_output`.
   <case>/adapter_config.json, <case>/adapter_model.safetensors
                             the adapter as PEFT saves it.
   <case>/expected.safetensors
@@ -59,36 +58,6 @@ def metadata():
     }
 
 
-def tiny_encoder_state(model):
-    """BertModel weights under the tiny encoder's Burn paths; linear weights as [in, out]."""
-    sd = model.state_dict()
-    out = {
-        "word_embeddings.weight": sd["embeddings.word_embeddings.weight"],
-        "position_embeddings.weight": sd["embeddings.position_embeddings.weight"]
-        + sd["embeddings.token_type_embeddings.weight"][0],
-        "embeddings_norm.gamma": sd["embeddings.LayerNorm.weight"],
-        "embeddings_norm.beta": sd["embeddings.LayerNorm.bias"],
-    }
-    linears = {
-        "query": "attention.self.query",
-        "key": "attention.self.key",
-        "value": "attention.self.value",
-        "attention_output": "attention.output.dense",
-        "intermediate": "intermediate.dense",
-        "output": "output.dense",
-    }
-    norms = {"attention_norm": "attention.output.LayerNorm", "output_norm": "output.LayerNorm"}
-    for i in range(CONFIG.num_hidden_layers):
-        hf = f"encoder.layer.{i}."
-        for ours, theirs in linears.items():
-            out[f"layers.{i}.{ours}.weight"] = sd[hf + theirs + ".weight"].t()
-            out[f"layers.{i}.{ours}.bias"] = sd[hf + theirs + ".bias"]
-        for ours, theirs in norms.items():
-            out[f"layers.{i}.{ours}.gamma"] = sd[hf + theirs + ".weight"]
-            out[f"layers.{i}.{ours}.beta"] = sd[hf + theirs + ".bias"]
-    return {k: v.contiguous().clone() for k, v in out.items()}
-
-
 def save(tensors, path):
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata=metadata())
 
@@ -126,16 +95,17 @@ def main():
     inputs = {"input_ids": input_ids, "attention_mask": attention_mask}
     # Long enough for the prompt-tuning output (virtual tokens + seq).
     probe = torch.randn(2, 16, CONFIG.hidden_size)
-    hidden = base(**inputs).last_hidden_state
+    out = base(**inputs)
+    base.save_pretrained(os.path.join(HERE, "model"))
     save(
         {
-            **tiny_encoder_state(base),
             "input_ids": input_ids,
             "attention_mask": attention_mask.float(),
             "probe": probe,
-            "last_hidden_state": hidden,
+            "last_hidden_state": out.last_hidden_state,
+            "pooler_output": out.pooler_output,
         },
-        os.path.join(HERE, "base.safetensors"),
+        os.path.join(HERE, "inputs.safetensors"),
     )
     common = dict(task_type="FEATURE_EXTRACTION")
     run_case(

@@ -1,0 +1,83 @@
+//! Multi-head self-attention with its seams: the query, key and value linear sites, and the
+//! per-layer key/value prefix (Hugging Face's `BertSelfAttention`, eager path).
+
+use burn::module::Module;
+use burn::nn::{Dropout, Linear};
+use burn::tensor::activation::softmax;
+use burn::tensor::{Tensor, backend::Backend};
+
+use crate::delta::Delta;
+use crate::seam::{AttentionPrefix, LinearKind, LinearSite};
+
+/// Query, key and value projections and the attention-probability dropout.
+#[derive(Module, Debug)]
+pub struct SelfAttention<B: Backend> {
+    /// `hidden -> hidden`
+    pub query: Linear<B>,
+    /// `hidden -> hidden`
+    pub key: Linear<B>,
+    /// `hidden -> hidden`
+    pub value: Linear<B>,
+    /// Dropout on attention probabilities.
+    pub dropout: Dropout,
+    /// Attention heads.
+    pub num_heads: usize,
+}
+
+/// Runs linear `linear` at site `(layer, kind)` with `delta` hooked in.
+pub fn project<B: Backend, D: Delta<B>>(
+    linear: &Linear<B>,
+    layer: usize,
+    kind: LinearKind,
+    input: Tensor<B, 3>,
+    delta: &D,
+) -> Tensor<B, 3> {
+    let output = linear.forward(input.clone());
+    delta.linear(LinearSite { layer, kind }, input, output)
+}
+
+impl<B: Backend> SelfAttention<B> {
+    /// The attention context, before the output projection.
+    ///
+    /// # Shapes
+    /// - `x`: `[batch, seq, hidden]`
+    /// - `mask_bias`: `[batch, 1, 1, n_prefix + seq]`, 0 where attended, the lowest float elsewhere
+    /// - `prefix`: keys and values `[batch, heads, n_prefix, head_dim]`
+    /// - output: `[batch, seq, hidden]`
+    pub fn forward<D: Delta<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        mask_bias: Tensor<B, 4>,
+        prefix: Option<&AttentionPrefix<B>>,
+        layer: usize,
+        delta: &D,
+    ) -> Tensor<B, 3> {
+        let [batch, seq, hidden] = x.dims();
+        let head_dim = hidden / self.num_heads;
+        // [batch, heads, seq, head_dim]
+        let heads =
+            |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
+        let q = heads(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
+        let mut k = heads(project(&self.key, layer, LinearKind::Key, x.clone(), delta));
+        let mut v = heads(project(&self.value, layer, LinearKind::Value, x, delta));
+        if let Some(prefix) = prefix {
+            // [batch, heads, n_prefix + seq, head_dim]
+            k = Tensor::cat(vec![prefix.key.clone(), k], 2);
+            v = Tensor::cat(vec![prefix.value.clone(), v], 2);
+        }
+        // [batch, heads, seq, n_prefix + seq]
+        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
+        let probs = self.dropout.forward(softmax(scores, 3));
+        // [batch, seq, hidden]
+        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
+    }
+}
+
+/// The additive attention mask: 0 for keys to attend to, the lowest `f32` for the others, as
+/// Hugging Face's `get_extended_attention_mask`.
+///
+/// # Shapes
+/// - `key_mask`: `[batch, keys]` with 1.0 / 0.0; output: `[batch, 1, 1, keys]`
+pub fn mask_bias<B: Backend>(key_mask: Tensor<B, 2>) -> Tensor<B, 4> {
+    ((key_mask.neg() + 1.0) * f32::MIN as f64).unsqueeze_dims::<4>(&[1, 2])
+}

@@ -1,0 +1,145 @@
+//! Token, position and token-type embeddings with their layer norm (Hugging Face's
+//! `BertEmbeddings` and `RobertaEmbeddings`), and the input-prompt seam.
+
+use burn::module::Module;
+use burn::nn::{Dropout, Embedding, LayerNorm};
+use burn::tensor::{Int, Tensor, backend::Backend};
+use serde::{Deserialize, Serialize};
+
+use crate::seam::PrefixPositions;
+
+/// How absolute position ids are numbered.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum PositionIds {
+    /// `0, 1, 2, ...` (BERT).
+    Absolute,
+    /// RoBERTa's: real tokens count from `padding_idx + 1`, padding tokens take `padding_idx`.
+    /// With an input prompt (Hugging Face's `inputs_embeds` path) every position counts from
+    /// `padding_idx + 1`, padding included, as transformers does.
+    PaddingOffset {
+        /// Id of the padding token and of its position.
+        padding_idx: usize,
+    },
+}
+
+/// The embedding layer.
+#[derive(Module, Debug)]
+pub struct Embeddings<B: Backend> {
+    /// `[vocab, hidden]`
+    pub word_embeddings: Embedding<B>,
+    /// `[max_positions, hidden]`
+    pub position_embeddings: Embedding<B>,
+    /// `[type_vocab, hidden]`, absent when the model has no token types.
+    pub token_type_embeddings: Option<Embedding<B>>,
+    /// Layer norm of the sum.
+    pub layer_norm: LayerNorm<B>,
+    /// Dropout after the norm.
+    pub dropout: Dropout,
+    /// Position numbering.
+    #[module(skip)]
+    pub position_ids: PositionIds,
+    /// Position numbering under attention prefixes.
+    #[module(skip)]
+    pub prefix_positions: PrefixPositions,
+    /// The padding token, whose word-embedding row gets no gradient (PyTorch's `padding_idx`).
+    #[module(skip)]
+    pub pad_token_id: Option<usize>,
+}
+
+/// `table[ids]`, with no gradient flowing into row `padding_idx`, as PyTorch's
+/// `nn.Embedding(padding_idx=...)`: the row's value is used, never updated.
+///
+/// # Shapes
+/// - `ids`: `[batch, seq]`; output: `[batch, seq, hidden]`
+fn lookup<B: Backend>(
+    table: &Embedding<B>,
+    ids: Tensor<B, 2, Int>,
+    padding_idx: Option<usize>,
+) -> Tensor<B, 3> {
+    let out = table.forward(ids.clone());
+    match padding_idx {
+        None => out,
+        Some(pad) => {
+            let [batch, seq, hidden] = out.dims();
+            let is_pad =
+                ids.equal_elem(pad as i64).unsqueeze_dim::<3>(2).expand([batch, seq, hidden]);
+            out.clone().mask_where(is_pad, out.detach())
+        }
+    }
+}
+
+impl<B: Backend> Embeddings<B> {
+    /// Position ids of the tokens.
+    ///
+    /// # Shapes
+    /// - `input_ids`: `[batch, seq]`; output: `[batch or 1, n_prompt + seq]`
+    fn positions(
+        &self,
+        input_ids: &Tensor<B, 2, Int>,
+        prompt_len: usize,
+        prefix_len: usize,
+    ) -> Tensor<B, 2, Int> {
+        let [_, seq] = input_ids.dims();
+        let device = input_ids.device();
+        let past = match self.prefix_positions {
+            PrefixPositions::Offset => prefix_len,
+            PrefixPositions::FromZero => 0,
+        } as i64;
+        let total = (prompt_len + seq) as i64;
+        match self.position_ids {
+            PositionIds::Absolute => Tensor::arange(past..past + total, &device).unsqueeze::<2>(),
+            PositionIds::PaddingOffset { padding_idx } if prompt_len > 0 => {
+                let first = padding_idx as i64 + 1;
+                Tensor::arange(first..first + total, &device).unsqueeze::<2>()
+            }
+            PositionIds::PaddingOffset { padding_idx } => {
+                // (cumsum(mask) + past) * mask + padding_idx
+                let mask = input_ids.clone().not_equal_elem(padding_idx as i64).int();
+                (mask.clone().cumsum(1) + past) * mask + padding_idx as i64
+            }
+        }
+    }
+
+    /// Embeds `input_ids`, with `prompt` placed in front.
+    ///
+    /// # Shapes
+    /// - `input_ids`, `token_type_ids`: `[batch, seq]`
+    /// - `prompt`: `[batch, n_prompt, hidden]`
+    /// - output: `[batch, n_prompt + seq, hidden]`
+    pub fn forward(
+        &self,
+        input_ids: Tensor<B, 2, Int>,
+        token_type_ids: Option<Tensor<B, 2, Int>>,
+        prompt: Option<Tensor<B, 3>>,
+        prefix_len: usize,
+    ) -> Tensor<B, 3> {
+        let [batch, _] = input_ids.dims();
+        let device = input_ids.device();
+        let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
+        let positions = self.positions(&input_ids, prompt_len, prefix_len);
+        // [batch, n_prompt + seq, hidden]
+        let words = lookup(&self.word_embeddings, input_ids, self.pad_token_id);
+        let mut x = match prompt {
+            Some(prompt) => Tensor::cat(vec![prompt, words], 1),
+            None => words,
+        };
+        let position_padding = match self.position_ids {
+            PositionIds::PaddingOffset { padding_idx } => Some(padding_idx),
+            PositionIds::Absolute => None,
+        };
+        x = x + lookup(&self.position_embeddings, positions, position_padding);
+        if let Some(types) = &self.token_type_embeddings {
+            let [_, total, _] = x.dims();
+            // Prompt positions take token type 0, as PEFT pads `token_type_ids` with zeros.
+            let ids = match token_type_ids {
+                Some(ids) if prompt_len > 0 => {
+                    Tensor::cat(vec![Tensor::zeros([batch, prompt_len], &device), ids], 1)
+                }
+                Some(ids) => ids,
+                None => Tensor::zeros([batch, total], &device),
+            };
+            x = x + types.forward(ids);
+        }
+        self.dropout.forward(self.layer_norm.forward(x))
+    }
+}

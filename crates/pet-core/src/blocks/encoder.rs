@@ -1,0 +1,262 @@
+//! The post-layer-norm encoder (Hugging Face's `BertModel`): embeddings, a stack of
+//! [`PostNormLayer`]s and an optional pooler, implementing [`Backbone`] with every seam.
+
+use burn::config::Config;
+use burn::module::Module;
+use burn::nn::{DropoutConfig, EmbeddingConfig, LayerNormConfig, Linear, LinearConfig};
+use burn::tensor::{Int, Tensor, backend::Backend};
+
+use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
+use crate::blocks::activation::Activation;
+use crate::blocks::attention::{SelfAttention, mask_bias};
+use crate::blocks::embeddings::{Embeddings, PositionIds};
+use crate::blocks::layer::{AddNorm, AttentionBlock, Intermediate, PostNormLayer, hf_site_path};
+use crate::delta::Delta;
+use crate::params::replace_value;
+use crate::seam::{
+    AttentionPrefix, BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions,
+};
+
+/// Sizes and options, with Hugging Face's `config.json` field names.
+#[derive(Config, Debug, PartialEq)]
+pub struct PostNormEncoderConfig {
+    /// Architecture name (`bert`, `roberta`), part of the backbone identity.
+    pub model_type: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Layers.
+    pub num_hidden_layers: usize,
+    /// Heads per layer.
+    pub num_attention_heads: usize,
+    /// Feed-forward size.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    #[config(default = "Activation::Gelu")]
+    pub hidden_act: Activation,
+    /// Dropout on hidden states.
+    #[config(default = 0.1)]
+    pub hidden_dropout_prob: f64,
+    /// Dropout on attention probabilities.
+    #[config(default = 0.1)]
+    pub attention_probs_dropout_prob: f64,
+    /// Absolute positions.
+    #[config(default = 512)]
+    pub max_position_embeddings: usize,
+    /// Token types (0: none).
+    #[config(default = 2)]
+    pub type_vocab_size: usize,
+    /// Layer-norm epsilon.
+    #[config(default = 1e-12)]
+    pub layer_norm_eps: f64,
+    /// Position numbering.
+    #[config(default = "PositionIds::Absolute")]
+    pub position_ids: PositionIds,
+    /// Position numbering under attention prefixes.
+    #[config(default = "PrefixPositions::Offset")]
+    pub prefix_positions: PrefixPositions,
+    /// Whether the model has BERT's pooler (dense + tanh on the first token).
+    #[config(default = true)]
+    pub with_pooler: bool,
+    /// Padding token id; its word-embedding row gets no gradient, as in transformers.
+    #[config(default = "None")]
+    pub pad_token_id: Option<usize>,
+}
+
+/// Token ids, attention mask and optional token types.
+#[derive(Clone, Debug)]
+pub struct EncoderInput<B: Backend> {
+    /// `[batch, seq]`
+    pub input_ids: Tensor<B, 2, Int>,
+    /// `[batch, seq]`, 1.0 for real tokens and 0.0 for padding.
+    pub attention_mask: Tensor<B, 2>,
+    /// `[batch, seq]`, zeros when absent.
+    pub token_type_ids: Option<Tensor<B, 2, Int>>,
+}
+
+impl<B: Backend> EncoderInput<B> {
+    /// Ids and mask, no token types.
+    pub fn new(input_ids: Tensor<B, 2, Int>, attention_mask: Tensor<B, 2>) -> Self {
+        Self { input_ids, attention_mask, token_type_ids: None }
+    }
+}
+
+/// The layer stack (`encoder.layer.N`).
+#[derive(Module, Debug)]
+pub struct LayerStack<B: Backend> {
+    /// The layers.
+    pub layer: Vec<PostNormLayer<B>>,
+}
+
+/// BERT's pooler: `tanh(dense(hidden[:, 0]))`.
+#[derive(Module, Debug)]
+pub struct Pooler<B: Backend> {
+    /// `hidden -> hidden`
+    pub dense: Linear<B>,
+}
+
+/// A post-layer-norm encoder.
+#[derive(Module, Debug)]
+pub struct PostNormEncoder<B: Backend> {
+    /// Embeddings.
+    pub embeddings: Embeddings<B>,
+    /// Layers.
+    pub encoder: LayerStack<B>,
+    /// Pooler, when the model has one.
+    pub pooler: Option<Pooler<B>>,
+    /// The config it was built from.
+    #[module(skip)]
+    pub config: PostNormEncoderConfig,
+    /// SHA-256 of the weights file it was loaded from, part of its identity.
+    #[module(skip)]
+    pub weights_sha256: Option<String>,
+}
+
+impl PostNormEncoderConfig {
+    /// Builds the encoder with random weights.
+    pub fn init<B: Backend>(&self, device: &B::Device) -> PostNormEncoder<B> {
+        let h = self.hidden_size;
+        let norm = || LayerNormConfig::new(h).with_epsilon(self.layer_norm_eps).init(device);
+        let linear = |i, o| LinearConfig::new(i, o).init(device);
+        let dropout = || DropoutConfig::new(self.hidden_dropout_prob).init();
+        let embeddings = Embeddings {
+            word_embeddings: EmbeddingConfig::new(self.vocab_size, h).init(device),
+            position_embeddings: EmbeddingConfig::new(self.max_position_embeddings, h).init(device),
+            token_type_embeddings: (self.type_vocab_size > 0)
+                .then(|| EmbeddingConfig::new(self.type_vocab_size, h).init(device)),
+            layer_norm: norm(),
+            dropout: dropout(),
+            position_ids: self.position_ids,
+            prefix_positions: self.prefix_positions,
+            pad_token_id: self.pad_token_id,
+        };
+        let layer = (0..self.num_hidden_layers)
+            .map(|_| PostNormLayer {
+                attention: AttentionBlock {
+                    self_attention: SelfAttention {
+                        query: linear(h, h),
+                        key: linear(h, h),
+                        value: linear(h, h),
+                        dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                        num_heads: self.num_attention_heads,
+                    },
+                    output: AddNorm { dense: linear(h, h), layer_norm: norm(), dropout: dropout() },
+                },
+                intermediate: Intermediate {
+                    dense: linear(h, self.intermediate_size),
+                    activation: self.hidden_act,
+                },
+                output: AddNorm {
+                    dense: linear(self.intermediate_size, h),
+                    layer_norm: norm(),
+                    dropout: dropout(),
+                },
+            })
+            .collect();
+        PostNormEncoder {
+            embeddings,
+            encoder: LayerStack { layer },
+            pooler: self.with_pooler.then(|| Pooler { dense: linear(h, h) }),
+            config: self.clone(),
+            weights_sha256: None,
+        }
+    }
+}
+
+const SITE_KINDS: [LinearKind; 6] = [
+    LinearKind::Query,
+    LinearKind::Key,
+    LinearKind::Value,
+    LinearKind::AttentionOutput,
+    LinearKind::Intermediate,
+    LinearKind::Output,
+];
+
+impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
+    type Input = EncoderInput<B>;
+    type Output = EncoderOutput<B>;
+
+    fn forward_with<D: Delta<B>>(&self, input: EncoderInput<B>, delta: &D) -> EncoderOutput<B> {
+        let [batch, seq] = input.input_ids.dims();
+        let device = input.input_ids.device();
+        let prompt = delta.input_prompt(batch);
+        let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
+        let prefixes = delta.attention_prefixes(batch);
+        let prefix_len = prefixes.as_ref().and_then(|p| p.first()).map_or(0, AttentionPrefix::len);
+        // [batch, n_prompt + seq, hidden]
+        let mut x =
+            self.embeddings.forward(input.input_ids, input.token_type_ids, prompt, prefix_len);
+        // [batch, n_prompt + seq]
+        let mask = match prompt_len {
+            0 => input.attention_mask,
+            n => Tensor::cat(vec![Tensor::ones([batch, n], &device), input.attention_mask], 1),
+        };
+        // [batch, 1, 1, n_prefix + n_prompt + seq]
+        let bias = mask_bias(match prefix_len {
+            0 => mask.clone(),
+            n => Tensor::cat(vec![Tensor::ones([batch, n], &device), mask.clone()], 1),
+        });
+        for (index, layer) in self.encoder.layer.iter().enumerate() {
+            if let Some(slots) = delta.layer_prompt(index, batch) {
+                let rest = x.clone().narrow(1, prompt_len, seq);
+                x = Tensor::cat(vec![slots, rest], 1);
+            }
+            let prefix = prefixes.as_ref().map(|p| &p[index]);
+            x = layer.forward(x, bias.clone(), prefix, index, delta);
+        }
+        let pooled = self.pooler.as_ref().map(|pooler| {
+            let [_, _, hidden] = x.dims();
+            // [batch, hidden] from the first position
+            pooler.dense.forward(x.clone().narrow(1, 0, 1).reshape([batch, hidden])).tanh()
+        });
+        EncoderOutput { hidden: x, mask, prompt_len, pooled }
+    }
+
+    fn shape(&self) -> BackboneShape {
+        let c = &self.config;
+        BackboneShape {
+            num_layers: c.num_hidden_layers,
+            hidden_size: c.hidden_size,
+            num_heads: c.num_attention_heads,
+            head_dim: c.hidden_size / c.num_attention_heads,
+            vocab_size: c.vocab_size,
+        }
+    }
+
+    fn linear_sites(&self) -> Vec<LinearSiteInfo> {
+        (0..self.encoder.layer.len())
+            .flat_map(|layer| SITE_KINDS.map(|kind| LinearSite { layer, kind }))
+            .map(|site| {
+                let [d_input, d_output] = self.linear_weight(site).dims();
+                let path = format!("encoder.layer.{}.{}", site.layer, hf_site_path(site.kind));
+                LinearSiteInfo { site, path, d_input, d_output }
+            })
+            .collect()
+    }
+
+    fn linear_weight(&self, site: LinearSite) -> Tensor<B, 2> {
+        self.encoder.layer[site.layer].linear(site.kind).weight.val()
+    }
+
+    fn with_linear_weight(mut self, site: LinearSite, weight: Tensor<B, 2>) -> Self {
+        let linear = self.encoder.layer[site.layer].linear_mut(site.kind);
+        linear.weight = replace_value(linear.weight.clone(), weight);
+        self
+    }
+
+    fn word_embeddings(&self) -> Tensor<B, 2> {
+        self.embeddings.word_embeddings.weight.val()
+    }
+
+    fn layer_path(&self, layer: usize) -> String {
+        format!("encoder.layer.{layer}.")
+    }
+
+    fn identity(&self) -> BackboneIdentity {
+        BackboneIdentity {
+            weights_sha256: self.weights_sha256.clone(),
+            ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! The error type of pet-nlp.
+
+use std::path::PathBuf;
+
+/// Errors at pet-nlp's boundaries: model folders, configs, data.
+#[derive(Debug, thiserror::Error)]
+pub enum NlpError {
+    /// An error of pet-core (weights, checkpoints, configs).
+    #[error(transparent)]
+    Core(#[from] pet_core::PetError),
+    /// A `config.json` field that pet cannot use.
+    #[error("{path}: field `{field}`: {reason}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// The field.
+        field: String,
+        /// Why it is refused.
+        reason: String,
+    },
+}
+
+/// Result alias of pet-nlp.
+pub type Result<T, E = NlpError> = std::result::Result<T, E>;

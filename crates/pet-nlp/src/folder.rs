@@ -1,0 +1,88 @@
+//! A Hugging Face model folder (`config.json`, `model.safetensors`) loaded as a backbone, with
+//! strict key checking.
+//!
+//! The folder may hold a bare encoder (keys `embeddings.*`, `encoder.*`, as in
+//! all-MiniLM-L6-v2) or a task checkpoint as transformers saves it (`bert.*` / `roberta.*` plus
+//! `classifier.*`, `cls.*`, `qa_outputs.*`, `lm_head.*`). The encoder's keys must all be present
+//! and used; the task layers beside them are left to the heads, and are reported.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{TensorData, backend::Backend};
+use pet_core::blocks::PostNormEncoder;
+use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
+use pet_core::digest::sha256_file;
+use pet_core::safetensors_io::read_tensor_file;
+
+use crate::bert::read_config;
+use crate::error::Result;
+
+/// What a model folder holds, read and checked.
+#[derive(Clone, Debug)]
+pub struct EncoderFolder {
+    /// The folder.
+    pub dir: PathBuf,
+    /// `model_type` of `config.json`.
+    pub model_type: String,
+    /// Prefix of the encoder's keys: empty for a bare encoder, `bert.` or `roberta.` for a task
+    /// checkpoint.
+    pub key_prefix: String,
+    /// Every tensor of `model.safetensors`, by key.
+    pub weights: BTreeMap<String, TensorData>,
+    /// SHA-256 of `model.safetensors`.
+    pub weights_sha256: String,
+}
+
+/// Keys that belong to no encoder and may sit in a bare encoder's file.
+fn is_buffer(key: &str) -> bool {
+    key.ends_with("position_ids")
+}
+
+/// Loads the encoder of the folder `dir`.
+///
+/// # Errors
+/// [`NlpError`](crate::NlpError) naming the file and key: a missing file, malformed JSON, an
+/// unsupported config, a missing, unexpected or mis-shaped weight.
+pub fn load_encoder<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(PostNormEncoder<B>, EncoderFolder, LoadReport)> {
+    let config_path = dir.join("config.json");
+    let hf = read_config(&config_path)?;
+    let weights_path = dir.join("model.safetensors");
+    let weights = read_tensor_file(&weights_path)?.tensors;
+    let task_prefix = format!("{}.", hf.model_type.replace('-', "_"));
+    let key_prefix = if weights.keys().any(|k| k.starts_with(&task_prefix)) {
+        task_prefix
+    } else {
+        String::new()
+    };
+    let with_pooler = weights.contains_key(&format!("{key_prefix}pooler.dense.weight"));
+    let config = hf.to_encoder_config(&config_path, with_pooler)?;
+    let encoder = config.init::<B>(device);
+    let prefix = key_prefix.clone();
+    let ignore = move |key: &str| {
+        is_buffer(key)
+            || (!prefix.is_empty() && !key.starts_with(&prefix))
+            || key.starts_with("cls.")
+            || key.starts_with("lm_head.")
+    };
+    let (mut encoder, report) = load_hf_state(
+        encoder,
+        &weights,
+        &weights_path.display().to_string(),
+        &key_prefix,
+        &ignore,
+    )?;
+    let weights_sha256 = sha256_file(&weights_path)?;
+    encoder.weights_sha256 = Some(weights_sha256.clone());
+    let folder = EncoderFolder {
+        dir: dir.to_path_buf(),
+        model_type: hf.model_type,
+        key_prefix,
+        weights,
+        weights_sha256,
+    };
+    Ok((encoder, folder, report))
+}

@@ -1,0 +1,14 @@
+//! pet-nlp: P-Tuning v2 and the delta family on Hugging Face text encoders.
+//!
+//! Backbones read a Hugging Face folder (`config.json`, `model.safetensors`) with strict key
+//! checking and expose every seam of pet-core: [`bert`] (BERT and its checkpoints such as
+//! all-MiniLM-L6-v2) and [`roberta`] (RoBERTa's padding-offset position ids). Both are
+//! configurations of pet-core's [`PostNormEncoder`](pet_core::blocks::PostNormEncoder).
+
+pub mod bert;
+pub mod error;
+pub mod folder;
+pub mod roberta;
+
+pub use error::{NlpError, Result};
+pub use folder::{EncoderFolder, load_encoder};

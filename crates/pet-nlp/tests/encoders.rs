@@ -1,0 +1,220 @@
+//! Parity of the BERT and RoBERTa backbones with transformers 4.57.6 on tiny random checkpoints
+//! (fixture: `tests/parity/encoders/generate.py`), loaded from their folders through
+//! [`load_encoder`]: hidden states, pooler output and the gradient of every parameter; the
+//! encoder of a task checkpoint; PEFT 0.17.1 adapters on RoBERTa.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Int, Tensor, TensorData};
+use pet_core::blocks::hf_keys::{is_linear_weight, to_hf, transpose};
+use pet_core::blocks::{EncoderInput, PostNormEncoder};
+use pet_core::peft::PeftAdapter;
+use pet_core::safetensors_io::read_tensor_file;
+use pet_core::testing::TestBackend as B;
+use pet_core::testing::conformance::{grads_by_path, max_abs_diff};
+use pet_core::{Backbone, Delta, NoDelta, PetError};
+use pet_nlp::{NlpError, load_encoder};
+
+/// Forward outputs: float32 kernels in another order than PyTorch's.
+const HIDDEN_TOLERANCE: f64 = 2e-5;
+/// Gradients, relative to the largest magnitude of each reference gradient.
+const GRAD_RELATIVE_TOLERANCE: f64 = 1e-4;
+
+fn case(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/encoders").join(name)
+}
+
+fn expected(name: &str) -> BTreeMap<String, TensorData> {
+    read_tensor_file(&case(name).join("expected.safetensors")).expect("expected fixture").tensors
+}
+
+fn tensor<const D: usize>(data: &TensorData) -> Tensor<B, D> {
+    Tensor::from_data(data.clone(), &Default::default())
+}
+
+fn input(expected: &BTreeMap<String, TensorData>) -> EncoderInput<B> {
+    let ids = |key: &str| {
+        expected.get(key).map(|d| {
+            Tensor::<B, 2, Int>::from_data(d.clone().convert::<i64>(), &Default::default())
+        })
+    };
+    EncoderInput {
+        input_ids: ids("input_ids").expect("input_ids"),
+        attention_mask: tensor(&expected["attention_mask"]),
+        token_type_ids: ids("token_type_ids"),
+    }
+}
+
+fn assert_close<const D: usize>(
+    what: &str,
+    ours: Tensor<B, D>,
+    theirs: Tensor<B, D>,
+    tolerance: f64,
+) {
+    let scale = theirs.clone().abs().max().into_scalar() as f64;
+    let diff = max_abs_diff(ours, theirs);
+    assert!(
+        diff <= tolerance * scale.max(1.0),
+        "{what}: max abs diff {diff} (scale {scale}) over {tolerance}"
+    );
+}
+
+fn load(name: &str) -> PostNormEncoder<B> {
+    load_encoder::<B>(&case(name), &Default::default()).expect("folder loads").0
+}
+
+/// Hidden states, pooler output and every parameter's gradient against transformers.
+fn check_backbone(name: &str) {
+    let _serial = pet_core::testing::serial();
+    let model = load(name);
+    let expected = expected(name);
+    let out = model.forward_with(input(&expected), &NoDelta);
+    assert_close(
+        "last_hidden_state",
+        out.hidden.clone(),
+        tensor(&expected["last_hidden_state"]),
+        HIDDEN_TOLERANCE,
+    );
+    let pooled = out.pooled.expect("a pooler");
+    assert_close(
+        "pooler_output",
+        pooled.clone(),
+        tensor(&expected["pooler_output"]),
+        HIDDEN_TOLERANCE,
+    );
+    let loss = (out.hidden * tensor::<3>(&expected["probe"])).sum() + pooled.sum();
+    let grads = grads_by_path(&model, &loss.backward());
+    let mut checked = 0;
+    for (path, grad) in &grads {
+        let key = format!("grad.{}", to_hf(path));
+        let reference =
+            expected.get(&key).unwrap_or_else(|| panic!("no reference gradient `{key}`"));
+        let reference = if is_linear_weight(path, reference.shape.len()) {
+            transpose(reference).expect("2-D")
+        } else {
+            reference.clone()
+        };
+        match grad.shape.len() {
+            1 => assert_close::<1>(&key, tensor(grad), tensor(&reference), GRAD_RELATIVE_TOLERANCE),
+            _ => assert_close::<2>(&key, tensor(grad), tensor(&reference), GRAD_RELATIVE_TOLERANCE),
+        }
+        checked += 1;
+    }
+    let reference_grads = expected.keys().filter(|k| k.starts_with("grad.")).count();
+    assert_eq!(checked, reference_grads, "every parameter's gradient is compared");
+}
+
+#[test]
+fn bert_matches_transformers_forward_and_gradients() {
+    check_backbone("bert");
+}
+
+#[test]
+fn roberta_matches_transformers_forward_and_gradients_with_padding_offset_positions() {
+    check_backbone("roberta");
+}
+
+#[test]
+fn a_task_checkpoint_loads_its_encoder_and_reports_the_head() {
+    let _serial = pet_core::testing::serial();
+    let (model, folder, report) =
+        load_encoder::<B>(&case("bert_task"), &Default::default()).expect("task folder");
+    assert_eq!(folder.key_prefix, "bert.");
+    assert_eq!(
+        report.ignored,
+        vec!["classifier.bias".to_string(), "classifier.weight".to_string()]
+    );
+    let expected = expected("bert");
+    let hidden = model.forward_with(input(&expected), &NoDelta).hidden;
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        tensor(&expected["last_hidden_state"]),
+        HIDDEN_TOLERANCE,
+    );
+    assert_eq!(model.identity().weights_sha256.as_deref(), Some(folder.weights_sha256.as_str()));
+}
+
+fn peft_hidden<D: Delta<B>>(name: &str, delta: &D) {
+    let model = load("roberta");
+    let hidden = model.forward_with(input(&expected("roberta")), delta).hidden;
+    assert_close(
+        "last_hidden_state",
+        hidden,
+        tensor(&expected(name)["last_hidden_state"]),
+        HIDDEN_TOLERANCE,
+    );
+}
+
+#[test]
+fn peft_lora_on_roberta_reproduces_peft() {
+    let _serial = pet_core::testing::serial();
+    let model = load("roberta");
+    let lora = PeftAdapter::read(&case("roberta_lora"))
+        .expect("adapter")
+        .to_lora::<B>(&model.linear_sites(), &Default::default())
+        .expect("lora");
+    assert_eq!(lora.sites.len(), 2 * 5, "query, key, value, attention.output.dense, output.dense");
+    peft_hidden("roberta_lora", &lora);
+}
+
+#[test]
+fn peft_prefix_on_roberta_reproduces_peft_with_offset_positions() {
+    let _serial = pet_core::testing::serial();
+    let model = load("roberta");
+    let prefix = PeftAdapter::read(&case("roberta_prefix"))
+        .expect("adapter")
+        .to_prefix::<B>(model.shape(), &Default::default())
+        .expect("prefix");
+    peft_hidden("roberta_prefix", &prefix);
+}
+
+#[test]
+fn peft_prompt_on_roberta_reproduces_peft_with_sequential_positions() {
+    let _serial = pet_core::testing::serial();
+    let model = load("roberta");
+    let prompt = PeftAdapter::read(&case("roberta_prompt"))
+        .expect("adapter")
+        .to_prompt::<B>(model.shape(), &Default::default())
+        .expect("prompt");
+    peft_hidden("roberta_prompt", &prompt);
+}
+
+fn copy_case(name: &str, to: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pet-nlp-{to}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    for file in ["config.json", "model.safetensors"] {
+        std::fs::copy(case(name).join(file), dir.join(file)).expect("copy");
+    }
+    dir
+}
+
+#[test]
+fn bad_folders_name_the_file_and_key() {
+    let _serial = pet_core::testing::serial();
+    let err = load_encoder::<B>(Path::new("/nonexistent/model"), &Default::default())
+        .expect_err("no folder");
+    assert!(err.to_string().contains("/nonexistent/model/config.json"), "{err}");
+
+    let dir = copy_case("bert", "truncated-config");
+    std::fs::write(dir.join("config.json"), "{\"model_type\": \"bert\", \"hidden_size\": ")
+        .expect("write");
+    let err = load_encoder::<B>(&dir, &Default::default()).expect_err("bad json").to_string();
+    assert!(err.contains("config.json"), "{err}");
+
+    let dir = copy_case("bert", "wrong-sizes");
+    let config = std::fs::read_to_string(dir.join("config.json"))
+        .expect("read")
+        .replace("\"intermediate_size\": 24", "\"intermediate_size\": 20");
+    std::fs::write(dir.join("config.json"), config).expect("write");
+    match load_encoder::<B>(&dir, &Default::default()) {
+        Err(NlpError::Core(PetError::ShapeMismatch { path, .. })) => {
+            assert!(
+                path.contains("model.safetensors") && path.contains("intermediate.dense.weight"),
+                "{path}"
+            )
+        }
+        other => panic!("expected a shape mismatch, got {other:?}"),
+    }
+}

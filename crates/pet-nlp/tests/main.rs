@@ -1,0 +1,3 @@
+//! Integration tests of pet-nlp: one binary, one module per concern.
+
+mod encoders;

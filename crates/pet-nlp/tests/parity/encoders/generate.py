@@ -1,0 +1,139 @@
+"""Parity fixture: tiny random BERT and RoBERTa checkpoints, their outputs and gradients, and
+PEFT adapters on RoBERTa.
+
+Writes, next to this script, one folder per case:
+  bert/, roberta/          `BertModel` / `RobertaModel` as `save_pretrained` writes them
+                           (config.json, model.safetensors) and expected.safetensors:
+                           the inputs (`input_ids`, `attention_mask`, `token_type_ids`), a fixed
+                           `probe`, `last_hidden_state`, `pooler_output`, and `grad.<key>`, the
+                           gradient of loss = sum(last_hidden_state * probe) + sum(pooler_output)
+                           for every parameter, by state-dict key.
+  bert_task/               `BertForSequenceClassification` with the weights of bert/ (keys
+                           `bert.*` and `classifier.*`), to load a task checkpoint's encoder.
+  roberta_<method>/        a PEFT adapter on the roberta/ model (`adapter_config.json`,
+                           `adapter_model.safetensors`) and expected.safetensors with its
+                           `last_hidden_state` on the same inputs, for LORA, PREFIX_TUNING and
+                           PROMPT_TUNING (RoBERTa's position ids under prefixes and prompts).
+
+Run through `cargo xtask fixtures`, which pins the reference stack.
+"""
+
+import os
+
+import torch
+import transformers
+import peft
+import safetensors
+from safetensors.torch import save_file
+from transformers import BertConfig, BertModel, BertForSequenceClassification, RobertaConfig, RobertaModel
+from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SEED = 20261129
+
+SIZES = dict(
+    vocab_size=40,
+    hidden_size=16,
+    num_hidden_layers=2,
+    num_attention_heads=4,
+    intermediate_size=24,
+    hidden_dropout_prob=0.0,
+    attention_probs_dropout_prob=0.0,
+)
+
+
+def metadata():
+    return {
+        "generator": "crates/pet-nlp/tests/parity/encoders/generate.py",
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+        "peft": peft.__version__,
+        "safetensors": safetensors.__version__,
+        "seed": str(SEED),
+    }
+
+
+def save(tensors, path):
+    save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata=metadata())
+
+
+def forward_and_grads(model, inputs, probe):
+    out = model(**inputs)
+    loss = (out.last_hidden_state * probe).sum() + out.pooler_output.sum()
+    loss.backward()
+    grads = {"grad." + name: p.grad for name, p in model.named_parameters() if p.grad is not None}
+    return out, grads
+
+
+def backbone_case(name, model, inputs):
+    torch.manual_seed(SEED + 1)
+    probe = torch.randn(*inputs["input_ids"].shape, model.config.hidden_size)
+    out, grads = forward_and_grads(model, inputs, probe)
+    folder = os.path.join(HERE, name)
+    model.save_pretrained(folder)
+    save(
+        {
+            **{k: (v.float() if k == "attention_mask" else v) for k, v in inputs.items()},
+            "probe": probe,
+            "last_hidden_state": out.last_hidden_state,
+            "pooler_output": out.pooler_output,
+            **grads,
+        },
+        os.path.join(folder, "expected.safetensors"),
+    )
+
+
+def peft_case(name, base_state, config, peft_config, inputs):
+    torch.manual_seed(SEED + sum(map(ord, name)))
+    model = RobertaModel(config).eval()
+    model.load_state_dict(base_state)
+    peft_model = get_peft_model(model, peft_config).eval()
+    hidden = peft_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"]).last_hidden_state
+    folder = os.path.join(HERE, name)
+    peft_model.save_pretrained(folder)
+    readme = os.path.join(folder, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    save({"last_hidden_state": hidden}, os.path.join(folder, "expected.safetensors"))
+
+
+def main():
+    torch.manual_seed(SEED)
+    bert_config = BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2)
+    bert = BertModel(bert_config).eval()
+    bert_inputs = {
+        "input_ids": torch.tensor([[2, 7, 11, 3, 9, 5, 3], [2, 4, 8, 3, 6, 3, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 1, 1, 0]]),
+        "token_type_ids": torch.tensor([[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1, 0]]),
+    }
+    backbone_case("bert", bert, bert_inputs)
+
+    task = BertForSequenceClassification(BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2, num_labels=3))
+    task.bert.load_state_dict(bert.state_dict())
+    task.save_pretrained(os.path.join(HERE, "bert_task"))
+
+    torch.manual_seed(SEED + 2)
+    roberta_config = RobertaConfig(**SIZES, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1)
+    roberta = RobertaModel(roberta_config).eval()
+    # Row 2 is padded with pad_token_id 1: its padding takes position padding_idx.
+    roberta_inputs = {
+        "input_ids": torch.tensor([[0, 7, 11, 5, 9, 2], [0, 4, 8, 2, 1, 1]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0]]),
+    }
+    base_state = {k: v.clone() for k, v in roberta.state_dict().items()}
+    backbone_case("roberta", roberta, roberta_inputs)
+
+    common = dict(task_type="FEATURE_EXTRACTION")
+    peft_case(
+        "roberta_lora",
+        base_state,
+        roberta_config,
+        LoraConfig(r=2, lora_alpha=4, target_modules=["query", "key", "value", "output.dense"], init_lora_weights=False, **common),
+        roberta_inputs,
+    )
+    peft_case("roberta_prefix", base_state, roberta_config, PrefixTuningConfig(num_virtual_tokens=3, **common), roberta_inputs)
+    peft_case("roberta_prompt", base_state, roberta_config, PromptTuningConfig(num_virtual_tokens=2, **common), roberta_inputs)
+
+
+if __name__ == "__main__":
+    main()
