@@ -2,11 +2,12 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
+use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
 
 #[derive(Parser, Debug)]
 #[command(name = "pet", version, about = "Parameter-efficient tuning of pretrained transformers")]
@@ -22,12 +23,105 @@ enum Command {
         /// Delta checkpoint or PEFT adapter folder.
         delta: PathBuf,
     },
+    /// Tune a delta: the embedded default job (P-Tuning v2 on all-MiniLM-L6-v2 for SpamAssassin),
+    /// or a TOML job file, with overrides.
+    Train(TrainArgs),
+    /// Bring an asset of `datasets/` (model or data) into the local cache and check its sha256.
+    Fetch {
+        /// Asset name, e.g. `all-minilm-l6-v2`, `spamassassin`, `wnut16`.
+        name: String,
+    },
     /// List the compiled-in backends and check that a device runs.
     Devices {
         /// Device to check: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
+}
+
+#[derive(clap::Args, Debug)]
+struct TrainArgs {
+    /// Job file (TOML); without it, the embedded default job.
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Model folder or asset name.
+    #[arg(long)]
+    model: Option<String>,
+    /// Method: ptuning-v2, prefix, prompt, lora, adapter, bitfit, full, or several joined by `+`.
+    #[arg(long)]
+    method: Option<String>,
+    /// Epochs.
+    #[arg(long)]
+    epochs: Option<usize>,
+    /// Peak learning rate.
+    #[arg(long)]
+    lr: Option<f64>,
+    /// Seed.
+    #[arg(long)]
+    seed: Option<u64>,
+    /// Rows per batch.
+    #[arg(long)]
+    batch_size: Option<usize>,
+    /// Tokens per input.
+    #[arg(long)]
+    max_length: Option<usize>,
+    /// Train on a seeded subset of this many rows.
+    #[arg(long)]
+    max_train_examples: Option<usize>,
+    /// Output folder.
+    #[arg(long)]
+    output: Option<PathBuf>,
+    /// Device: cpu, wgpu or cuda:N.
+    #[arg(long, default_value = "cpu")]
+    device: DeviceSpec,
+}
+
+impl TrainArgs {
+    fn job(&self) -> Result<Job> {
+        let mut job = match &self.config {
+            Some(path) => {
+                let text = std::fs::read_to_string(path)
+                    .with_context(|| format!("reading job {}", path.display()))?;
+                Job::parse(&text, &path.display().to_string())?
+            }
+            None => Job::parse(DEFAULT_JOB, "the embedded default job")?,
+        };
+        if let Some(model) = &self.model {
+            job.model = model.clone();
+        }
+        if let Some(method) = &self.method {
+            job.method = method.clone();
+            job.delta = None;
+        }
+        if let Some(epochs) = self.epochs {
+            job.optim.epochs = epochs;
+        }
+        if let Some(lr) = self.lr {
+            job.optim.learning_rate = lr;
+        }
+        if let Some(seed) = self.seed {
+            job.optim.seed = seed;
+        }
+        if let Some(size) = self.batch_size {
+            job.batch_size = size;
+        }
+        if let Some(length) = self.max_length {
+            job.max_length = length;
+        }
+        if self.max_train_examples.is_some() {
+            job.max_train_examples = self.max_train_examples;
+        }
+        if let Some(output) = &self.output {
+            job.output = output.clone();
+        }
+        job.delta_spec()?;
+        Ok(job)
+    }
+}
+
+fn print_metrics(split: &str, metrics: &std::collections::BTreeMap<String, f64>) {
+    let line: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
+    println!("{split:<5} {}", line.join(", "));
 }
 
 /// A matrix product and its gradient: proof that a backend computes and differentiates.
@@ -51,6 +145,29 @@ impl BackendJob for Probe {
 fn main() -> Result<()> {
     match Cli::parse().command {
         Command::Inspect { delta } => print!("{}", pet_cli::inspect::describe(&delta)?),
+        Command::Train(args) => {
+            let job = args.job()?;
+            let output = job.output.clone();
+            let summary = run_on(args.device, TrainJob(job))?;
+            println!(
+                "best epoch {} | trainable {} of {} ({:.3}%) | delta {:.1} KiB | {:.0} s",
+                summary.best_epoch,
+                summary.trainable,
+                summary.total,
+                100.0 * summary.trainable as f64 / summary.total.max(1) as f64,
+                summary.delta_bytes as f64 / 1024.0,
+                summary.seconds
+            );
+            print_metrics("dev", &summary.dev);
+            if let Some(test) = &summary.test {
+                print_metrics("test", test);
+            }
+            println!("saved to {}", output.display());
+        }
+        Command::Fetch { name } => {
+            let folder = pet_cli::assets::fetch(&name, &manifests_dir())?;
+            println!("{}", folder.display());
+        }
         Command::Devices { device } => {
             println!("compiled in: {}", compiled_backends().join(", "));
             println!("{}", run_on(device, Probe)?);

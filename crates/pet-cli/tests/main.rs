@@ -2,3 +2,4 @@
 
 mod device_smoke;
 mod inspect;
+mod train;

@@ -15,6 +15,7 @@ pub mod checkpoint;
 pub mod delta;
 pub mod digest;
 pub mod error;
+pub mod metrics;
 pub mod params;
 pub mod peft;
 pub mod report;

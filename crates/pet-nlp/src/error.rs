@@ -18,6 +18,21 @@ pub enum NlpError {
         /// Why it is refused.
         reason: String,
     },
+    /// `tokenizer.json` cannot be read or cannot encode an input.
+    #[error("{path}: {reason}")]
+    Tokenizer {
+        /// The tokenizer file.
+        path: PathBuf,
+        /// What failed.
+        reason: String,
+    },
+}
+
+impl NlpError {
+    /// A [`NlpError::Tokenizer`] for `path`.
+    pub fn tokenizer(path: &std::path::Path, reason: impl ToString) -> Self {
+        Self::Tokenizer { path: path.to_path_buf(), reason: reason.to_string() }
+    }
 }
 
 /// Result alias of pet-nlp.

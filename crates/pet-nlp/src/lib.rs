@@ -5,10 +5,15 @@
 //! all-MiniLM-L6-v2) and [`roberta`] (RoBERTa's padding-offset position ids). Both are
 //! configurations of pet-core's [`PostNormEncoder`](pet_core::blocks::PostNormEncoder).
 
+pub mod batch;
 pub mod bert;
+pub mod data;
 pub mod error;
 pub mod folder;
+pub mod heads;
 pub mod roberta;
+pub mod tasks;
+pub mod tokenize;
 
 pub use error::{NlpError, Result};
 pub use folder::{EncoderFolder, load_encoder};

@@ -9,6 +9,7 @@ pub mod adapter;
 pub mod lora;
 pub mod prefix;
 pub mod prompt;
+pub mod set;
 
 use burn::module::{Module, ModuleDisplay};
 use burn::tensor::{Tensor, backend::Backend};

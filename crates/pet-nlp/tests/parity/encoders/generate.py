@@ -10,6 +10,10 @@ Writes, next to this script, one folder per case:
                            for every parameter, by state-dict key.
   bert_task/               `BertForSequenceClassification` with the weights of bert/ (keys
                            `bert.*` and `classifier.*`), to load a task checkpoint's encoder.
+  bert/tokenizer.json      a WordPiece tokenizer over the model's 40-token vocabulary
+                           (`BertTokenizerFast.save_pretrained`), and tokenizer_expected.json:
+                           ids, token types, attention masks, offsets and word ids of single
+                           texts, pairs (truncated longest-first to 10) and pre-tokenized words.
   roberta_<method>/        a PEFT adapter on the roberta/ model (`adapter_config.json`,
                            `adapter_model.safetensors`) and expected.safetensors with its
                            `last_hidden_state` on the same inputs, for LORA, PREFIX_TUNING and
@@ -97,6 +101,50 @@ def peft_case(name, base_state, config, peft_config, inputs):
     save({"last_hidden_state": hidden}, os.path.join(folder, "expected.safetensors"))
 
 
+VOCAB = [
+    "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "the", "cat", "sat", "on", "mat", "dog", "##s",
+    "run", "##ning", ",", ".", "!", "a", "hello", "world", "big", "##ger", "is", "it", "no", "yes",
+    "@", "user", "new", "york", "in", "paris", "##ian", "we", "go", "to", "and", "blue", "red", "?",
+]
+
+
+def tokenizer_case(folder):
+    import json
+    from transformers import BertTokenizerFast
+
+    os.makedirs(folder, exist_ok=True)
+    vocab_path = os.path.join(folder, "vocab.txt")
+    with open(vocab_path, "w") as f:
+        f.write("\n".join(VOCAB) + "\n")
+    tok = BertTokenizerFast(vocab_file=vocab_path, do_lower_case=True)
+    tok.save_pretrained(folder)
+    for extra in ["tokenizer_config.json", "special_tokens_map.json"]:
+        path = os.path.join(folder, extra)
+        if os.path.exists(path):
+            os.remove(path)
+
+    def record(enc):
+        return {
+            "input_ids": enc["input_ids"],
+            "token_type_ids": enc["token_type_ids"],
+            "attention_mask": enc["attention_mask"],
+            "offsets": [list(o) for o in enc["offset_mapping"]],
+            "word_ids": [(-1 if w is None else w) for w in enc.word_ids()],
+        }
+
+    cases = []
+    for text in ["The cat sat on the mat.", "Dogs running, bigger!", "Hello Parisian world?"]:
+        cases.append({"text": text, **record(tok(text, return_offsets_mapping=True))})
+    for text, pair in [("the cat", "a dog sat on the mat"), ("Hello world, it is a big blue dog", "yes it is")]:
+        enc = tok(text, pair, truncation="longest_first", max_length=10, return_offsets_mapping=True)
+        cases.append({"text": text, "text_pair": pair, "max_length": 10, **record(enc)})
+    words = ["@user", "New", "York", "dogs", "running", "!"]
+    enc = tok(words, is_split_into_words=True, return_offsets_mapping=True)
+    cases.append({"words": words, **record(enc)})
+    with open(os.path.join(folder, "tokenizer_expected.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
 def main():
     torch.manual_seed(SEED)
     bert_config = BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2)
@@ -107,6 +155,7 @@ def main():
         "token_type_ids": torch.tensor([[0, 0, 0, 0, 1, 1, 1], [0, 0, 0, 0, 1, 1, 0]]),
     }
     backbone_case("bert", bert, bert_inputs)
+    tokenizer_case(os.path.join(HERE, "bert"))
 
     task = BertForSequenceClassification(BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2, num_labels=3))
     task.bert.load_state_dict(bert.state_dict())

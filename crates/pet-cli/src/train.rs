@@ -1,0 +1,298 @@
+//! `pet train`: tune a delta on a Hugging Face encoder for a task, from a TOML job file (or the
+//! embedded default job) with command-line overrides; print the parameter report, train with a
+//! progress bar, select the best epoch on the dev set, and save the delta checkpoint, the
+//! resolved job, the metrics log and the dev/test results into the output folder.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use burn::module::AutodiffModule;
+use burn::tensor::backend::AutodiffBackend;
+use pet_core::checkpoint::DeltaCheckpoint;
+use pet_core::delta::set::DeltaSpec;
+use pet_core::rng::SplitMix64;
+use pet_core::train::{MetricsLog, TrainConfig, fit};
+use pet_core::{Backbone, ParamReport};
+use pet_nlp::data::{LabelSet, read_classification};
+use pet_nlp::heads::ClassificationHeadConfig;
+use pet_nlp::load_encoder;
+use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use pet_nlp::tokenize::{Encoded, TextTokenizer};
+use serde::{Deserialize, Serialize};
+use serde_json::json;
+
+use crate::device::BackendJob;
+
+/// The embedded default job.
+pub const DEFAULT_JOB: &str = include_str!("../jobs/spamassassin-ptuning-v2.toml");
+
+fn default_max_length() -> usize {
+    128
+}
+
+fn default_batch_size() -> usize {
+    32
+}
+
+/// A training job, as a TOML file holds it.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Job {
+    /// Model folder, or the name of an asset of `datasets/`.
+    pub model: String,
+    /// Only `classification` for now.
+    pub task: String,
+    /// Training data: a file, or `ASSET:FILE` inside a fetched asset.
+    pub train: String,
+    /// Dev data, for best-epoch selection.
+    pub dev: String,
+    /// Test data, evaluated with the best epoch.
+    #[serde(default)]
+    pub test: Option<String>,
+    /// Method preset (`ptuning-v2`, `prefix`, `prompt`, `lora`, `adapter`, `bitfit`, `full`, or
+    /// several joined by `+`).
+    pub method: String,
+    /// Explicit delta settings, replacing the preset's.
+    #[serde(default)]
+    pub delta: Option<DeltaSpec>,
+    /// Tokens per input, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Rows per batch.
+    #[serde(default = "default_batch_size")]
+    pub batch_size: usize,
+    /// Train on a seeded subset of this many rows.
+    #[serde(default)]
+    pub max_train_examples: Option<usize>,
+    /// Evaluate on the first this many rows of dev and test.
+    #[serde(default)]
+    pub max_eval_examples: Option<usize>,
+    /// Output folder.
+    pub output: PathBuf,
+    /// Optimization.
+    #[serde(default)]
+    pub optim: TrainConfig,
+}
+
+impl Job {
+    /// Parses a job file's text; `source` names it in errors.
+    ///
+    /// # Errors
+    /// When the TOML is malformed or holds an unknown key.
+    pub fn parse(text: &str, source: &str) -> Result<Self> {
+        toml::from_str(text).with_context(|| format!("reading job {source}"))
+    }
+
+    /// The delta settings: the explicit ones, or the method's preset.
+    ///
+    /// # Errors
+    /// For an unknown method.
+    pub fn delta_spec(&self) -> Result<DeltaSpec> {
+        match &self.delta {
+            Some(spec) => Ok(spec.clone()),
+            None => Ok(DeltaSpec::preset(&self.method)?),
+        }
+    }
+}
+
+/// Where `datasets/` manifests are read from: `$PET_DATASETS`, or the source tree's.
+pub fn manifests_dir() -> PathBuf {
+    std::env::var_os("PET_DATASETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets"))
+}
+
+/// A folder or asset name, resolved to a local folder (fetching the asset when needed).
+///
+/// # Errors
+/// When the asset cannot be fetched.
+pub fn resolve_folder(spec: &str) -> Result<PathBuf> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return Ok(path.to_path_buf());
+    }
+    crate::assets::fetch(spec, &manifests_dir())
+}
+
+/// A file or `ASSET:FILE`, resolved to a local path.
+///
+/// # Errors
+/// When the asset cannot be fetched.
+pub fn resolve_file(spec: &str) -> Result<PathBuf> {
+    match spec.split_once(':') {
+        Some((asset, file)) if !Path::new(spec).exists() => Ok(resolve_folder(asset)?.join(file)),
+        _ => Ok(PathBuf::from(spec)),
+    }
+}
+
+fn encode_file(
+    spec: &str,
+    tokenizer: &TextTokenizer,
+    labels: Option<&LabelSet>,
+    limit: Option<usize>,
+) -> Result<(Vec<(Encoded, usize)>, LabelSet)> {
+    let path = resolve_file(spec)?;
+    let examples = read_classification(&path)?;
+    let labels = labels.cloned().unwrap_or_else(|| LabelSet::from_examples(&examples));
+    let mut rows = Vec::with_capacity(examples.len());
+    for (index, example) in examples.iter().enumerate().take(limit.unwrap_or(usize::MAX)) {
+        let Some(label) = &example.label else {
+            bail!("{}: example {} has no label", path.display(), index + 1);
+        };
+        let Some(class) = labels.index_of(label) else {
+            bail!(
+                "{}: example {}: label `{label}` is not among the training labels {:?}",
+                path.display(),
+                index + 1,
+                labels.names()
+            );
+        };
+        let encoded = tokenizer.encode(&example.text, example.text_pair.as_deref())?;
+        rows.push((encoded, class));
+    }
+    Ok((rows, labels))
+}
+
+/// What a finished run reports.
+#[derive(Clone, Debug, Serialize)]
+pub struct RunSummary {
+    /// 1-based best epoch.
+    pub best_epoch: usize,
+    /// Dev metrics of the best epoch.
+    pub dev: std::collections::BTreeMap<String, f64>,
+    /// Test metrics of the best epoch, when a test set is given.
+    pub test: Option<std::collections::BTreeMap<String, f64>>,
+    /// Trainable parameters.
+    pub trainable: usize,
+    /// All parameters.
+    pub total: usize,
+    /// Size of the saved delta checkpoint in bytes.
+    pub delta_bytes: u64,
+    /// Wall time of training and evaluation, in seconds.
+    pub seconds: f64,
+}
+
+/// A job to run on the device the command line selects.
+pub struct TrainJob(pub Job);
+
+impl BackendJob for TrainJob {
+    type Output = RunSummary;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str) -> Result<RunSummary> {
+        let job = self.0;
+        if job.task != "classification" {
+            bail!("task `{}` is not supported yet; only `classification`", job.task);
+        }
+        let started = std::time::Instant::now();
+        let model_dir = resolve_folder(&job.model)?;
+        let tokenizer =
+            TextTokenizer::from_file(&model_dir.join("tokenizer.json"), job.max_length)?;
+        let (mut train_rows, labels) = encode_file(&job.train, &tokenizer, None, None)?;
+        if let Some(limit) = job.max_train_examples {
+            SplitMix64::new(job.optim.seed).shuffle(&mut train_rows);
+            train_rows.truncate(limit);
+        }
+        let (dev_rows, _) =
+            encode_file(&job.dev, &tokenizer, Some(&labels), job.max_eval_examples)?;
+        let test_rows = match &job.test {
+            Some(test) => {
+                Some(encode_file(test, &tokenizer, Some(&labels), job.max_eval_examples)?.0)
+            }
+            None => None,
+        };
+        let pad = tokenizer.pad_id();
+        let dev = ClassificationBatch::chunk(&dev_rows, job.batch_size, pad);
+        let spec = job.delta_spec()?;
+        B::seed(&device, job.optim.seed);
+        let (backbone, folder, _) = load_encoder::<B>(&model_dir, &device)?;
+        let backbone = spec.trainability.apply(backbone);
+        let delta = spec.build(&backbone, &device)?;
+        let head =
+            ClassificationHeadConfig::new(backbone.shape().hidden_size, labels.len()).init(&device);
+        let identity = backbone.identity();
+        let model = SequenceClassifier { backbone, delta, head };
+        let report = ParamReport::of::<B, _>(&model, 2);
+        eprintln!("{report}");
+        eprintln!(
+            "training {} on {} ({} train / {} dev rows, labels {:?}, backend {backend})",
+            job.method,
+            folder.dir.display(),
+            train_rows.len(),
+            dev_rows.len(),
+            labels.names()
+        );
+        std::fs::create_dir_all(&job.output)
+            .with_context(|| format!("creating {}", job.output.display()))?;
+        let mut log = MetricsLog::to_file(&job.output.join("metrics.jsonl"))?;
+        let num_labels = labels.len();
+        let outcome = fit(
+            model,
+            &job.optim,
+            &device,
+            |_, rng| {
+                let mut rows = train_rows.clone();
+                rng.shuffle(&mut rows);
+                ClassificationBatch::chunk(&rows, job.batch_size, pad)
+            },
+            |model: &SequenceClassifier<B::InnerBackend>| model.evaluate(&dev, num_labels),
+            &mut log,
+        )?;
+        let best = outcome.best;
+        let best_inner = best.valid();
+        let dev_metrics = outcome.history[outcome.best_epoch - 1].evaluation.metrics.clone();
+        let test_metrics = test_rows.map(|rows| {
+            best_inner
+                .evaluate(&ClassificationBatch::chunk(&rows, job.batch_size, pad), num_labels)
+                .metrics
+        });
+        let exported = SequenceClassifier { delta: best.delta.export(), ..best };
+        let method = json!({
+            "task": job.task,
+            "method": job.method,
+            "delta": spec.exported(),
+            "labels": labels,
+            "max_length": job.max_length,
+        });
+        let checkpoint = DeltaCheckpoint::capture::<B, _>(
+            &exported,
+            &|e| e.trainable || e.path.starts_with("delta.") || e.path.starts_with("head."),
+            method,
+            identity,
+        );
+        let delta_path = job.output.join("delta.safetensors");
+        checkpoint.save(&delta_path)?;
+        let resolved = toml::to_string_pretty(&job).context("writing the resolved job")?;
+        std::fs::write(job.output.join("job.toml"), resolved).context("writing job.toml")?;
+        let summary = RunSummary {
+            best_epoch: outcome.best_epoch,
+            dev: dev_metrics,
+            test: test_metrics,
+            trainable: report.overall.trainable,
+            total: report.overall.total,
+            delta_bytes: std::fs::metadata(&delta_path).map(|m| m.len()).unwrap_or(0),
+            seconds: started.elapsed().as_secs_f64(),
+        };
+        let results = serde_json::to_string_pretty(&summary).context("writing results")?;
+        std::fs::write(job.output.join("results.json"), results).context("writing results.json")?;
+        Ok(summary)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_job_parses_and_names_its_method() {
+        let job = Job::parse(DEFAULT_JOB, "default").expect("default job");
+        assert_eq!(job.method, "ptuning-v2");
+        assert!(job.delta_spec().expect("spec").prefix.is_some());
+    }
+
+    #[test]
+    fn an_unknown_key_is_refused_with_its_name() {
+        let text = DEFAULT_JOB.replace("max_length = 64", "max_lenght = 64");
+        let err = format!("{:#}", Job::parse(&text, "job.toml").expect_err("typo"));
+        assert!(err.contains("max_lenght") && err.contains("job.toml"), "{err}");
+    }
+}

@@ -1,0 +1,97 @@
+//! `pet train` end to end on the tiny BERT fixture folder (with its real `tokenizer.json`): a
+//! job file trains P-Tuning v2 and LoRA for a few steps, and the output folder holds a delta
+//! checkpoint that `pet inspect` reads, the resolved job, the metrics log and the results.
+
+use std::path::{Path, PathBuf};
+
+use pet_cli::device::{DeviceSpec, run_on};
+use pet_cli::train::{Job, TrainJob};
+
+fn model_dir() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders/bert")
+}
+
+fn write_data(dir: &Path) {
+    let rows = |n: usize| -> String {
+        (0..n)
+            .map(|i| {
+                if i % 2 == 0 {
+                    "{\"text\": \"the cat sat on the mat\", \"label\": \"cat\"}\n"
+                } else {
+                    "{\"text\": \"a big dog is running\", \"label\": \"dog\"}\n"
+                }
+            })
+            .collect()
+    };
+    std::fs::write(dir.join("train.jsonl"), rows(16)).expect("train");
+    std::fs::write(dir.join("dev.jsonl"), rows(6)).expect("dev");
+}
+
+fn job(dir: &Path, method: &str) -> Job {
+    let text = format!(
+        r#"
+model = "{model}"
+task = "classification"
+train = "{dir}/train.jsonl"
+dev = "{dir}/dev.jsonl"
+test = "{dir}/dev.jsonl"
+method = "{method}"
+max_length = 16
+batch_size = 4
+output = "{dir}/out-{method}"
+
+[optim]
+epochs = 2
+learning_rate = 0.05
+progress = false
+"#,
+        model = model_dir().display(),
+        dir = dir.display(),
+    );
+    Job::parse(&text, "test job").expect("job")
+}
+
+fn temp_dir(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("pet-train-{name}-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    dir
+}
+
+#[test]
+fn train_writes_a_checkpoint_metrics_and_results() {
+    let _serial = pet_core::testing::serial();
+    let dir = temp_dir("ptv2");
+    write_data(&dir);
+    for method in ["ptuning-v2", "lora"] {
+        let job = job(&dir, method);
+        let output = job.output.clone();
+        let summary = run_on(DeviceSpec::Cpu, TrainJob(job)).expect("training runs");
+        assert!(summary.best_epoch >= 1 && summary.best_epoch <= 2);
+        assert!(summary.dev["accuracy"] >= 0.5, "{method}: {:?}", summary.dev);
+        assert!(summary.test.is_some());
+        assert!(summary.trainable > 0 && summary.trainable < summary.total);
+        for file in ["delta.safetensors", "job.toml", "metrics.jsonl", "results.json"] {
+            assert!(output.join(file).is_file(), "{method}: {file} written");
+        }
+        let text = pet_cli::inspect::describe(&output.join("delta.safetensors")).expect("inspect");
+        assert!(text.contains(&format!("\"method\":\"{method}\"")), "{text}");
+        assert!(text.contains("head.classifier.weight"), "{text}");
+    }
+}
+
+#[test]
+fn an_unknown_method_is_refused_before_training() {
+    let dir = temp_dir("unknown");
+    let job = Job { method: "prefix-tuning".into(), ..job(&dir, "ptuning-v2") };
+    let err = format!("{:#}", job.delta_spec().expect_err("unknown method"));
+    assert!(err.contains("prefix-tuning"), "{err}");
+}
+
+#[test]
+fn a_missing_data_file_is_named() {
+    let _serial = pet_core::testing::serial();
+    let dir = temp_dir("missing");
+    let job = job(&dir, "ptuning-v2");
+    let err = format!("{:#}", run_on(DeviceSpec::Cpu, TrainJob(job)).expect_err("no data"));
+    assert!(err.contains("train.jsonl"), "{err}");
+}

@@ -1,0 +1,3 @@
+//! Task models: backbone + delta + head, with their batches, losses and evaluation.
+
+pub mod classification;

@@ -1,0 +1,72 @@
+//! Tokenization parity with transformers' `BertTokenizerFast` on a small WordPiece vocabulary
+//! (fixture: `tests/parity/encoders/generate.py`, `bert/tokenizer_expected.json`).
+
+use std::path::Path;
+
+use pet_nlp::NlpError;
+use pet_nlp::tokenize::{Encoded, TextTokenizer};
+use serde_json::Value;
+
+fn folder() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/encoders/bert")
+}
+
+fn ints(case: &Value, key: &str) -> Vec<i64> {
+    case[key].as_array().expect(key).iter().map(|v| v.as_i64().expect("integer")).collect()
+}
+
+fn check(case: &Value, ours: &Encoded) {
+    let what = case.to_string();
+    let ids: Vec<i64> = ours.input_ids.iter().map(|&i| i as i64).collect();
+    assert_eq!(ids, ints(case, "input_ids"), "ids of {what}");
+    let types: Vec<i64> = ours.token_type_ids.iter().map(|&i| i as i64).collect();
+    assert_eq!(types, ints(case, "token_type_ids"), "types of {what}");
+    let words: Vec<i64> = ours.word_ids.iter().map(|w| w.map_or(-1, i64::from)).collect();
+    assert_eq!(words, ints(case, "word_ids"), "word ids of {what}");
+    let offsets: Vec<i64> = ours.offsets.iter().flat_map(|&(a, b)| [a as i64, b as i64]).collect();
+    let expected: Vec<i64> = case["offsets"]
+        .as_array()
+        .expect("offsets")
+        .iter()
+        .flat_map(|o| ints(&serde_json::json!({"o": o}), "o"))
+        .collect();
+    assert_eq!(offsets, expected, "offsets of {what}");
+}
+
+#[test]
+fn texts_pairs_and_words_tokenize_as_transformers_does() {
+    let text = std::fs::read_to_string(folder().join("tokenizer_expected.json")).expect("fixture");
+    let cases: Vec<Value> = serde_json::from_str(&text).expect("json");
+    assert_eq!(cases.len(), 6);
+    for case in &cases {
+        let max_length = case["max_length"].as_u64().unwrap_or(512) as usize;
+        let tokenizer = TextTokenizer::from_file(&folder().join("tokenizer.json"), max_length)
+            .expect("tokenizer");
+        let ours = match (case.get("text"), case.get("words")) {
+            (Some(text), _) => tokenizer
+                .encode(text.as_str().expect("text"), case.get("text_pair").and_then(Value::as_str))
+                .expect("encode"),
+            (None, Some(words)) => {
+                let words: Vec<String> = words
+                    .as_array()
+                    .expect("words")
+                    .iter()
+                    .map(|w| w.as_str().expect("word").to_string())
+                    .collect();
+                tokenizer.encode_words(&words).expect("encode words")
+            }
+            _ => panic!("case without input: {case}"),
+        };
+        check(case, &ours);
+    }
+}
+
+#[test]
+fn a_broken_tokenizer_file_is_named() {
+    let path = std::env::temp_dir().join(format!("pet-bad-tokenizer-{}.json", std::process::id()));
+    std::fs::write(&path, "{\"model\": 3}").expect("write");
+    match TextTokenizer::from_file(&path, 16) {
+        Err(NlpError::Tokenizer { path: p, .. }) => assert_eq!(p, path),
+        other => panic!("expected a tokenizer error, got {other:?}"),
+    }
+}
