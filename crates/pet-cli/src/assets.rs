@@ -701,24 +701,7 @@ mod tests {
     use super::*;
     use std::io::Write;
 
-    /// A fresh folder under the system temp dir, removed when dropped.
-    struct TestDir(PathBuf);
-
-    impl TestDir {
-        fn new(name: &str) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("pet-cli-assets-{}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            fs::create_dir_all(&path).expect("create test dir");
-            Self(path)
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use pet_core::testing::TempDir as TestDir;
 
     fn datasets_dir() -> PathBuf {
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets")

@@ -285,25 +285,8 @@ fn wnut16(dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>> {
 mod tests {
     use super::*;
     use crate::assets::{AssetKind, FileEntry, Registry, Source};
-    use std::path::PathBuf;
 
-    struct TestDir(PathBuf);
-
-    impl TestDir {
-        fn new(name: &str) -> Self {
-            let path =
-                std::env::temp_dir().join(format!("pet-cli-prepare-{}-{name}", std::process::id()));
-            let _ = fs::remove_dir_all(&path);
-            fs::create_dir_all(&path).expect("create test dir");
-            Self(path)
-        }
-    }
-
-    impl Drop for TestDir {
-        fn drop(&mut self) {
-            let _ = fs::remove_dir_all(&self.0);
-        }
-    }
+    use pet_core::testing::TempDir as TestDir;
 
     fn recipe(seed: u64) -> SplitRecipe {
         SplitRecipe { seed, train: 0.8, dev: 0.1, test: 0.1, recipe: String::new() }

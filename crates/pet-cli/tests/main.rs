@@ -2,4 +2,5 @@
 
 mod device_smoke;
 mod inspect;
+mod real_minilm;
 mod train;

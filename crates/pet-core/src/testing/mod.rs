@@ -3,7 +3,10 @@
 
 /// The conformance suite.
 pub mod conformance;
+pub mod temp_dir;
 pub mod tiny_encoder;
+
+pub use temp_dir::TempDir;
 
 pub use tiny_encoder::{TinyEncoder, TinyEncoderConfig, TinyInput};
 
