@@ -3,6 +3,9 @@
 
 pub mod assets;
 pub mod device;
+pub mod encode;
 pub mod inspect;
+pub mod predict;
 pub mod prepare;
+pub mod restore;
 pub mod train;

@@ -7,6 +7,8 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
+use pet_cli::encode::EncodeJob;
+use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
 
 #[derive(Parser, Debug)]
@@ -26,6 +28,60 @@ enum Command {
     /// Tune a delta: the embedded default job (P-Tuning v2 on all-MiniLM-L6-v2 for SpamAssassin),
     /// or a TOML job file, with overrides.
     Train(TrainArgs),
+    /// Write one JSON object per input line (`logits`, `label`) with a trained classifier.
+    Predict {
+        /// Model folder or asset name.
+        #[arg(long)]
+        model: String,
+        /// pet delta checkpoint.
+        #[arg(long)]
+        delta: PathBuf,
+        /// Input JSONL, CSV or TSV (`text`, optional `text_pair`).
+        #[arg(long)]
+        input: PathBuf,
+        /// Output JSONL.
+        #[arg(long)]
+        output: PathBuf,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
+    /// Score a trained classifier on a labelled file (accuracy, macro-F1, MCC).
+    Eval {
+        /// Model folder or asset name.
+        #[arg(long)]
+        model: String,
+        /// pet delta checkpoint.
+        #[arg(long)]
+        delta: PathBuf,
+        /// Labelled input: JSONL, CSV or TSV with `text`, optional `text_pair`, `label`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
+    /// Write the encoder's hidden states (and pooler output) of a JSONL file to safetensors.
+    Encode {
+        /// Model folder or asset name.
+        #[arg(long)]
+        model: String,
+        /// Input JSONL: `{"text", "text_pair"}` or `{"input_ids", "attention_mask", "token_type_ids"}`.
+        #[arg(long)]
+        input: PathBuf,
+        /// Output safetensors.
+        #[arg(long)]
+        output: PathBuf,
+        /// A pet delta checkpoint or a PEFT adapter folder.
+        #[arg(long)]
+        delta: Option<PathBuf>,
+        /// Truncation of tokenized texts.
+        #[arg(long, default_value_t = 512)]
+        max_length: usize,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
     /// Bring an asset of `datasets/` (model or data) into the local cache and check its sha256.
     Fetch {
         /// Asset name, e.g. `all-minilm-l6-v2`, `spamassassin`, `wnut16`.
@@ -163,6 +219,26 @@ fn main() -> Result<()> {
                 print_metrics("test", test);
             }
             println!("saved to {}", output.display());
+        }
+        Command::Predict { model, delta, input, output, device } => {
+            let job = PredictJob { model, delta, input, output: Some(output.clone()) };
+            if let PredictOutcome::Written(n) = run_on(device, job)? {
+                println!("wrote {n} predictions to {}", output.display());
+            }
+        }
+        Command::Eval { model, delta, input, device } => {
+            if let PredictOutcome::Scored(metrics) =
+                run_on(device, PredictJob { model, delta, input, output: None })?
+            {
+                print_metrics("eval", &metrics);
+            }
+        }
+        Command::Encode { model, input, output, delta, max_length, device } => {
+            let n = run_on(
+                device,
+                EncodeJob { model, input, output: output.clone(), delta, max_length },
+            )?;
+            println!("encoded {n} rows into {}", output.display());
         }
         Command::Fetch { name } => {
             let folder = pet_cli::assets::fetch(&name, &manifests_dir())?;

@@ -2,5 +2,6 @@
 
 mod device_smoke;
 mod inspect;
+mod predict_encode;
 mod real_minilm;
 mod train;

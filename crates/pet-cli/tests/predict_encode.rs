@@ -1,0 +1,155 @@
+//! `pet predict`, `pet eval` and `pet encode` on the tiny fixture folders: a delta trained by
+//! `pet train` is restored from its checkpoint alone, and a PEFT adapter folder passed to
+//! `encode` reproduces PEFT's hidden states.
+
+use std::path::{Path, PathBuf};
+
+use pet_cli::device::{DeviceSpec, run_on};
+use pet_cli::encode::EncodeJob;
+use pet_cli::predict::{PredictJob, PredictOutcome};
+use pet_cli::train::{Job, TrainJob};
+use pet_core::safetensors_io::read_tensor_file;
+use pet_core::testing::TempDir;
+
+fn fixtures(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders").join(case)
+}
+
+fn train(dir: &Path) -> (PathBuf, f64) {
+    let line =
+        |text: &str, label: &str| format!("{{\"text\": \"{text}\", \"label\": \"{label}\"}}\n");
+    let rows: String = (0..12)
+        .map(|i| {
+            if i % 2 == 0 {
+                line("the cat sat on the mat", "cat")
+            } else {
+                line("a big dog is running", "dog")
+            }
+        })
+        .collect();
+    std::fs::write(dir.join("data.jsonl"), &rows).expect("data");
+    let text = format!(
+        "model = \"{model}\"\ntask = \"classification\"\ntrain = \"{d}/data.jsonl\"\ndev = \"{d}/data.jsonl\"\n\
+         test = \"{d}/data.jsonl\"\nmethod = \"prefix+bitfit\"\nmax_length = 16\nbatch_size = 4\noutput = \"{d}/out\"\n\
+         [optim]\nepochs = 2\nlearning_rate = 0.05\nprogress = false\n",
+        model = fixtures("bert").display(),
+        d = dir.display()
+    );
+    let summary =
+        run_on(DeviceSpec::Cpu, TrainJob(Job::parse(&text, "job").expect("job"))).expect("train");
+    let accuracy = summary.test.expect("test metrics")["accuracy"];
+    (dir.join("out/delta.safetensors"), accuracy)
+}
+
+#[test]
+fn predict_and_eval_restore_the_trained_classifier() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("predict");
+    let (delta, trained_accuracy) = train(dir.path());
+    let model = fixtures("bert").display().to_string();
+    let input = dir.path().join("data.jsonl");
+    let scored = run_on(
+        DeviceSpec::Cpu,
+        PredictJob {
+            model: model.clone(),
+            delta: delta.clone(),
+            input: input.clone(),
+            output: None,
+        },
+    )
+    .expect("eval");
+    let PredictOutcome::Scored(metrics) = scored else { panic!("eval scores") };
+    assert!(
+        (metrics["accuracy"] - trained_accuracy).abs() < 1e-12,
+        "{metrics:?} vs {trained_accuracy}"
+    );
+    let output = dir.path().join("predictions.jsonl");
+    let written =
+        run_on(DeviceSpec::Cpu, PredictJob { model, delta, input, output: Some(output.clone()) })
+            .expect("predict");
+    assert!(matches!(written, PredictOutcome::Written(12)));
+    let text = std::fs::read_to_string(&output).expect("predictions");
+    let lines: Vec<serde_json::Value> =
+        text.lines().map(|l| serde_json::from_str(l).expect("json")).collect();
+    assert_eq!(lines.len(), 12);
+    assert_eq!(lines[0]["logits"].as_array().map(Vec::len), Some(2));
+    let right = lines
+        .iter()
+        .enumerate()
+        .filter(|(i, l)| l["label"] == if i % 2 == 0 { "cat" } else { "dog" })
+        .count();
+    assert!((right as f64 / 12.0 - trained_accuracy).abs() < 1e-12);
+}
+
+#[test]
+fn encode_with_a_peft_adapter_folder_reproduces_peft() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("encode-peft");
+    let expected =
+        read_tensor_file(&fixtures("roberta/expected.safetensors")).expect("fixture").tensors;
+    let ids = expected["input_ids"].clone().convert::<i64>().into_vec::<i64>().expect("ids");
+    let mask = expected["attention_mask"].clone().convert::<f32>().into_vec::<f32>().expect("mask");
+    let seq = expected["input_ids"].shape[1];
+    let lines: String = (0..2)
+        .map(|r| {
+            let row = &ids[r * seq..(r + 1) * seq];
+            let m: Vec<i64> = mask[r * seq..(r + 1) * seq].iter().map(|&v| v as i64).collect();
+            format!("{}\n", serde_json::json!({"input_ids": row, "attention_mask": m}))
+        })
+        .collect();
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(&input, lines).expect("input");
+    for case in ["roberta_prompt", "roberta_prefix", "roberta_lora"] {
+        let output = dir.path().join(format!("{case}.safetensors"));
+        let job = EncodeJob {
+            model: fixtures("roberta").display().to_string(),
+            input: input.clone(),
+            output: output.clone(),
+            delta: Some(fixtures(case)),
+            max_length: 64,
+        };
+        assert_eq!(run_on(DeviceSpec::Cpu, job).expect("encode"), 2);
+        let ours = read_tensor_file(&output).expect("output").tensors;
+        let theirs = read_tensor_file(&fixtures(case).join("expected.safetensors"))
+            .expect("expected")
+            .tensors;
+        let a = ours["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
+        let b = theirs["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
+        assert_eq!(ours["last_hidden_state"].shape, theirs["last_hidden_state"].shape, "{case}");
+        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+        assert!(diff < 2e-5, "{case}: max abs diff {diff}");
+        assert_eq!(
+            ours["attention_mask"].shape.to_vec(),
+            vec![2, theirs["last_hidden_state"].shape[1]]
+        );
+        assert!(ours.contains_key("pooler_output"));
+    }
+}
+
+#[test]
+fn encode_text_lines_with_the_model_tokenizer_and_name_bad_lines() {
+    let dir = TempDir::new("encode-text");
+    let input = dir.path().join("input.jsonl");
+    std::fs::write(
+        &input,
+        "{\"text\": \"the cat sat\"}\n{\"text\": \"a dog\", \"text_pair\": \"it is big\"}\n",
+    )
+    .expect("input");
+    let output = dir.path().join("out.safetensors");
+    let job = |input: PathBuf| EncodeJob {
+        model: fixtures("bert").display().to_string(),
+        input,
+        output: output.clone(),
+        delta: None,
+        max_length: 16,
+    };
+    assert_eq!(run_on(DeviceSpec::Cpu, job(input)).expect("encode"), 2);
+    let file = read_tensor_file(&output).expect("output").tensors;
+    assert_eq!(file["last_hidden_state"].shape.to_vec(), vec![2, 8, 16]);
+    let mask = file["attention_mask"].clone().into_vec::<i64>().expect("ints");
+    assert_eq!(mask, vec![1, 1, 1, 1, 1, 0, 0, 0, 1, 1, 1, 1, 1, 1, 1, 1]);
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "{\"text\": \"ok\"}\n{\"txt\": 3}\n").expect("bad");
+    let err = format!("{:#}", run_on(DeviceSpec::Cpu, job(bad.clone())).expect_err("bad line"));
+    assert!(err.contains(&format!("{}:2", bad.display())), "{err}");
+}
