@@ -8,15 +8,19 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
+use pet_core::BackboneIdentity;
+use pet_core::blocks::PostNormEncoder;
 use pet_core::checkpoint::DeltaCheckpoint;
+use pet_core::delta::set::DeltaSet;
 use pet_core::delta::set::DeltaSpec;
 use pet_core::rng::SplitMix64;
 use pet_core::train::{MetricsLog, TrainConfig, fit};
 use pet_core::{Backbone, ParamReport};
-use pet_nlp::data::{LabelSet, read_classification};
-use pet_nlp::heads::ClassificationHeadConfig;
+use pet_nlp::data::{LabelSet, read_classification, read_conll};
+use pet_nlp::heads::{ClassificationHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::load_encoder;
 use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::{Encoded, TextTokenizer};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -40,7 +44,8 @@ fn default_batch_size() -> usize {
 pub struct Job {
     /// Model folder, or the name of an asset of `datasets/`.
     pub model: String,
-    /// Only `classification` for now.
+    /// `classification` (JSONL/CSV/TSV with `text`, `text_pair`, `label`) or `tagging`
+    /// (CoNLL columns `token tag`, BIO tags).
     pub task: String,
     /// Training data: a file, or `ASSET:FILE` inside a fetched asset.
     pub train: String,
@@ -69,6 +74,9 @@ pub struct Job {
     pub max_eval_examples: Option<usize>,
     /// Output folder.
     pub output: PathBuf,
+    /// For `tagging`: a CRF over the word-level tag scores.
+    #[serde(default)]
+    pub crf: bool,
     /// Optimization.
     #[serde(default)]
     pub optim: TrainConfig,
@@ -175,106 +183,264 @@ pub struct RunSummary {
 /// A job to run on the device the command line selects.
 pub struct TrainJob(pub Job);
 
+/// What every task shares before training: the model folder, its tokenizer, the deltas and the
+/// backbone with its trainability applied.
+struct Setup<B: AutodiffBackend> {
+    folder: PathBuf,
+    tokenizer: TextTokenizer,
+    spec: DeltaSpec,
+    backbone: PostNormEncoder<B>,
+    delta: DeltaSet<B>,
+    identity: BackboneIdentity,
+}
+
+impl<B: AutodiffBackend> Setup<B> {
+    fn new(job: &Job, device: &B::Device) -> Result<Self> {
+        let folder = resolve_folder(&job.model)?;
+        let tokenizer = TextTokenizer::from_file(&folder.join("tokenizer.json"), job.max_length)?;
+        let spec = job.delta_spec()?;
+        B::seed(device, job.optim.seed);
+        let (backbone, _, _) = load_encoder::<B>(&folder, device)?;
+        let backbone = spec.trainability.apply(backbone);
+        let delta = spec.build(&backbone, device)?;
+        let identity = backbone.identity();
+        Ok(Self { folder, tokenizer, spec, backbone, delta, identity })
+    }
+}
+
+/// Seeded subset of the training rows, when the job asks for one.
+fn subset<T>(job: &Job, mut rows: Vec<T>) -> Vec<T> {
+    if let Some(limit) = job.max_train_examples {
+        SplitMix64::new(job.optim.seed).shuffle(&mut rows);
+        rows.truncate(limit);
+    }
+    rows
+}
+
+/// Prints the parameter report and what is about to train.
+fn announce(
+    job: &Job,
+    folder: &Path,
+    report: &ParamReport,
+    train: usize,
+    dev: usize,
+    labels: &LabelSet,
+    backend: &str,
+) {
+    eprintln!("{report}");
+    eprintln!(
+        "training {} for {} on {} ({train} train / {dev} dev rows, {} labels, backend {backend})",
+        job.method,
+        job.task,
+        folder.display(),
+        labels.len()
+    );
+}
+
+/// What a finished fit hands to [`save_outputs`].
+struct Finished {
+    best_epoch: usize,
+    dev: std::collections::BTreeMap<String, f64>,
+    test: Option<std::collections::BTreeMap<String, f64>>,
+    report: ParamReport,
+    started: std::time::Instant,
+}
+
+/// Writes the delta checkpoint (deltas exported, head, trained backbone parameters), the
+/// resolved job and the results into the output folder.
+fn save_outputs<B: AutodiffBackend, M: burn::module::Module<B>>(
+    job: &Job,
+    exported: &M,
+    spec: &DeltaSpec,
+    labels: &LabelSet,
+    identity: BackboneIdentity,
+    finished: Finished,
+) -> Result<RunSummary> {
+    let method = json!({
+        "task": job.task,
+        "method": job.method,
+        "delta": spec.exported(),
+        "labels": labels,
+        "max_length": job.max_length,
+        "crf": job.crf,
+    });
+    let checkpoint = DeltaCheckpoint::capture::<B, _>(
+        exported,
+        &|e| e.trainable || e.path.starts_with("delta.") || e.path.starts_with("head."),
+        method,
+        identity,
+    );
+    let delta_path = job.output.join("delta.safetensors");
+    checkpoint.save(&delta_path)?;
+    let resolved = toml::to_string_pretty(job).context("writing the resolved job")?;
+    std::fs::write(job.output.join("job.toml"), resolved).context("writing job.toml")?;
+    let summary = RunSummary {
+        best_epoch: finished.best_epoch,
+        dev: finished.dev,
+        test: finished.test,
+        trainable: finished.report.overall.trainable,
+        total: finished.report.overall.total,
+        delta_bytes: std::fs::metadata(&delta_path).map(|m| m.len()).unwrap_or(0),
+        seconds: finished.started.elapsed().as_secs_f64(),
+    };
+    let results = serde_json::to_string_pretty(&summary).context("writing results")?;
+    std::fs::write(job.output.join("results.json"), results).context("writing results.json")?;
+    Ok(summary)
+}
+
+fn metrics_log(job: &Job) -> Result<MetricsLog> {
+    std::fs::create_dir_all(&job.output)
+        .with_context(|| format!("creating {}", job.output.display()))?;
+    Ok(MetricsLog::to_file(&job.output.join("metrics.jsonl"))?)
+}
+
+fn train_classification<B: AutodiffBackend>(
+    job: &Job,
+    device: &B::Device,
+    backend: &str,
+) -> Result<RunSummary> {
+    let started = std::time::Instant::now();
+    let setup = Setup::<B>::new(job, device)?;
+    let (train_rows, labels) = encode_file(&job.train, &setup.tokenizer, None, None)?;
+    let train_rows = subset(job, train_rows);
+    let (dev_rows, _) =
+        encode_file(&job.dev, &setup.tokenizer, Some(&labels), job.max_eval_examples)?;
+    let test_rows = match &job.test {
+        Some(test) => {
+            Some(encode_file(test, &setup.tokenizer, Some(&labels), job.max_eval_examples)?.0)
+        }
+        None => None,
+    };
+    let pad = setup.tokenizer.pad_id();
+    let dev = ClassificationBatch::chunk(&dev_rows, job.batch_size, pad);
+    let hidden = setup.backbone.shape().hidden_size;
+    let head = ClassificationHeadConfig::new(hidden, labels.len()).init(device);
+    let model = SequenceClassifier { backbone: setup.backbone, delta: setup.delta, head };
+    let report = ParamReport::of::<B, _>(&model, 2);
+    announce(job, &setup.folder, &report, train_rows.len(), dev_rows.len(), &labels, backend);
+    let num_labels = labels.len();
+    let outcome = fit(
+        model,
+        &job.optim,
+        device,
+        |_, rng| {
+            let mut rows = train_rows.clone();
+            rng.shuffle(&mut rows);
+            ClassificationBatch::chunk(&rows, job.batch_size, pad)
+        },
+        |model: &SequenceClassifier<B::InnerBackend>| model.evaluate(&dev, num_labels),
+        &mut metrics_log(job)?,
+    )?;
+    let best = outcome.best;
+    let test = test_rows.map(|rows| {
+        best.valid()
+            .evaluate(&ClassificationBatch::chunk(&rows, job.batch_size, pad), num_labels)
+            .metrics
+    });
+    let dev = outcome.history[outcome.best_epoch - 1].evaluation.metrics.clone();
+    let exported = SequenceClassifier { delta: best.delta.export(), ..best };
+    let finished = Finished { best_epoch: outcome.best_epoch, dev, test, report, started };
+    save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
+}
+
+fn read_tagged(
+    spec: &str,
+    tokenizer: &TextTokenizer,
+    labels: Option<&LabelSet>,
+) -> Result<(Vec<TaggedRow>, LabelSet)> {
+    let path = resolve_file(spec)?;
+    let sentences = read_conll(&path, 1)?;
+    let labels = labels
+        .cloned()
+        .unwrap_or_else(|| LabelSet::new(sentences.iter().flat_map(|s| s.tags.iter().cloned())));
+    let mut rows = Vec::with_capacity(sentences.len());
+    for (index, sentence) in sentences.iter().enumerate() {
+        let tags = sentence
+            .tags
+            .iter()
+            .map(|t| {
+                labels.index_of(t).with_context(|| {
+                    format!(
+                        "{}: sentence {}: tag `{t}` is not among the training tags",
+                        path.display(),
+                        index + 1
+                    )
+                })
+            })
+            .collect::<Result<Vec<usize>>>()?;
+        let row = TaggedRow::new(tokenizer.encode_words(&sentence.tokens)?, tags);
+        if row.first_subword.is_empty() {
+            bail!(
+                "{}: sentence {}: no word survives truncation to max_length",
+                path.display(),
+                index + 1
+            );
+        }
+        rows.push(row);
+    }
+    Ok((rows, labels))
+}
+
+fn train_tagging<B: AutodiffBackend>(
+    job: &Job,
+    device: &B::Device,
+    backend: &str,
+) -> Result<RunSummary> {
+    let started = std::time::Instant::now();
+    let setup = Setup::<B>::new(job, device)?;
+    let (train_rows, labels) = read_tagged(&job.train, &setup.tokenizer, None)?;
+    let train_rows = subset(job, train_rows);
+    let limit = |mut rows: Vec<TaggedRow>| {
+        rows.truncate(job.max_eval_examples.unwrap_or(usize::MAX));
+        rows
+    };
+    let dev_rows = limit(read_tagged(&job.dev, &setup.tokenizer, Some(&labels))?.0);
+    let test_rows = match &job.test {
+        Some(test) => Some(limit(read_tagged(test, &setup.tokenizer, Some(&labels))?.0)),
+        None => None,
+    };
+    let pad = setup.tokenizer.pad_id();
+    let dev = TaggingBatch::chunk(&dev_rows, job.batch_size, pad);
+    let hidden = setup.backbone.shape().hidden_size;
+    let head =
+        TokenClassificationHeadConfig::new(hidden, labels.len()).with_crf(job.crf).init(device);
+    let model = SequenceTagger { backbone: setup.backbone, delta: setup.delta, head };
+    let report = ParamReport::of::<B, _>(&model, 2);
+    announce(job, &setup.folder, &report, train_rows.len(), dev_rows.len(), &labels, backend);
+    let names = labels.names().to_vec();
+    let outcome = fit(
+        model,
+        &job.optim,
+        device,
+        |_, rng| {
+            let mut rows = train_rows.clone();
+            rng.shuffle(&mut rows);
+            TaggingBatch::chunk(&rows, job.batch_size, pad)
+        },
+        |model: &SequenceTagger<B::InnerBackend>| model.evaluate(&dev, &names),
+        &mut metrics_log(job)?,
+    )?;
+    let best = outcome.best;
+    let test = test_rows.map(|rows| {
+        best.valid().evaluate(&TaggingBatch::chunk(&rows, job.batch_size, pad), &names).metrics
+    });
+    let dev = outcome.history[outcome.best_epoch - 1].evaluation.metrics.clone();
+    let exported = SequenceTagger { delta: best.delta.export(), ..best };
+    let finished = Finished { best_epoch: outcome.best_epoch, dev, test, report, started };
+    save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
+}
+
 impl BackendJob for TrainJob {
     type Output = RunSummary;
 
     fn run<B: AutodiffBackend>(self, device: B::Device, backend: &str) -> Result<RunSummary> {
-        let job = self.0;
-        if job.task != "classification" {
-            bail!("task `{}` is not supported yet; only `classification`", job.task);
-        }
-        let started = std::time::Instant::now();
-        let model_dir = resolve_folder(&job.model)?;
-        let tokenizer =
-            TextTokenizer::from_file(&model_dir.join("tokenizer.json"), job.max_length)?;
-        let (mut train_rows, labels) = encode_file(&job.train, &tokenizer, None, None)?;
-        if let Some(limit) = job.max_train_examples {
-            SplitMix64::new(job.optim.seed).shuffle(&mut train_rows);
-            train_rows.truncate(limit);
-        }
-        let (dev_rows, _) =
-            encode_file(&job.dev, &tokenizer, Some(&labels), job.max_eval_examples)?;
-        let test_rows = match &job.test {
-            Some(test) => {
-                Some(encode_file(test, &tokenizer, Some(&labels), job.max_eval_examples)?.0)
+        match self.0.task.as_str() {
+            "classification" => train_classification::<B>(&self.0, &device, backend),
+            "tagging" => train_tagging::<B>(&self.0, &device, backend),
+            other => {
+                bail!("task `{other}` is not supported; expected `classification` or `tagging`")
             }
-            None => None,
-        };
-        let pad = tokenizer.pad_id();
-        let dev = ClassificationBatch::chunk(&dev_rows, job.batch_size, pad);
-        let spec = job.delta_spec()?;
-        B::seed(&device, job.optim.seed);
-        let (backbone, folder, _) = load_encoder::<B>(&model_dir, &device)?;
-        let backbone = spec.trainability.apply(backbone);
-        let delta = spec.build(&backbone, &device)?;
-        let head =
-            ClassificationHeadConfig::new(backbone.shape().hidden_size, labels.len()).init(&device);
-        let identity = backbone.identity();
-        let model = SequenceClassifier { backbone, delta, head };
-        let report = ParamReport::of::<B, _>(&model, 2);
-        eprintln!("{report}");
-        eprintln!(
-            "training {} on {} ({} train / {} dev rows, labels {:?}, backend {backend})",
-            job.method,
-            folder.dir.display(),
-            train_rows.len(),
-            dev_rows.len(),
-            labels.names()
-        );
-        std::fs::create_dir_all(&job.output)
-            .with_context(|| format!("creating {}", job.output.display()))?;
-        let mut log = MetricsLog::to_file(&job.output.join("metrics.jsonl"))?;
-        let num_labels = labels.len();
-        let outcome = fit(
-            model,
-            &job.optim,
-            &device,
-            |_, rng| {
-                let mut rows = train_rows.clone();
-                rng.shuffle(&mut rows);
-                ClassificationBatch::chunk(&rows, job.batch_size, pad)
-            },
-            |model: &SequenceClassifier<B::InnerBackend>| model.evaluate(&dev, num_labels),
-            &mut log,
-        )?;
-        let best = outcome.best;
-        let best_inner = best.valid();
-        let dev_metrics = outcome.history[outcome.best_epoch - 1].evaluation.metrics.clone();
-        let test_metrics = test_rows.map(|rows| {
-            best_inner
-                .evaluate(&ClassificationBatch::chunk(&rows, job.batch_size, pad), num_labels)
-                .metrics
-        });
-        let exported = SequenceClassifier { delta: best.delta.export(), ..best };
-        let method = json!({
-            "task": job.task,
-            "method": job.method,
-            "delta": spec.exported(),
-            "labels": labels,
-            "max_length": job.max_length,
-        });
-        let checkpoint = DeltaCheckpoint::capture::<B, _>(
-            &exported,
-            &|e| e.trainable || e.path.starts_with("delta.") || e.path.starts_with("head."),
-            method,
-            identity,
-        );
-        let delta_path = job.output.join("delta.safetensors");
-        checkpoint.save(&delta_path)?;
-        let resolved = toml::to_string_pretty(&job).context("writing the resolved job")?;
-        std::fs::write(job.output.join("job.toml"), resolved).context("writing job.toml")?;
-        let summary = RunSummary {
-            best_epoch: outcome.best_epoch,
-            dev: dev_metrics,
-            test: test_metrics,
-            trainable: report.overall.trainable,
-            total: report.overall.total,
-            delta_bytes: std::fs::metadata(&delta_path).map(|m| m.len()).unwrap_or(0),
-            seconds: started.elapsed().as_secs_f64(),
-        };
-        let results = serde_json::to_string_pretty(&summary).context("writing results")?;
-        std::fs::write(job.output.join("results.json"), results).context("writing results.json")?;
-        Ok(summary)
+        }
     }
 }
 

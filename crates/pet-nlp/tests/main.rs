@@ -1,4 +1,5 @@
 //! Integration tests of pet-nlp: one binary, one module per concern.
 
+mod crf;
 mod encoders;
 mod tokenizer;
