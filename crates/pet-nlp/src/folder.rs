@@ -86,3 +86,30 @@ pub fn load_encoder<B: Backend>(
     };
     Ok((encoder, folder, report))
 }
+
+impl EncoderFolder {
+    /// `head` with the task layers of this folder loaded: every key outside the encoder's prefix
+    /// (`classifier.*` as transformers' task models save it) must fit a parameter of `head`.
+    ///
+    /// # Errors
+    /// [`NlpError`](crate::NlpError) naming the file and key when the folder holds no task
+    /// layers (a bare encoder), or they do not fit `head`.
+    pub fn load_head<B: Backend, M: burn::module::Module<B>>(&self, head: M) -> Result<M> {
+        let file = self.dir.join("model.safetensors").display().to_string();
+        if self.key_prefix.is_empty() {
+            return Err(pet_core::PetError::MissingWeights {
+                file,
+                keys: vec!["classifier.weight".into()],
+            }
+            .into());
+        }
+        let prefix = self.key_prefix.clone();
+        let head_keys: BTreeMap<String, TensorData> = self
+            .weights
+            .iter()
+            .filter(|(k, _)| !k.starts_with(&prefix) && !is_buffer(k))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        Ok(load_hf_state(head, &head_keys, &file, "", &|_| false)?.0)
+    }
+}

@@ -2,4 +2,5 @@
 
 mod crf;
 mod encoders;
+mod heads;
 mod tokenizer;

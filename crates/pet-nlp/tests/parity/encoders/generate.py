@@ -9,7 +9,10 @@ Writes, next to this script, one folder per case:
                            gradient of loss = sum(last_hidden_state * probe) + sum(pooler_output)
                            for every parameter, by state-dict key.
   bert_task/               `BertForSequenceClassification` with the weights of bert/ (keys
-                           `bert.*` and `classifier.*`), to load a task checkpoint's encoder.
+                           `bert.*` and `classifier.*`), to load a task checkpoint's encoder
+                           and head; expected.safetensors holds its `logits` on bert/'s inputs.
+  bert_tagger/             `BertForTokenClassification` (5 labels) with the same encoder;
+                           expected.safetensors holds its per-token `logits`.
   bert/tokenizer.json      a WordPiece tokenizer over the model's 40-token vocabulary
                            (`BertTokenizerFast.save_pretrained`), and tokenizer_expected.json:
                            ids, token types, attention masks, offsets and word ids of single
@@ -29,7 +32,7 @@ import transformers
 import peft
 import safetensors
 from safetensors.torch import save_file
-from transformers import BertConfig, BertModel, BertForSequenceClassification, RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, BertForSequenceClassification, BertForTokenClassification, RobertaConfig, RobertaModel
 from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -157,9 +160,18 @@ def main():
     backbone_case("bert", bert, bert_inputs)
     tokenizer_case(os.path.join(HERE, "bert"))
 
-    task = BertForSequenceClassification(BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2, num_labels=3))
-    task.bert.load_state_dict(bert.state_dict())
-    task.save_pretrained(os.path.join(HERE, "bert_task"))
+    head_config = dict(**SIZES, max_position_embeddings=32, type_vocab_size=2)
+    for name, cls, labels in [
+        ("bert_task", BertForSequenceClassification, 3),
+        ("bert_tagger", BertForTokenClassification, 5),
+    ]:
+        torch.manual_seed(SEED + labels)
+        task = cls(BertConfig(**head_config, num_labels=labels)).eval()
+        task.bert.load_state_dict(bert.state_dict(), strict=False)
+        task.save_pretrained(os.path.join(HERE, name))
+        with torch.no_grad():
+            logits = task(**bert_inputs).logits
+        save({"logits": logits}, os.path.join(HERE, name, "expected.safetensors"))
 
     torch.manual_seed(SEED + 2)
     roberta_config = RobertaConfig(**SIZES, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1)
