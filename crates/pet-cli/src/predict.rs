@@ -1,43 +1,52 @@
-//! `pet predict` and `pet eval` for sequence classification: restore the classifier from a
-//! model folder and a pet delta checkpoint, then write one JSON object per input line
-//! (`logits`, `label`), or score a labelled file (accuracy, macro-F1, MCC).
+//! `pet predict` and `pet eval`: restore a task model from a model folder and a pet delta
+//! checkpoint, then write one JSON object per input line, or score a labelled file.
+//!
+//! | task | `predict` input line | `predict` output line | `eval` input | `eval` metrics |
+//! |---|---|---|---|---|
+//! | classification | `{"text", "text_pair"}` (or CSV/TSV) | `{"logits": [classes], "label"}` | JSONL/CSV/TSV with `label` | accuracy, macro-F1, MCC |
+//! | tagging | `{"tokens": [...]}` or `{"text"}` split on whitespace | `{"tokens", "tags", "logits": [tokens, classes]}` | CoNLL `token tag` | seqeval F1, precision, recall |
+//!
+//! Tagging logits are read at each word's first sub-word; words cut off by truncation get the
+//! `O` tag and no logits row.
 
+use std::collections::BTreeMap;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
-use burn::tensor::backend::AutodiffBackend;
-use pet_nlp::data::read_classification;
-use pet_nlp::tasks::classification::ClassificationBatch;
+use anyhow::{Context, Result, bail};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use pet_nlp::data::{LabelSet, read_classification, read_conll};
+use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::TextTokenizer;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use crate::device::BackendJob;
-use crate::restore::restore_classifier;
+use crate::restore::{TaskModel, restore_model};
 use crate::train::resolve_folder;
 
 const BATCH: usize = 32;
 
-/// Predict or score a classification file.
+/// Predict or score a file.
 #[derive(Clone, Debug)]
 pub struct PredictJob {
     /// Model folder or asset name.
     pub model: String,
     /// pet delta checkpoint.
     pub delta: PathBuf,
-    /// Input (JSONL, CSV or TSV with `text`, optional `text_pair`, and `label` for `eval`).
+    /// Input file (see the module table).
     pub input: PathBuf,
     /// Where to write predictions (JSONL); `None` scores the file instead.
     pub output: Option<PathBuf>,
 }
 
-/// What a run produced: the number of predictions written, or the metrics.
+/// What a run produced.
 #[derive(Clone, Debug)]
 pub enum PredictOutcome {
-    /// Predictions written.
+    /// Number of predictions written.
     Written(usize),
     /// Metrics of `eval`.
-    Scored(std::collections::BTreeMap<String, f64>),
+    Scored(BTreeMap<String, f64>),
 }
 
 impl BackendJob for PredictJob {
@@ -45,55 +54,155 @@ impl BackendJob for PredictJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, _backend: &str) -> Result<PredictOutcome> {
         let model_dir = resolve_folder(&self.model)?;
-        let restored = restore_classifier::<B::InnerBackend>(&model_dir, &self.delta, &device)?;
+        let restored = restore_model::<B::InnerBackend>(&model_dir, &self.delta, &device)?;
         let tokenizer =
             TextTokenizer::from_file(&model_dir.join("tokenizer.json"), restored.max_length)?;
+        match &restored.model {
+            TaskModel::Classifier(model) => self.classify(model, &restored.labels, &tokenizer),
+            TaskModel::Tagger(model) => self.tag(model, &restored.labels, &tokenizer),
+        }
+    }
+}
+
+impl PredictJob {
+    fn classify<B: Backend>(
+        &self,
+        model: &SequenceClassifier<B>,
+        labels: &LabelSet,
+        tokenizer: &TextTokenizer,
+    ) -> Result<PredictOutcome> {
         let examples = read_classification(&self.input)?;
         let mut rows = Vec::with_capacity(examples.len());
         for (index, example) in examples.iter().enumerate() {
             let class = match (&self.output, &example.label) {
                 (Some(_), _) => 0,
-                (None, Some(label)) => restored.labels.index_of(label).with_context(|| {
+                (None, Some(label)) => labels.index_of(label).with_context(|| {
                     format!(
                         "{}: example {}: unknown label `{label}`",
                         self.input.display(),
                         index + 1
                     )
                 })?,
-                (None, None) => anyhow::bail!(
-                    "{}: example {} has no label to score",
-                    self.input.display(),
-                    index + 1
-                ),
+                (None, None) => {
+                    bail!("{}: example {} has no label to score", self.input.display(), index + 1)
+                }
             };
             rows.push((tokenizer.encode(&example.text, example.text_pair.as_deref())?, class));
         }
         let batches = ClassificationBatch::chunk(&rows, BATCH, tokenizer.pad_id());
-        let Some(output) = self.output else {
-            let metrics = restored.model.evaluate(&batches, restored.labels.len()).metrics;
-            return Ok(PredictOutcome::Scored(metrics));
+        let Some(output) = &self.output else {
+            return Ok(PredictOutcome::Scored(model.evaluate(&batches, labels.len()).metrics));
         };
-        let (predicted, logits) = restored.model.predict(&batches);
-        write_predictions(&output, &predicted, &logits, |i| {
-            restored.labels.name(i).unwrap_or("").to_string()
-        })?;
+        let (predicted, logits) = model.predict(&batches);
+        let lines = predicted
+            .iter()
+            .zip(&logits)
+            .map(|(class, row)| json!({"logits": row, "label": labels.name(*class).unwrap_or("")}));
+        write_lines(output, lines)?;
         Ok(PredictOutcome::Written(predicted.len()))
+    }
+
+    fn tag<B: Backend>(
+        &self,
+        model: &SequenceTagger<B>,
+        labels: &LabelSet,
+        tokenizer: &TextTokenizer,
+    ) -> Result<PredictOutcome> {
+        let names = labels.names().to_vec();
+        let Some(output) = &self.output else {
+            let mut rows = Vec::new();
+            for (index, sentence) in read_conll(&self.input, 1)?.iter().enumerate() {
+                let tags = sentence
+                    .tags
+                    .iter()
+                    .map(|t| {
+                        labels.index_of(t).with_context(|| {
+                            format!(
+                                "{}: sentence {}: unknown tag `{t}`",
+                                self.input.display(),
+                                index + 1
+                            )
+                        })
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                rows.push(TaggedRow::new(tokenizer.encode_words(&sentence.tokens)?, tags));
+            }
+            let batches = TaggingBatch::chunk(&rows, BATCH, tokenizer.pad_id());
+            return Ok(PredictOutcome::Scored(model.evaluate(&batches, &names).metrics));
+        };
+        let sentences = read_token_lines(&self.input)?;
+        let outside = labels.index_of("O").unwrap_or(0);
+        let mut rows = Vec::with_capacity(sentences.len());
+        for tokens in &sentences {
+            rows.push(TaggedRow::new(tokenizer.encode_words(tokens)?, vec![outside; tokens.len()]));
+        }
+        let batches = TaggingBatch::chunk(&rows, BATCH, tokenizer.pad_id());
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut sentence = 0;
+        for batch in &batches {
+            let (emissions, mask) = model.emissions(batch);
+            let [_, words, classes] = emissions.dims();
+            let scores = emissions
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .unwrap_or_default();
+            let decoded = model.head.decode(emissions, mask, &batch.lengths);
+            for (row, (mut tags, &length)) in decoded.into_iter().zip(&batch.lengths).enumerate() {
+                let tokens = &sentences[sentence];
+                tags.resize(tokens.len(), outside);
+                let logits: Vec<&[f32]> = (0..length)
+                    .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
+                    .collect();
+                let tags: Vec<&str> = tags.iter().map(|&t| labels.name(t).unwrap_or("O")).collect();
+                lines.push(json!({"tokens": tokens, "tags": tags, "logits": logits}));
+                sentence += 1;
+            }
+        }
+        let n = lines.len();
+        write_lines(output, lines.into_iter())?;
+        Ok(PredictOutcome::Written(n))
     }
 }
 
-fn write_predictions(
-    path: &Path,
-    predicted: &[usize],
-    logits: &[Vec<f32>],
-    name: impl Fn(usize) -> String,
-) -> Result<()> {
+/// Words of every JSONL line: `{"tokens": [...]}`, or `{"text": ...}` split on whitespace.
+fn read_token_lines(path: &Path) -> Result<Vec<Vec<String>>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut sentences = Vec::new();
+    for (index, line) in text.lines().enumerate() {
+        if line.trim().is_empty() {
+            continue;
+        }
+        let at = || format!("{}:{}", path.display(), index + 1);
+        let value: Value = serde_json::from_str(line).with_context(at)?;
+        let tokens: Vec<String> =
+            match (value.get("tokens"), value.get("text").and_then(Value::as_str)) {
+                (Some(Value::Array(items)), _) => items
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .with_context(|| format!("{}: `tokens` must hold strings", at()))?,
+                (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+                _ => bail!("{}: expected `tokens` (a list of strings) or `text`", at()),
+            };
+        if tokens.is_empty() {
+            bail!("{}: no token", at());
+        }
+        sentences.push(tokens);
+    }
+    Ok(sentences)
+}
+
+/// Writes one JSON value per line, through a temporary file renamed into place.
+fn write_lines(path: &Path, lines: impl Iterator<Item = Value>) -> Result<()> {
     let tmp = path.with_extension("jsonl.partial");
     let mut out = std::io::BufWriter::new(
         std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
-    for (class, row) in predicted.iter().zip(logits) {
-        writeln!(out, "{}", json!({"logits": row, "label": name(*class)}))
-            .with_context(|| format!("writing {}", tmp.display()))?;
+    for line in lines {
+        writeln!(out, "{line}").with_context(|| format!("writing {}", tmp.display()))?;
     }
     out.flush().with_context(|| format!("writing {}", tmp.display()))?;
     drop(out);

@@ -12,16 +12,26 @@ use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
 use pet_nlp::data::LabelSet;
-use pet_nlp::heads::ClassificationHeadConfig;
+use pet_nlp::heads::{ClassificationHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::load_encoder;
 use pet_nlp::tasks::classification::SequenceClassifier;
+use pet_nlp::tasks::tagging::SequenceTagger;
 
-/// A classifier restored from a pet delta checkpoint.
+/// A task model restored from a pet delta checkpoint.
 #[derive(Debug)]
-pub struct RestoredClassifier<B: Backend> {
+pub enum TaskModel<B: Backend> {
+    /// Sequence classification.
+    Classifier(Box<SequenceClassifier<B>>),
+    /// Sequence labeling.
+    Tagger(Box<SequenceTagger<B>>),
+}
+
+/// A task model with what its checkpoint records about it.
+#[derive(Debug)]
+pub struct Restored<B: Backend> {
     /// Backbone, deltas and head with the trained values.
-    pub model: SequenceClassifier<B>,
-    /// Class names, in index order.
+    pub model: TaskModel<B>,
+    /// Class or tag names, in index order.
     pub labels: LabelSet,
     /// The sequence length it was trained with.
     pub max_length: usize,
@@ -38,32 +48,49 @@ fn method_field<T: serde::de::DeserializeOwned>(
         .with_context(|| format!("{}: metadata `method.{key}`", checkpoint.source.display()))
 }
 
-/// The classifier of `model_dir` with the delta checkpoint at `delta` loaded.
+/// The task model of `model_dir` with the delta checkpoint at `delta` loaded.
 ///
 /// # Errors
-/// When the checkpoint is not a classification delta, was trained on another backbone, or does
-/// not fit the model; every message names the file.
-pub fn restore_classifier<B: Backend>(
+/// When the checkpoint is not a pet task delta, was trained on another backbone, or does not fit
+/// the model; every message names the file.
+pub fn restore_model<B: Backend>(
     model_dir: &Path,
     delta: &Path,
     device: &B::Device,
-) -> Result<RestoredClassifier<B>> {
+) -> Result<Restored<B>> {
+    if delta.is_dir() {
+        bail!(
+            "{}: a PEFT adapter folder holds no pet head; give a pet delta checkpoint",
+            delta.display()
+        );
+    }
     let checkpoint = DeltaCheckpoint::load(delta)?;
     let task: String = method_field(&checkpoint, "task")?;
-    if task != "classification" {
-        bail!("{}: a `{task}` delta, not a classification one", delta.display());
-    }
     let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
     let labels: LabelSet = method_field(&checkpoint, "labels")?;
     let max_length: usize = method_field(&checkpoint, "max_length")?;
     let (backbone, _, _) = load_encoder::<B>(model_dir, device)?;
     let identity = backbone.identity();
     let delta_set = spec.build(&backbone, device)?;
-    let head =
-        ClassificationHeadConfig::new(backbone.shape().hidden_size, labels.len()).init(device);
-    let model = SequenceClassifier { backbone, delta: delta_set, head };
-    let model = checkpoint.apply(model, &identity, &["delta", "head"])?;
-    Ok(RestoredClassifier { model, labels, max_length })
+    let hidden = backbone.shape().hidden_size;
+    let required = ["delta", "head"];
+    let model = match task.as_str() {
+        "classification" => {
+            let head = ClassificationHeadConfig::new(hidden, labels.len()).init(device);
+            let model = SequenceClassifier { backbone, delta: delta_set, head };
+            TaskModel::Classifier(Box::new(checkpoint.apply(model, &identity, &required)?))
+        }
+        "tagging" => {
+            let crf =
+                checkpoint.method.get("crf").and_then(serde_json::Value::as_bool).unwrap_or(false);
+            let head =
+                TokenClassificationHeadConfig::new(hidden, labels.len()).with_crf(crf).init(device);
+            let model = SequenceTagger { backbone, delta: delta_set, head };
+            TaskModel::Tagger(Box::new(checkpoint.apply(model, &identity, &required)?))
+        }
+        other => bail!("{}: task `{other}` is not classification or tagging", delta.display()),
+    };
+    Ok(Restored { model, labels, max_length })
 }
 
 /// `backbone` and the deltas of `delta` (a pet checkpoint file or a PEFT adapter folder). Backbone

@@ -153,3 +153,59 @@ fn encode_text_lines_with_the_model_tokenizer_and_name_bad_lines() {
     let err = format!("{:#}", run_on(DeviceSpec::Cpu, job(bad.clone())).expect_err("bad line"));
     assert!(err.contains(&format!("{}:2", bad.display())), "{err}");
 }
+
+#[test]
+fn predict_and_eval_restore_a_tagger_with_its_crf() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("predict-tagger");
+    let d = dir.path();
+    let sentences =
+        ["we\tO\ngo\tO\nto\tO\nparis\tB-LOC\n", "new\tB-LOC\nyork\tI-LOC\nis\tO\nbig\tO\n"];
+    let train: Vec<&str> = (0..10).map(|i| sentences[i % 2]).collect();
+    std::fs::write(d.join("train.conll"), train.join("\n")).expect("train");
+    std::fs::write(d.join("dev.conll"), sentences.join("\n")).expect("dev");
+    let text = format!(
+        "model = \"{model}\"\ntask = \"tagging\"\ntrain = \"{d}/train.conll\"\ndev = \"{d}/dev.conll\"\n\
+         test = \"{d}/dev.conll\"\nmethod = \"prefix\"\nmax_length = 16\nbatch_size = 4\ncrf = true\n\
+         output = \"{d}/out\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\nprogress = false\n",
+        model = fixtures("bert").display(),
+        d = d.display()
+    );
+    let summary =
+        run_on(DeviceSpec::Cpu, TrainJob(Job::parse(&text, "job").expect("job"))).expect("train");
+    let delta = d.join("out/delta.safetensors");
+    let model = fixtures("bert").display().to_string();
+    let eval = PredictJob {
+        model: model.clone(),
+        delta: delta.clone(),
+        input: d.join("dev.conll"),
+        output: None,
+    };
+    let PredictOutcome::Scored(metrics) = run_on(DeviceSpec::Cpu, eval).expect("eval") else {
+        panic!("scores")
+    };
+    let trained = summary.test.expect("test metrics");
+    assert!((metrics["f1"] - trained["f1"]).abs() < 1e-12, "{metrics:?} vs {trained:?}");
+    std::fs::write(
+        d.join("input.jsonl"),
+        "{\"tokens\": [\"we\", \"go\", \"to\", \"paris\"]}\n{\"text\": \"new york is big\"}\n",
+    )
+    .expect("input");
+    let output = d.join("tags.jsonl");
+    let job =
+        PredictJob { model, delta, input: d.join("input.jsonl"), output: Some(output.clone()) };
+    assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(2)));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+        .expect("tags")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(lines[1]["tokens"], serde_json::json!(["new", "york", "is", "big"]));
+    assert_eq!(lines[1]["tags"].as_array().map(Vec::len), Some(4));
+    let logits = lines[0]["logits"].as_array().expect("logits");
+    assert_eq!(
+        (logits.len(), logits[0].as_array().map(Vec::len)),
+        (4, Some(3)),
+        "4 words x 3 tags (B-LOC, I-LOC, O)"
+    );
+}
