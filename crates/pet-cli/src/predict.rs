@@ -5,6 +5,7 @@
 //! |---|---|---|---|---|
 //! | classification | `{"text", "text_pair"}` (or CSV/TSV) | `{"logits": [classes], "label"}` | JSONL/CSV/TSV with `label` | accuracy, macro-F1, MCC |
 //! | tagging | `{"tokens": [...]}` or `{"text"}` split on whitespace | `{"tokens", "tags", "logits": [tokens, classes]}` | CoNLL `token tag` | seqeval F1, precision, recall |
+//! | qa | SQuAD JSON | `{"id", "answer"}` | SQuAD JSON | exact match, F1 |
 //!
 //! Tagging logits are read at each word's first sub-word; words cut off by truncation get the
 //! `O` tag and no logits row.
@@ -15,8 +16,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use pet_nlp::data::{LabelSet, read_classification, read_conll};
+use pet_nlp::data::{LabelSet, read_classification, read_conll, read_squad};
 use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use pet_nlp::tasks::qa::{QaBatch, QuestionAnswerer, features as qa_features};
 use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::TextTokenizer;
 use serde_json::{Value, json};
@@ -60,6 +62,9 @@ impl BackendJob for PredictJob {
         match &restored.model {
             TaskModel::Classifier(model) => self.classify(model, &restored.labels, &tokenizer),
             TaskModel::Tagger(model) => self.tag(model, &restored.labels, &tokenizer),
+            TaskModel::Answerer(model, stride, longest) => {
+                self.answer(model, &tokenizer, restored.max_length, *stride, *longest)
+            }
         }
     }
 }
@@ -163,6 +168,31 @@ impl PredictJob {
         let n = lines.len();
         write_lines(output, lines.into_iter())?;
         Ok(PredictOutcome::Written(n))
+    }
+}
+
+impl PredictJob {
+    fn answer<B: Backend>(
+        &self,
+        model: &QuestionAnswerer<B>,
+        tokenizer: &TextTokenizer,
+        max_length: usize,
+        stride: usize,
+        longest: usize,
+    ) -> Result<PredictOutcome> {
+        let examples = read_squad(&self.input)?;
+        let features = qa_features(&examples, tokenizer, max_length, stride)?;
+        let indices: Vec<usize> = (0..features.len()).collect();
+        let batches = QaBatch::chunk(&features, &indices, BATCH, tokenizer.pad_id());
+        let Some(output) = &self.output else {
+            return Ok(PredictOutcome::Scored(
+                model.evaluate(&batches, &features, &examples, longest).metrics,
+            ));
+        };
+        let answers = model.answers(&batches, &features, &examples, longest);
+        let lines = examples.iter().zip(&answers).map(|(e, a)| json!({"id": e.id, "answer": a}));
+        write_lines(output, lines)?;
+        Ok(PredictOutcome::Written(answers.len()))
     }
 }
 

@@ -12,9 +12,10 @@ use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
 use pet_nlp::data::LabelSet;
-use pet_nlp::heads::{ClassificationHeadConfig, TokenClassificationHeadConfig};
+use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::load_encoder;
 use pet_nlp::tasks::classification::SequenceClassifier;
+use pet_nlp::tasks::qa::QuestionAnswerer;
 use pet_nlp::tasks::tagging::SequenceTagger;
 
 /// A task model restored from a pet delta checkpoint.
@@ -24,6 +25,8 @@ pub enum TaskModel<B: Backend> {
     Classifier(Box<SequenceClassifier<B>>),
     /// Sequence labeling.
     Tagger(Box<SequenceTagger<B>>),
+    /// Extractive question answering, with its window stride and longest answer.
+    Answerer(Box<QuestionAnswerer<B>>, usize, usize),
 }
 
 /// A task model with what its checkpoint records about it.
@@ -88,7 +91,18 @@ pub fn restore_model<B: Backend>(
             let model = SequenceTagger { backbone, delta: delta_set, head };
             TaskModel::Tagger(Box::new(checkpoint.apply(model, &identity, &required)?))
         }
-        other => bail!("{}: task `{other}` is not classification or tagging", delta.display()),
+        "qa" => {
+            let stride: usize = method_field(&checkpoint, "doc_stride")?;
+            let longest: usize = method_field(&checkpoint, "max_answer_length")?;
+            let head = QaHeadConfig::new(hidden).init(device);
+            let model = QuestionAnswerer { backbone, delta: delta_set, head };
+            TaskModel::Answerer(
+                Box::new(checkpoint.apply(model, &identity, &required)?),
+                stride,
+                longest,
+            )
+        }
+        other => bail!("{}: task `{other}` is not classification, tagging or qa", delta.display()),
     };
     Ok(Restored { model, labels, max_length })
 }

@@ -16,10 +16,11 @@ use pet_core::delta::set::DeltaSpec;
 use pet_core::rng::SplitMix64;
 use pet_core::train::{MetricsLog, TrainConfig, fit};
 use pet_core::{Backbone, ParamReport};
-use pet_nlp::data::{LabelSet, read_classification, read_conll};
-use pet_nlp::heads::{ClassificationHeadConfig, TokenClassificationHeadConfig};
+use pet_nlp::data::{LabelSet, SquadExample, read_classification, read_conll, read_squad};
+use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::load_encoder;
 use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use pet_nlp::tasks::qa::{QaBatch, QaFeature, QuestionAnswerer, features as qa_features};
 use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::{Encoded, TextTokenizer};
 use serde::{Deserialize, Serialize};
@@ -34,6 +35,14 @@ fn default_max_length() -> usize {
     128
 }
 
+fn default_doc_stride() -> usize {
+    128
+}
+
+fn default_max_answer_length() -> usize {
+    30
+}
+
 fn default_batch_size() -> usize {
     32
 }
@@ -44,8 +53,8 @@ fn default_batch_size() -> usize {
 pub struct Job {
     /// Model folder, or the name of an asset of `datasets/`.
     pub model: String,
-    /// `classification` (JSONL/CSV/TSV with `text`, `text_pair`, `label`) or `tagging`
-    /// (CoNLL columns `token tag`, BIO tags).
+    /// `classification` (JSONL/CSV/TSV with `text`, `text_pair`, `label`), `tagging` (CoNLL
+    /// columns `token tag`, BIO tags) or `qa` (SQuAD v1.1 JSON).
     pub task: String,
     /// Training data: a file, or `ASSET:FILE` inside a fetched asset.
     pub train: String,
@@ -77,6 +86,12 @@ pub struct Job {
     /// For `tagging`: a CRF over the word-level tag scores.
     #[serde(default)]
     pub crf: bool,
+    /// For `qa`: context tokens shared by consecutive windows of a long context.
+    #[serde(default = "default_doc_stride")]
+    pub doc_stride: usize,
+    /// For `qa`: longest answer, in tokens.
+    #[serde(default = "default_max_answer_length")]
+    pub max_answer_length: usize,
     /// Optimization.
     #[serde(default)]
     pub optim: TrainConfig,
@@ -263,6 +278,8 @@ fn save_outputs<B: AutodiffBackend, M: burn::module::Module<B>>(
         "labels": labels,
         "max_length": job.max_length,
         "crf": job.crf,
+        "doc_stride": job.doc_stride,
+        "max_answer_length": job.max_answer_length,
     });
     let checkpoint = DeltaCheckpoint::capture::<B, _>(
         exported,
@@ -430,6 +447,80 @@ fn train_tagging<B: AutodiffBackend>(
     save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
 }
 
+/// SQuAD examples of a file, limited, and their windows.
+fn read_qa(
+    spec: &str,
+    job: &Job,
+    tokenizer: &TextTokenizer,
+    limit: Option<usize>,
+) -> Result<(Vec<SquadExample>, Vec<QaFeature>)> {
+    let mut examples = read_squad(&resolve_file(spec)?)?;
+    examples.truncate(limit.unwrap_or(usize::MAX));
+    let features = qa_features(&examples, tokenizer, job.max_length, job.doc_stride)?;
+    Ok((examples, features))
+}
+
+fn train_qa<B: AutodiffBackend>(
+    job: &Job,
+    device: &B::Device,
+    backend: &str,
+) -> Result<RunSummary> {
+    let started = std::time::Instant::now();
+    let setup = Setup::<B>::new(job, device)?;
+    let (train_examples, train_features) = read_qa(&job.train, job, &setup.tokenizer, None)?;
+    // Answerable questions only (SQuAD v1.1); a seeded subset of their windows.
+    let answerable: Vec<usize> = (0..train_features.len())
+        .filter(|&i| !train_examples[train_features[i].example].is_impossible)
+        .collect();
+    let train_indices = subset(job, answerable);
+    let (dev_examples, dev_features) =
+        read_qa(&job.dev, job, &setup.tokenizer, job.max_eval_examples)?;
+    let pad = setup.tokenizer.pad_id();
+    let all = |features: &[QaFeature]| (0..features.len()).collect::<Vec<_>>();
+    let dev = QaBatch::chunk(&dev_features, &all(&dev_features), job.batch_size, pad);
+    let head = QaHeadConfig::new(setup.backbone.shape().hidden_size).init(device);
+    let model = QuestionAnswerer { backbone: setup.backbone, delta: setup.delta, head };
+    let report = ParamReport::of::<B, _>(&model, 2);
+    let labels = LabelSet::new(Vec::<String>::new());
+    announce(
+        job,
+        &setup.folder,
+        &report,
+        train_indices.len(),
+        dev_features.len(),
+        &labels,
+        backend,
+    );
+    let max_answer = job.max_answer_length;
+    let outcome = fit(
+        model,
+        &job.optim,
+        device,
+        |_, rng| {
+            let mut indices = train_indices.clone();
+            rng.shuffle(&mut indices);
+            QaBatch::chunk(&train_features, &indices, job.batch_size, pad)
+        },
+        |model: &QuestionAnswerer<B::InnerBackend>| {
+            model.evaluate(&dev, &dev_features, &dev_examples, max_answer)
+        },
+        &mut metrics_log(job)?,
+    )?;
+    let best = outcome.best;
+    let test = match &job.test {
+        Some(test) => {
+            let (examples, features) = read_qa(test, job, &setup.tokenizer, job.max_eval_examples)?;
+            let batches = QaBatch::chunk(&features, &all(&features), job.batch_size, pad);
+            Some(best.valid().evaluate(&batches, &features, &examples, max_answer).metrics)
+        }
+        None => None,
+    };
+    let dev = outcome.history[outcome.best_epoch - 1].evaluation.metrics.clone();
+    let exported = QuestionAnswerer { delta: best.delta.export(), ..best };
+    let finished = Finished { best_epoch: outcome.best_epoch, dev, test, report, started };
+    save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
+}
+
 impl BackendJob for TrainJob {
     type Output = RunSummary;
 
@@ -437,9 +528,10 @@ impl BackendJob for TrainJob {
         match self.0.task.as_str() {
             "classification" => train_classification::<B>(&self.0, &device, backend),
             "tagging" => train_tagging::<B>(&self.0, &device, backend),
-            other => {
-                bail!("task `{other}` is not supported; expected `classification` or `tagging`")
-            }
+            "qa" => train_qa::<B>(&self.0, &device, backend),
+            other => bail!(
+                "task `{other}` is not supported; expected `classification`, `tagging` or `qa`"
+            ),
         }
     }
 }

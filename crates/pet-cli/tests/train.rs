@@ -133,3 +133,47 @@ fn tagging_trains_with_and_without_a_crf() {
         assert_eq!(text.contains("head.crf.transitions"), crf, "{text}");
     }
 }
+
+#[test]
+fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
+    let _serial = pet_core::testing::serial();
+    let dir = temp_dir("qa");
+    let context =
+        "the cat sat on the mat. the big dog is in paris, and the red cat is in new york.";
+    let qa = |id: &str, q: &str, answer: &str| {
+        let start = context.find(answer).expect("answer in context");
+        serde_json::json!({"id": id, "question": q, "answers": [{"text": answer, "answer_start": start}]})
+    };
+    let squad = serde_json::json!({"version": "1.1", "data": [{"title": "t", "paragraphs": [{
+        "context": context,
+        "qas": [qa("1", "where is the big dog?", "paris"), qa("2", "where is the red cat?", "new york"),
+                qa("3", "where is the cat?", "on the mat")]}]}]});
+    std::fs::write(dir.join("squad.json"), squad.to_string()).expect("squad");
+    let text = format!(
+        "model = \"{model}\"\ntask = \"qa\"\ntrain = \"{d}/squad.json\"\ndev = \"{d}/squad.json\"\n\
+         method = \"lora\"\nmax_length = 24\ndoc_stride = 8\nmax_answer_length = 4\nbatch_size = 4\n\
+         output = \"{d}/out-qa\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\nprogress = false\n",
+        model = model_dir().display(),
+        d = dir.display()
+    );
+    let job = Job::parse(&text, "qa job").expect("job");
+    let output = job.output.clone();
+    let summary = run_on(DeviceSpec::Cpu, TrainJob(job)).expect("qa trains");
+    let (em, f1) = (summary.dev["exact_match"], summary.dev["f1"]);
+    assert!((0.0..=100.0).contains(&em) && f1 >= em, "{:?}", summary.dev);
+    let text = pet_cli::inspect::describe(&output.join("delta.safetensors")).expect("inspect");
+    assert!(text.contains("\"task\":\"qa\"") && text.contains("head.qa_outputs.weight"), "{text}");
+    // The checkpoint alone restores the model: eval gives the dev metrics of the best epoch.
+    let eval = pet_cli::predict::PredictJob {
+        model: model_dir().display().to_string(),
+        delta: output.join("delta.safetensors"),
+        input: dir.join("squad.json"),
+        output: Some(dir.join("answers.jsonl")),
+    };
+    let written = run_on(DeviceSpec::Cpu, eval.clone()).expect("predict");
+    assert!(matches!(written, pet_cli::predict::PredictOutcome::Written(3)));
+    let scored = run_on(DeviceSpec::Cpu, pet_cli::predict::PredictJob { output: None, ..eval })
+        .expect("eval");
+    let pet_cli::predict::PredictOutcome::Scored(metrics) = scored else { panic!("eval scores") };
+    assert!((metrics["f1"] - f1).abs() < 1e-9, "{metrics:?} vs {:?}", summary.dev);
+}

@@ -35,6 +35,17 @@ impl From<Encoding> for Encoded {
     }
 }
 
+/// One window of a question and a context (extractive QA), as transformers'
+/// `tokenizer(question, context, truncation="only_second", stride=..., return_overflowing_tokens=True)`
+/// gives them.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Window {
+    /// Ids, types and character offsets (into the question for sequence 0, the context for 1).
+    pub encoded: Encoded,
+    /// `Some(0)` for question tokens, `Some(1)` for context tokens, `None` for special tokens.
+    pub sequence_ids: Vec<Option<usize>>,
+}
+
 /// A model's tokenizer, truncating to a maximum length.
 #[derive(Clone)]
 pub struct TextTokenizer {
@@ -98,6 +109,42 @@ impl TextTokenizer {
             Some(pair) => self.run(EncodeInput::Dual(first, InputSequence::from(pair))),
             None => self.run(EncodeInput::Single(first)),
         }
+    }
+
+    /// Splits `question` + `context` into windows of at most `max_length` tokens that truncate
+    /// only the context and overlap by `stride` context tokens.
+    ///
+    /// # Errors
+    /// [`NlpError::Tokenizer`] when the tokenizer fails or the question leaves no room.
+    pub fn encode_windows(
+        &self,
+        question: &str,
+        context: &str,
+        max_length: usize,
+        stride: usize,
+    ) -> Result<Vec<Window>> {
+        let mut tokenizer = self.tokenizer.clone();
+        tokenizer
+            .with_truncation(Some(TruncationParams {
+                direction: TruncationDirection::Right,
+                max_length,
+                strategy: TruncationStrategy::OnlySecond,
+                stride,
+            }))
+            .map_err(|e| NlpError::tokenizer(&self.path, e))?;
+        let input = EncodeInput::Dual(InputSequence::from(question), InputSequence::from(context));
+        let first = tokenizer
+            .encode_char_offsets(input, true)
+            .map_err(|e| NlpError::tokenizer(&self.path, e))?;
+        let mut encodings = vec![first.clone()];
+        encodings.extend(first.get_overflowing().iter().cloned());
+        Ok(encodings
+            .into_iter()
+            .map(|e| {
+                let sequence_ids = e.get_sequence_ids();
+                Window { encoded: Encoded::from(e), sequence_ids }
+            })
+            .collect())
     }
 
     /// Encodes pre-tokenized words; `word_ids` map every sub-word to its word.

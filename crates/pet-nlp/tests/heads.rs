@@ -75,3 +75,16 @@ fn a_bare_encoder_has_no_head_to_load() {
         .expect_err("bare");
     assert!(err.to_string().contains("classifier.weight"), "{err}");
 }
+
+#[test]
+fn qa_head_reproduces_bert_for_question_answering() {
+    let device = Default::default();
+    let (backbone, folder, _) = load_encoder::<B>(&case("bert_qa"), &device).expect("folder");
+    let head =
+        folder.load_head(pet_nlp::heads::QaHeadConfig::new(16).init::<B>(&device)).expect("head");
+    let (start, end) = head.forward(backbone.forward_with(input(), &NoDelta));
+    // transformers' start and end logits, stacked on the last axis.
+    let ours = Tensor::stack::<3>(vec![start, end], 2);
+    let diff = max_abs_diff(ours, Tensor::from_data(logits("bert_qa"), &device));
+    assert!(diff < TOLERANCE, "logits differ by {diff}");
+}

@@ -37,11 +37,24 @@ fn check(case: &Value, ours: &Encoded) {
 fn texts_pairs_and_words_tokenize_as_transformers_does() {
     let text = std::fs::read_to_string(folder().join("tokenizer_expected.json")).expect("fixture");
     let cases: Vec<Value> = serde_json::from_str(&text).expect("json");
-    assert_eq!(cases.len(), 6);
+    assert_eq!(cases.len(), 14);
     for case in &cases {
         let max_length = case["max_length"].as_u64().unwrap_or(512) as usize;
         let tokenizer = TextTokenizer::from_file(&folder().join("tokenizer.json"), max_length)
             .expect("tokenizer");
+        if let Some(question) = case.get("question").and_then(Value::as_str) {
+            let context = case["context"].as_str().expect("context");
+            let stride = case["stride"].as_u64().expect("stride") as usize;
+            let windows =
+                tokenizer.encode_windows(question, context, max_length, stride).expect("windows");
+            let window = &windows[case["window"].as_u64().expect("window") as usize];
+            check(case, &window.encoded);
+            let ids: Vec<i64> =
+                window.sequence_ids.iter().map(|s| s.map_or(-1, |s| s as i64)).collect();
+            assert_eq!(ids, ints(case, "sequence_ids"), "sequence ids of {case}");
+            assert_eq!(windows.len(), 8, "windows of the QA case");
+            continue;
+        }
         let ours = match (case.get("text"), case.get("words")) {
             (Some(text), _) => tokenizer
                 .encode(text.as_str().expect("text"), case.get("text_pair").and_then(Value::as_str))

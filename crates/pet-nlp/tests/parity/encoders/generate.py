@@ -13,6 +13,9 @@ Writes, next to this script, one folder per case:
                            and head; expected.safetensors holds its `logits` on bert/'s inputs.
   bert_tagger/             `BertForTokenClassification` (5 labels) with the same encoder;
                            expected.safetensors holds its per-token `logits`.
+  bert_qa/                 `BertForQuestionAnswering`; `logits` = start and end logits stacked
+                           on the last axis. tokenizer_expected.json also holds the windows of a
+                           question/context pair (only_second truncation, stride 4).
   bert/tokenizer.json      a WordPiece tokenizer over the model's 40-token vocabulary
                            (`BertTokenizerFast.save_pretrained`), and tokenizer_expected.json:
                            ids, token types, attention masks, offsets and word ids of single
@@ -32,7 +35,7 @@ import transformers
 import peft
 import safetensors
 from safetensors.torch import save_file
-from transformers import BertConfig, BertModel, BertForSequenceClassification, BertForTokenClassification, RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, RobertaConfig, RobertaModel
 from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -141,6 +144,18 @@ def tokenizer_case(folder):
     for text, pair in [("the cat", "a dog sat on the mat"), ("Hello world, it is a big blue dog", "yes it is")]:
         enc = tok(text, pair, truncation="longest_first", max_length=10, return_offsets_mapping=True)
         cases.append({"text": text, "text_pair": pair, "max_length": 10, **record(enc)})
+    question, context = "where is the big dog?", "the cat sat on the mat. the big dog is in paris, and the red cat is in new york. we go to paris."
+    enc = tok(question, context, truncation="only_second", max_length=16, stride=4,
+              return_overflowing_tokens=True, return_offsets_mapping=True)
+    for i in range(len(enc["input_ids"])):
+        cases.append({
+            "question": question, "context": context, "max_length": 16, "stride": 4, "window": i,
+            "input_ids": enc["input_ids"][i], "token_type_ids": enc["token_type_ids"][i],
+            "attention_mask": enc["attention_mask"][i],
+            "offsets": [list(o) for o in enc["offset_mapping"][i]],
+            "word_ids": [(-1 if w is None else w) for w in enc.word_ids(i)],
+            "sequence_ids": [(-1 if w is None else w) for w in enc.sequence_ids(i)],
+        })
     words = ["@user", "New", "York", "dogs", "running", "!"]
     enc = tok(words, is_split_into_words=True, return_offsets_mapping=True)
     cases.append({"words": words, **record(enc)})
@@ -164,13 +179,15 @@ def main():
     for name, cls, labels in [
         ("bert_task", BertForSequenceClassification, 3),
         ("bert_tagger", BertForTokenClassification, 5),
+        ("bert_qa", BertForQuestionAnswering, 2),
     ]:
         torch.manual_seed(SEED + labels)
         task = cls(BertConfig(**head_config, num_labels=labels)).eval()
         task.bert.load_state_dict(bert.state_dict(), strict=False)
         task.save_pretrained(os.path.join(HERE, name))
         with torch.no_grad():
-            logits = task(**bert_inputs).logits
+            out = task(**bert_inputs)
+        logits = out.logits if hasattr(out, "logits") else torch.stack([out.start_logits, out.end_logits], -1)
         save({"logits": logits}, os.path.join(HERE, name, "expected.safetensors"))
 
     torch.manual_seed(SEED + 2)
