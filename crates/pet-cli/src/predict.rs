@@ -16,16 +16,16 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result, bail};
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use pet_nlp::data::{LabelSet, read_classification, read_conll, read_squad};
+use pet_nlp::data::{LabelSet, read_classification};
 use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
-use pet_nlp::tasks::qa::{QaBatch, QuestionAnswerer, features as qa_features};
+use pet_nlp::tasks::qa::{QaBatch, QuestionAnswerer};
 use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::TextTokenizer;
 use serde_json::{Value, json};
 
 use crate::device::BackendJob;
 use crate::restore::{TaskModel, restore_model};
-use crate::train::resolve_folder;
+use crate::train::{read_qa, read_tagged, resolve_folder};
 
 const BATCH: usize = 32;
 
@@ -115,23 +115,8 @@ impl PredictJob {
     ) -> Result<PredictOutcome> {
         let names = labels.names().to_vec();
         let Some(output) = &self.output else {
-            let mut rows = Vec::new();
-            for (index, sentence) in read_conll(&self.input, 1)?.iter().enumerate() {
-                let tags = sentence
-                    .tags
-                    .iter()
-                    .map(|t| {
-                        labels.index_of(t).with_context(|| {
-                            format!(
-                                "{}: sentence {}: unknown tag `{t}`",
-                                self.input.display(),
-                                index + 1
-                            )
-                        })
-                    })
-                    .collect::<Result<Vec<_>>>()?;
-                rows.push(TaggedRow::new(tokenizer.encode_words(&sentence.tokens)?, tags));
-            }
+            let input = self.input.display().to_string();
+            let (rows, _) = read_tagged(&input, tokenizer, Some(labels))?;
             let batches = TaggingBatch::chunk(&rows, BATCH, tokenizer.pad_id());
             return Ok(PredictOutcome::Scored(model.evaluate(&batches, &names).metrics));
         };
@@ -180,8 +165,8 @@ impl PredictJob {
         stride: usize,
         longest: usize,
     ) -> Result<PredictOutcome> {
-        let examples = read_squad(&self.input)?;
-        let features = qa_features(&examples, tokenizer, max_length, stride)?;
+        let input = self.input.display().to_string();
+        let (examples, features) = read_qa(&input, tokenizer, max_length, stride, None)?;
         let indices: Vec<usize> = (0..features.len()).collect();
         let batches = QaBatch::chunk(&features, &indices, BATCH, tokenizer.pad_id());
         let Some(output) = &self.output else {

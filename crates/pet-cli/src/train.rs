@@ -360,7 +360,13 @@ fn train_classification<B: AutodiffBackend>(
     save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
 }
 
-fn read_tagged(
+/// The sentences of a CoNLL file (a path or `ASSET:FILE`) as tagged rows, with the tag set:
+/// `labels`, or the file's own tags when `None`.
+///
+/// # Errors
+/// When the file cannot be read, a tag is not in `labels`, or no word of a sentence survives
+/// truncation.
+pub fn read_tagged(
     spec: &str,
     tokenizer: &TextTokenizer,
     labels: Option<&LabelSet>,
@@ -448,15 +454,21 @@ fn train_tagging<B: AutodiffBackend>(
 }
 
 /// SQuAD examples of a file, limited, and their windows.
-fn read_qa(
+/// The first `limit` questions of a SQuAD file (a path or `ASSET:FILE`) and their windows of
+/// `max_length` tokens overlapping by `stride`.
+///
+/// # Errors
+/// When the file cannot be read or tokenized.
+pub fn read_qa(
     spec: &str,
-    job: &Job,
     tokenizer: &TextTokenizer,
+    max_length: usize,
+    stride: usize,
     limit: Option<usize>,
 ) -> Result<(Vec<SquadExample>, Vec<QaFeature>)> {
     let mut examples = read_squad(&resolve_file(spec)?)?;
     examples.truncate(limit.unwrap_or(usize::MAX));
-    let features = qa_features(&examples, tokenizer, job.max_length, job.doc_stride)?;
+    let features = qa_features(&examples, tokenizer, max_length, stride)?;
     Ok((examples, features))
 }
 
@@ -467,14 +479,15 @@ fn train_qa<B: AutodiffBackend>(
 ) -> Result<RunSummary> {
     let started = std::time::Instant::now();
     let setup = Setup::<B>::new(job, device)?;
-    let (train_examples, train_features) = read_qa(&job.train, job, &setup.tokenizer, None)?;
+    let (train_examples, train_features) =
+        read_qa(&job.train, &setup.tokenizer, job.max_length, job.doc_stride, None)?;
     // Answerable questions only (SQuAD v1.1); a seeded subset of their windows.
     let answerable: Vec<usize> = (0..train_features.len())
         .filter(|&i| !train_examples[train_features[i].example].is_impossible)
         .collect();
     let train_indices = subset(job, answerable);
     let (dev_examples, dev_features) =
-        read_qa(&job.dev, job, &setup.tokenizer, job.max_eval_examples)?;
+        read_qa(&job.dev, &setup.tokenizer, job.max_length, job.doc_stride, job.max_eval_examples)?;
     let pad = setup.tokenizer.pad_id();
     let all = |features: &[QaFeature]| (0..features.len()).collect::<Vec<_>>();
     let dev = QaBatch::chunk(&dev_features, &all(&dev_features), job.batch_size, pad);
@@ -509,7 +522,13 @@ fn train_qa<B: AutodiffBackend>(
     let best = outcome.best;
     let test = match &job.test {
         Some(test) => {
-            let (examples, features) = read_qa(test, job, &setup.tokenizer, job.max_eval_examples)?;
+            let (examples, features) = read_qa(
+                test,
+                &setup.tokenizer,
+                job.max_length,
+                job.doc_stride,
+                job.max_eval_examples,
+            )?;
             let batches = QaBatch::chunk(&features, &all(&features), job.batch_size, pad);
             Some(best.valid().evaluate(&batches, &features, &examples, max_answer).metrics)
         }
