@@ -14,7 +14,7 @@ use pet_core::delta::prefix::{PrefixMlp, PrefixTuning, PrefixTuningConfig};
 use pet_core::params::write_params;
 use pet_core::peft::PeftAdapter;
 use pet_core::safetensors_io::read_tensor_file;
-use pet_core::testing::conformance::max_abs_diff;
+use pet_core::testing::conformance::{assert_close, max_abs_diff};
 use pet_core::testing::{TestBackend as B, TinyEncoder, TinyEncoderConfig, TinyInput};
 use pet_core::{Backbone, Delta, NoDelta, PetError};
 
@@ -91,20 +91,6 @@ fn expected(case: &str) -> BTreeMap<String, TensorData> {
 fn reference<const D: usize>(tensors: &BTreeMap<String, TensorData>, key: &str) -> Tensor<B, D> {
     let data = tensors.get(key).unwrap_or_else(|| panic!("fixture has no `{key}`"));
     Tensor::from_data(data.clone(), &device())
-}
-
-fn assert_close<const D: usize>(
-    what: &str,
-    ours: Tensor<B, D>,
-    theirs: Tensor<B, D>,
-    tolerance: f64,
-) {
-    let scale = theirs.clone().abs().max().into_scalar() as f64;
-    let diff = max_abs_diff(ours, theirs);
-    assert!(
-        diff <= tolerance * scale.max(1.0),
-        "{what}: max abs diff {diff} (reference scale {scale}) over {tolerance}"
-    );
 }
 
 fn assert_grad<const D: usize>(

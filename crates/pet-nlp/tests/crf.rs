@@ -10,7 +10,7 @@ use burn::module::Param;
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
-use pet_core::testing::conformance::max_abs_diff;
+use pet_core::testing::conformance::assert_close;
 use pet_nlp::heads::{Crf, CrfConfig};
 
 /// Log-likelihoods: float32 sums in another order than torchcrf's, relative to their scale.
@@ -53,21 +53,6 @@ impl Fixture {
         let data = self.tensors["tags"].clone().convert::<i64>();
         Tensor::from_data(data, &Default::default())
     }
-}
-
-/// Asserts `ours` within `tolerance` of `theirs` relative to the reference's scale (at least 1).
-fn assert_close<const D: usize>(
-    what: &str,
-    ours: Tensor<B, D>,
-    theirs: Tensor<B, D>,
-    tolerance: f64,
-) {
-    let scale = theirs.clone().abs().max().into_scalar() as f64;
-    let diff = max_abs_diff(ours, theirs);
-    assert!(
-        diff <= tolerance * scale.max(1.0),
-        "{what}: max abs diff {diff} (scale {scale}) over {tolerance}"
-    );
 }
 
 fn assert_grad<const D: usize>(

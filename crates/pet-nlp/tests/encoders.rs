@@ -12,7 +12,7 @@ use pet_core::blocks::{EncoderInput, PostNormEncoder};
 use pet_core::peft::PeftAdapter;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
-use pet_core::testing::conformance::{grads_by_path, max_abs_diff};
+use pet_core::testing::conformance::{assert_close, grads_by_path};
 use pet_core::{Backbone, Delta, NoDelta, PetError};
 use pet_nlp::{NlpError, load_encoder};
 
@@ -44,20 +44,6 @@ fn input(expected: &BTreeMap<String, TensorData>) -> EncoderInput<B> {
         attention_mask: tensor(&expected["attention_mask"]),
         token_type_ids: ids("token_type_ids"),
     }
-}
-
-fn assert_close<const D: usize>(
-    what: &str,
-    ours: Tensor<B, D>,
-    theirs: Tensor<B, D>,
-    tolerance: f64,
-) {
-    let scale = theirs.clone().abs().max().into_scalar() as f64;
-    let diff = max_abs_diff(ours, theirs);
-    assert!(
-        diff <= tolerance * scale.max(1.0),
-        "{what}: max abs diff {diff} (scale {scale}) over {tolerance}"
-    );
 }
 
 fn load(name: &str) -> PostNormEncoder<B> {
@@ -96,8 +82,18 @@ fn check_backbone(name: &str) {
             reference.clone()
         };
         match grad.shape.len() {
-            1 => assert_close::<1>(&key, tensor(grad), tensor(&reference), GRAD_RELATIVE_TOLERANCE),
-            _ => assert_close::<2>(&key, tensor(grad), tensor(&reference), GRAD_RELATIVE_TOLERANCE),
+            1 => assert_close::<B, 1>(
+                &key,
+                tensor(grad),
+                tensor(&reference),
+                GRAD_RELATIVE_TOLERANCE,
+            ),
+            _ => assert_close::<B, 2>(
+                &key,
+                tensor(grad),
+                tensor(&reference),
+                GRAD_RELATIVE_TOLERANCE,
+            ),
         }
         checked += 1;
     }

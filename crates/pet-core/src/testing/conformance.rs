@@ -94,6 +94,26 @@ pub fn max_abs_diff<B: Backend, const D: usize>(a: Tensor<B, D>, b: Tensor<B, D>
     (a - b).abs().max().into_scalar().elem::<f64>()
 }
 
+/// Asserts that `ours` is within `tolerance` of `theirs`, relative to the reference's largest
+/// magnitude (at least 1): the comparison of every parity test.
+///
+/// # Panics
+/// When the largest absolute difference exceeds `tolerance * max(1, max |theirs|)`.
+pub fn assert_close<B: Backend, const D: usize>(
+    what: &str,
+    ours: Tensor<B, D>,
+    theirs: Tensor<B, D>,
+    tolerance: f64,
+) {
+    use burn::tensor::ElementConversion;
+    let scale = theirs.clone().abs().max().into_scalar().elem::<f64>();
+    let diff = max_abs_diff(ours, theirs);
+    assert!(
+        diff <= tolerance * scale.max(1.0),
+        "{what}: max abs diff {diff} (reference scale {scale}) over {tolerance}"
+    );
+}
+
 /// Generates the conformance tests of one delta method in a module named `$name`.
 ///
 /// - `backbone`: `|device| -> backbone => BackboneType` on [`TestBackend`](crate::testing::TestBackend);
