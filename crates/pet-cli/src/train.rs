@@ -453,7 +453,6 @@ fn train_tagging<B: AutodiffBackend>(
     save_outputs::<B, _>(job, &exported, &setup.spec, &labels, setup.identity, finished)
 }
 
-/// SQuAD examples of a file, limited, and their windows.
 /// The first `limit` questions of a SQuAD file (a path or `ASSET:FILE`) and their windows of
 /// `max_length` tokens overlapping by `stride`.
 ///
