@@ -28,15 +28,17 @@ enum Command {
     /// Tune a delta: the embedded default job (P-Tuning v2 on all-MiniLM-L6-v2 for SpamAssassin),
     /// or a TOML job file, with overrides.
     Train(TrainArgs),
-    /// Write one JSON object per input line (`logits`, `label`) with a trained classifier.
+    /// Write one JSON object per input line (`logits` and `label` or `tags`; QA `answer`).
     Predict {
         /// Model folder or asset name.
         #[arg(long)]
         model: String,
-        /// pet delta checkpoint.
+        /// A pet delta checkpoint, or a PEFT adapter folder of task type SEQ_CLS, TOKEN_CLS or
+        /// QUESTION_ANS; the task and head come from it.
         #[arg(long)]
         delta: PathBuf,
-        /// Input JSONL, CSV or TSV (`text`, optional `text_pair`).
+        /// Input: JSONL, CSV or TSV `text` (+ `text_pair`) for classification, JSONL `tokens` or
+        /// `text` for tagging, SQuAD JSON for QA.
         #[arg(long)]
         input: PathBuf,
         /// Output JSONL.
@@ -46,15 +48,16 @@ enum Command {
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
-    /// Score a trained classifier on a labelled file (accuracy, macro-F1, MCC).
+    /// Score a trained model on a labelled file (accuracy, macro-F1, MCC; seqeval F1; SQuAD).
     Eval {
         /// Model folder or asset name.
         #[arg(long)]
         model: String,
-        /// pet delta checkpoint.
+        /// A pet delta checkpoint or a PEFT task adapter folder, as for `predict`.
         #[arg(long)]
         delta: PathBuf,
-        /// Labelled input: JSONL, CSV or TSV with `text`, optional `text_pair`, `label`.
+        /// Labelled input: JSONL, CSV or TSV with `label` (classification), CoNLL (tagging),
+        /// SQuAD JSON (QA).
         #[arg(long)]
         input: PathBuf,
         /// Device: cpu, wgpu or cuda:N.

@@ -1,5 +1,5 @@
 //! `pet predict` and `pet eval`: restore a task model from a model folder and a pet delta
-//! checkpoint, then write one JSON object per input line, or score a labelled file.
+//! checkpoint or a PEFT task adapter folder (see [`crate::restore`]), then write one JSON object per input line, or score a labelled file.
 //!
 //! | task | `predict` input line | `predict` output line | `eval` input | `eval` metrics |
 //! |---|---|---|---|---|
@@ -34,7 +34,7 @@ const BATCH: usize = 32;
 pub struct PredictJob {
     /// Model folder or asset name.
     pub model: String,
-    /// pet delta checkpoint.
+    /// pet delta checkpoint or PEFT adapter folder.
     pub delta: PathBuf,
     /// Input file (see the module table).
     pub input: PathBuf,

@@ -1,22 +1,36 @@
 //! Rebuilding a task model from a model folder and a delta: a pet delta checkpoint (its
 //! metadata names the task, the deltas, the labels and the sequence length) or a PEFT adapter
-//! folder (`LORA`, `PREFIX_TUNING`, `PROMPT_TUNING`; deltas only, no head).
+//! folder (`LORA`, `PREFIX_TUNING`, `PROMPT_TUNING`).
+//!
+//! A PEFT folder's `task_type` names the task: `SEQ_CLS` classification, `TOKEN_CLS` tagging,
+//! `QUESTION_ANS` extractive QA. Its head is the `modules_to_save` PEFT stored beside the adapter
+//! (`classifier`, `qa_outputs`), or, when it stored none, the head of a task checkpoint model
+//! folder (`BertForSequenceClassification`, ...). Class names come from the model's
+//! `config.json` `id2label` (else `LABEL_0`, `LABEL_1`, ...); the sequence length is the
+//! model's position capacity less the adapter's virtual tokens, capped at 512.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use anyhow::{Context, Result, bail};
+use burn::module::Module;
+use burn::tensor::TensorData;
 use burn::tensor::backend::Backend;
 use pet_core::Backbone;
-use pet_core::blocks::PostNormEncoder;
+use pet_core::blocks::hf_keys::load_hf_state;
+use pet_core::blocks::{PositionIds, PostNormEncoder};
 use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
+use pet_nlp::bert::read_config;
 use pet_nlp::data::LabelSet;
 use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
-use pet_nlp::load_encoder;
 use pet_nlp::tasks::classification::SequenceClassifier;
 use pet_nlp::tasks::qa::QuestionAnswerer;
 use pet_nlp::tasks::tagging::SequenceTagger;
+use pet_nlp::{EncoderFolder, load_encoder};
+
+use crate::train::{default_doc_stride, default_max_answer_length};
 
 /// A task model restored from a pet delta checkpoint.
 #[derive(Debug)]
@@ -62,10 +76,7 @@ pub fn restore_model<B: Backend>(
     device: &B::Device,
 ) -> Result<Restored<B>> {
     if delta.is_dir() {
-        bail!(
-            "{}: a PEFT adapter folder holds no pet head; give a pet delta checkpoint",
-            delta.display()
-        );
+        return restore_peft_model(model_dir, delta, device);
     }
     let checkpoint = DeltaCheckpoint::load(delta)?;
     let task: String = method_field(&checkpoint, "task")?;
@@ -95,7 +106,7 @@ pub fn restore_model<B: Backend>(
             let stride: usize = method_field(&checkpoint, "doc_stride")?;
             let longest: usize = method_field(&checkpoint, "max_answer_length")?;
             let head = QaHeadConfig::new(hidden).init(device);
-            let model = QuestionAnswerer { backbone, delta: delta_set, head };
+            let model = QuestionAnswerer { backbone, delta: delta_set, head, token_types: true };
             TaskModel::Answerer(
                 Box::new(checkpoint.apply(model, &identity, &required)?),
                 stride,
@@ -119,20 +130,9 @@ pub fn restore_deltas<B: Backend>(
     device: &B::Device,
 ) -> Result<(PostNormEncoder<B>, DeltaSet<B>)> {
     if delta.is_dir() {
-        let adapter = PeftAdapter::read(delta)?;
-        let none = DeltaSpec::none().build(&backbone, device)?;
-        let shape = backbone.shape();
-        let set = match adapter.peft_type()? {
-            PeftType::Lora => {
-                DeltaSet { lora: Some(adapter.to_lora(&backbone.linear_sites(), device)?), ..none }
-            }
-            PeftType::PrefixTuning => {
-                DeltaSet { prefix: Some(adapter.to_prefix(shape, device)?), ..none }
-            }
-            PeftType::PromptTuning => {
-                DeltaSet { prompt: Some(adapter.to_prompt(shape, device)?), ..none }
-            }
-        };
+        let mut adapter = PeftAdapter::read(delta)?;
+        adapter.take_saved_modules();
+        let set = peft_deltas(&adapter, &backbone, device)?;
         return Ok((backbone, set));
     }
     let checkpoint = DeltaCheckpoint::load(delta)?;
@@ -151,4 +151,116 @@ pub fn restore_deltas<B: Backend>(
     let backbone = part("backbone.").apply(backbone, &identity, &[])?;
     let set = part("delta.").apply(set, &identity, &["prompt", "prefix", "lora", "adapters"])?;
     Ok((backbone, set))
+}
+
+/// The deltas of a PEFT adapter whose task head, if any, was taken out.
+fn peft_deltas<B: Backend>(
+    adapter: &PeftAdapter,
+    backbone: &PostNormEncoder<B>,
+    device: &B::Device,
+) -> Result<DeltaSet<B>> {
+    let none = DeltaSpec::none().build(backbone, device)?;
+    let shape = backbone.shape();
+    Ok(match adapter.peft_type()? {
+        PeftType::Lora => {
+            DeltaSet { lora: Some(adapter.to_lora(&backbone.linear_sites(), device)?), ..none }
+        }
+        PeftType::PrefixTuning => {
+            DeltaSet { prefix: Some(adapter.to_prefix(shape, device)?), ..none }
+        }
+        PeftType::PromptTuning => {
+            DeltaSet { prompt: Some(adapter.to_prompt(shape, device)?), ..none }
+        }
+    })
+}
+
+/// Where a PEFT task model's head comes from: the adapter's saved modules, or the model folder.
+struct HeadWeights {
+    tensors: BTreeMap<String, TensorData>,
+    file: String,
+}
+
+impl HeadWeights {
+    fn of(saved: BTreeMap<String, TensorData>, adapter: &Path, folder: &EncoderFolder) -> Self {
+        if saved.is_empty() {
+            Self { tensors: folder.head_weights(), file: folder.weights_file() }
+        } else {
+            let file = adapter.join(pet_core::peft::WEIGHTS_FILE).display().to_string();
+            Self { tensors: saved, file }
+        }
+    }
+
+    /// Rows of the output layer `key` (`[out, in]` as PyTorch stores it).
+    fn outputs(&self, key: &str) -> Result<usize> {
+        let data = self.tensors.get(key).with_context(|| {
+            format!(
+                "{}: no `{key}`: the adapter saved no task head (`modules_to_save`) and the \
+                 model folder is not a task checkpoint",
+                self.file
+            )
+        })?;
+        Ok(data.shape[0])
+    }
+
+    fn load<B: Backend, M: Module<B>>(&self, head: M) -> Result<M> {
+        Ok(load_hf_state(head, &self.tensors, &self.file, "", &|_| false)?.0)
+    }
+}
+
+/// The task model of `model_dir` with the PEFT adapter folder `dir`, its head included.
+fn restore_peft_model<B: Backend>(
+    model_dir: &Path,
+    dir: &Path,
+    device: &B::Device,
+) -> Result<Restored<B>> {
+    let mut adapter = PeftAdapter::read(dir)?;
+    let saved = adapter.take_saved_modules();
+    let (backbone, folder, _) = load_encoder::<B>(model_dir, device)?;
+    let delta = peft_deltas(&adapter, &backbone, device)?;
+    let head = HeadWeights::of(saved, dir, &folder);
+    let hf = read_config(&model_dir.join("config.json"))?;
+    let hidden = backbone.shape().hidden_size;
+    let max_length = peft_max_length(&backbone, &adapter);
+    let (model, labels) = match adapter.task_type() {
+        Some("SEQ_CLS") => {
+            let n = head.outputs("classifier.weight")?;
+            let classifier = head.load(ClassificationHeadConfig::new(hidden, n).init(device))?;
+            let model = SequenceClassifier { backbone, delta, head: classifier };
+            (TaskModel::Classifier(Box::new(model)), hf.label_names(n))
+        }
+        Some("TOKEN_CLS") => {
+            let n = head.outputs("classifier.weight")?;
+            let tagger = head.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
+            let model = SequenceTagger { backbone, delta, head: tagger };
+            (TaskModel::Tagger(Box::new(model)), hf.label_names(n))
+        }
+        Some("QUESTION_ANS") => {
+            let qa = head.load(QaHeadConfig::new(hidden).init(device))?;
+            let prompt_learning = adapter.peft_type()? != PeftType::Lora;
+            let model =
+                QuestionAnswerer { backbone, delta, head: qa, token_types: !prompt_learning };
+            let (stride, longest) = (default_doc_stride(), default_max_answer_length());
+            (TaskModel::Answerer(Box::new(model), stride, longest), Vec::new())
+        }
+        other => bail!(
+            "{}: task_type {other:?} has no task head; pet predict reads SEQ_CLS, TOKEN_CLS and \
+             QUESTION_ANS adapters (pet encode reads any)",
+            dir.join(pet_core::peft::CONFIG_FILE).display()
+        ),
+    };
+    Ok(Restored { model, labels: LabelSet::new(labels), max_length })
+}
+
+/// The longest input a PEFT model takes: the backbone's positions (less RoBERTa's padding
+/// offset) less the adapter's virtual tokens, which use positions too, capped at 512.
+fn peft_max_length<B: Backend>(backbone: &PostNormEncoder<B>, adapter: &PeftAdapter) -> usize {
+    let config = &backbone.config;
+    let offset = match config.position_ids {
+        PositionIds::PaddingOffset { padding_idx } => padding_idx + 1,
+        _ => 0,
+    };
+    let virtual_tokens =
+        adapter.config.get("num_virtual_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0)
+            as usize;
+    config.max_position_embeddings.saturating_sub(offset + virtual_tokens).min(512)
 }

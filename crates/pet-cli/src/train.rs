@@ -35,11 +35,13 @@ fn default_max_length() -> usize {
     128
 }
 
-fn default_doc_stride() -> usize {
+/// `doc_stride` when a job names none.
+pub(crate) fn default_doc_stride() -> usize {
     128
 }
 
-fn default_max_answer_length() -> usize {
+/// `max_answer_length` when a job names none.
+pub(crate) fn default_max_answer_length() -> usize {
     30
 }
 
@@ -491,7 +493,8 @@ fn train_qa<B: AutodiffBackend>(
     let all = |features: &[QaFeature]| (0..features.len()).collect::<Vec<_>>();
     let dev = QaBatch::chunk(&dev_features, &all(&dev_features), job.batch_size, pad);
     let head = QaHeadConfig::new(setup.backbone.shape().hidden_size).init(device);
-    let model = QuestionAnswerer { backbone: setup.backbone, delta: setup.delta, head };
+    let model =
+        QuestionAnswerer { backbone: setup.backbone, delta: setup.delta, head, token_types: true };
     let report = ParamReport::of::<B, _>(&model, 2);
     let labels = LabelSet::new(Vec::<String>::new());
     announce(

@@ -3,5 +3,6 @@
 mod device_smoke;
 mod inspect;
 mod predict_encode;
+mod predict_peft;
 mod real_minilm;
 mod train;

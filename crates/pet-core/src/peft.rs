@@ -152,6 +152,44 @@ impl PeftAdapter {
         }
     }
 
+    /// `task_type` of the config (`SEQ_CLS`, `TOKEN_CLS`, `QUESTION_ANS`, ...), when set.
+    pub fn task_type(&self) -> Option<&str> {
+        self.config.get("task_type").and_then(Value::as_str)
+    }
+
+    /// Removes the weights of the config's `modules_to_save` (the task head PEFT trains beside
+    /// the adapter, e.g. `classifier` for `SEQ_CLS`) and returns them keyed as in the base model
+    /// (`classifier.weight`): PEFT's `base_model.model.` (LoRA) or `base_model.` (prompt
+    /// learning) prefix removed. A key belongs to a module when a module path of the key equals
+    /// a listed name or ends with `.name`, PEFT's rule.
+    pub fn take_saved_modules(&mut self) -> BTreeMap<String, TensorData> {
+        let names: Vec<String> = match self.config.get("modules_to_save") {
+            Some(Value::Array(items)) => {
+                items.iter().filter_map(Value::as_str).map(str::to_string).collect()
+            }
+            _ => return BTreeMap::new(),
+        };
+        let saved_key = |key: &str| -> Option<String> {
+            let inner = key
+                .strip_prefix("base_model.model.")
+                .or_else(|| key.strip_prefix("base_model."))?;
+            let (module, _) = inner.rsplit_once('.')?;
+            let matches =
+                module.match_indices('.').map(|(i, _)| &module[..i]).chain([module]).any(|path| {
+                    names.iter().any(|n| path == n || path.ends_with(&format!(".{n}")))
+                });
+            matches.then(|| inner.to_string())
+        };
+        let keys: Vec<(String, String)> = self
+            .tensors
+            .keys()
+            .filter_map(|key| saved_key(key).map(|inner| (key.clone(), inner)))
+            .collect();
+        keys.into_iter()
+            .filter_map(|(key, inner)| self.tensors.remove(&key).map(|data| (inner, data)))
+            .collect()
+    }
+
     fn expect_type(&self, expected: PeftType) -> Result<()> {
         let found = self.peft_type()?;
         if found != expected {
@@ -444,4 +482,46 @@ fn json_number(value: f64) -> Value {
 fn lora_weight<B: Backend>(site: &LoraSite<B>, a: bool) -> TensorData {
     let linear = if a { &site.lora_a } else { &site.lora_b };
     linear.weight.val().transpose().into_data().convert::<f32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn adapter(keys: &[&str], modules_to_save: Value) -> PeftAdapter {
+        let mut config = Map::new();
+        config.insert("modules_to_save".into(), modules_to_save);
+        let tensors =
+            keys.iter().map(|k| (k.to_string(), TensorData::new(vec![0.0f32], [1]))).collect();
+        PeftAdapter { config, tensors, source: PathBuf::from("adapter") }
+    }
+
+    #[test]
+    fn saved_modules_are_taken_out_with_peft_prefixes_removed() {
+        let mut lora = adapter(
+            &[
+                "base_model.model.bert.encoder.layer.0.attention.self.query.lora_A.weight",
+                "base_model.model.classifier.weight",
+                "base_model.model.classifier.out_proj.bias",
+                "base_model.model.scores.weight",
+            ],
+            serde_json::json!(["classifier", "score"]),
+        );
+        let saved = lora.take_saved_modules();
+        assert_eq!(
+            saved.keys().collect::<Vec<_>>(),
+            ["classifier.out_proj.bias", "classifier.weight"]
+        );
+        assert_eq!(lora.tensors.len(), 2, "the LoRA weight and `scores` stay");
+
+        let mut prompt = adapter(
+            &["prompt_embeddings", "base_model.qa_outputs.weight"],
+            serde_json::json!(["qa_outputs"]),
+        );
+        assert_eq!(prompt.take_saved_modules().keys().collect::<Vec<_>>(), ["qa_outputs.weight"]);
+        assert_eq!(prompt.tensors.keys().collect::<Vec<_>>(), ["prompt_embeddings"]);
+
+        let mut none = adapter(&["base_model.model.classifier.weight"], Value::Null);
+        assert!(none.take_saved_modules().is_empty());
+    }
 }

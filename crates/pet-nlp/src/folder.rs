@@ -95,7 +95,7 @@ impl EncoderFolder {
     /// [`NlpError`](crate::NlpError) naming the file and key when the folder holds no task
     /// layers (a bare encoder), or they do not fit `head`.
     pub fn load_head<B: Backend, M: burn::module::Module<B>>(&self, head: M) -> Result<M> {
-        let file = self.dir.join("model.safetensors").display().to_string();
+        let file = self.weights_file();
         if self.key_prefix.is_empty() {
             return Err(pet_core::PetError::MissingWeights {
                 file,
@@ -103,13 +103,24 @@ impl EncoderFolder {
             }
             .into());
         }
-        let prefix = self.key_prefix.clone();
-        let head_keys: BTreeMap<String, TensorData> = self
-            .weights
+        Ok(load_hf_state(head, &self.head_weights(), &file, "", &|_| false)?.0)
+    }
+
+    /// The task layers of a task checkpoint (every key outside the encoder's prefix), by key;
+    /// empty for a bare encoder.
+    pub fn head_weights(&self) -> BTreeMap<String, TensorData> {
+        if self.key_prefix.is_empty() {
+            return BTreeMap::new();
+        }
+        self.weights
             .iter()
-            .filter(|(k, _)| !k.starts_with(&prefix) && !is_buffer(k))
+            .filter(|(k, _)| !k.starts_with(&self.key_prefix) && !is_buffer(k))
             .map(|(k, v)| (k.clone(), v.clone()))
-            .collect();
-        Ok(load_hf_state(head, &head_keys, &file, "", &|_| false)?.0)
+            .collect()
+    }
+
+    /// `model.safetensors` of the folder, for messages.
+    pub fn weights_file(&self) -> String {
+        self.dir.join("model.safetensors").display().to_string()
     }
 }

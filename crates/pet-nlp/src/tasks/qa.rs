@@ -129,6 +129,11 @@ pub struct QuestionAnswerer<B: Backend> {
     pub delta: DeltaSet<B>,
     /// The head.
     pub head: QaHead<B>,
+    /// Whether the backbone sees the windows' token type ids. PEFT 0.17's `QUESTION_ANS` prompt
+    /// learning (prefix and prompt tuning) never forwards them to the model, so an adapter it
+    /// trained was trained on all-zero types; such an adapter is read with this off.
+    #[module(skip)]
+    pub token_types: bool,
 }
 
 /// The n best indices of `scores`, highest first.
@@ -146,7 +151,11 @@ impl<B: Backend> QuestionAnswerer<B> {
     /// - output: two `[batch, seq]`
     pub fn logits(&self, batch: &QaBatch) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let device = self.head.qa_outputs.weight.device();
-        self.head.forward(self.backbone.forward_with(batch.inputs.to_input(&device), &self.delta))
+        let mut input = batch.inputs.to_input(&device);
+        if !self.token_types {
+            input.token_type_ids = None;
+        }
+        self.head.forward(self.backbone.forward_with(input, &self.delta))
     }
 
     /// The best answer text of every example.

@@ -20,6 +20,16 @@ Writes, next to this script, one folder per case:
                            (`BertTokenizerFast.save_pretrained`), and tokenizer_expected.json:
                            ids, token types, attention masks, offsets and word ids of single
                            texts, pairs (truncated longest-first to 10) and pre-tokenized words.
+  bert_peft_<task>/        a PEFT adapter with a task head (`modules_to_save`) on the bert/ model:
+                           SEQ_CLS with LORA, TOKEN_CLS with PREFIX_TUNING (projection MLP),
+                           QUESTION_ANS with PROMPT_TUNING. inputs.jsonl holds the texts, words
+                           or question/context pairs, tokenized by bert/tokenizer.json;
+                           expected.safetensors the model's logits on them, virtual tokens
+                           removed: `logits` [rows, classes] (SEQ_CLS), `logits` [words, tags]
+                           at each word's first sub-word, rows concatenated (TOKEN_CLS),
+                           `start_logits` / `end_logits` [rows, seq] (QUESTION_ANS; PEFT
+                           0.17.1's QA prompt learning drops `token_type_ids`, a named argument
+                           of its forward it never passes on, so these are all-zero-type logits).
   roberta_<method>/        a PEFT adapter on the roberta/ model (`adapter_config.json`,
                            `adapter_model.safetensors`) and expected.safetensors with its
                            `last_hidden_state` on the same inputs, for LORA, PREFIX_TUNING and
@@ -91,6 +101,46 @@ def backbone_case(name, model, inputs):
         },
         os.path.join(folder, "expected.safetensors"),
     )
+
+
+def peft_task_case(name, bert, cls, labels, peft_config, rows):
+    """A PEFT adapter with a task head over the bert/ encoder, and its logits on `rows`."""
+    import json
+    from transformers import BertTokenizerFast
+
+    tok = BertTokenizerFast.from_pretrained(os.path.join(HERE, "bert"))
+    torch.manual_seed(SEED + sum(map(ord, name)))
+    task = cls(BertConfig(**SIZES, max_position_embeddings=32, type_vocab_size=2, num_labels=labels)).eval()
+    task.bert.load_state_dict(bert.state_dict(), strict=False)
+    model = get_peft_model(task, peft_config).eval()
+    folder = os.path.join(HERE, name)
+    model.save_pretrained(folder)
+    readme = os.path.join(folder, "README.md")
+    if os.path.exists(readme):
+        os.remove(readme)
+    with open(os.path.join(folder, "inputs.jsonl"), "w") as f:
+        f.writelines(json.dumps(row) + "\n" for row in rows)
+    virtual = getattr(peft_config, "num_virtual_tokens", 0) if peft_config.peft_type == "PROMPT_TUNING" else 0
+    with torch.no_grad():
+        if "tokens" in rows[0]:
+            enc = tok([r["tokens"] for r in rows], is_split_into_words=True, padding=True, return_tensors="pt")
+            logits = model(**enc).logits[:, virtual:]
+            firsts = []
+            for i in range(len(rows)):
+                seen = set()
+                for t, w in enumerate(enc.word_ids(i)):
+                    if w is not None and w not in seen:
+                        seen.add(w)
+                        firsts.append(logits[i, t])
+            expected = {"logits": torch.stack(firsts)}
+        elif "question" in rows[0]:
+            enc = tok([r["question"] for r in rows], [r["context"] for r in rows], padding=True, return_tensors="pt")
+            out = model(**enc)
+            expected = {"start_logits": out.start_logits[:, virtual:], "end_logits": out.end_logits[:, virtual:]}
+        else:
+            enc = tok([r["text"] for r in rows], padding=True, return_tensors="pt")
+            expected = {"logits": model(**enc).logits}
+    save(expected, os.path.join(folder, "expected.safetensors"))
 
 
 def peft_case(name, base_state, config, peft_config, inputs):
@@ -189,6 +239,34 @@ def main():
             out = task(**bert_inputs)
         logits = out.logits if hasattr(out, "logits") else torch.stack([out.start_logits, out.end_logits], -1)
         save({"logits": logits}, os.path.join(HERE, name, "expected.safetensors"))
+
+    peft_task_case(
+        "bert_peft_seq_cls",
+        bert,
+        BertForSequenceClassification,
+        3,
+        LoraConfig(task_type="SEQ_CLS", r=2, lora_alpha=4, target_modules=["query", "value"], init_lora_weights=False),
+        [{"text": "the cat sat on the mat."}, {"text": "a big dog is running"}, {"text": "hello world, it is blue"}],
+    )
+    peft_task_case(
+        "bert_peft_token_cls",
+        bert,
+        BertForTokenClassification,
+        5,
+        PrefixTuningConfig(task_type="TOKEN_CLS", num_virtual_tokens=3, prefix_projection=True, encoder_hidden_size=8),
+        [{"tokens": ["@user", "New", "York", "dogs", "running", "!"]}, {"tokens": ["the", "cat", "sat"]}],
+    )
+    peft_task_case(
+        "bert_peft_qa",
+        bert,
+        BertForQuestionAnswering,
+        2,
+        PromptTuningConfig(task_type="QUESTION_ANS", num_virtual_tokens=2),
+        [
+            {"question": "where is the dog?", "context": "the big dog is in paris."},
+            {"question": "is it red?", "context": "no, it is blue"},
+        ],
+    )
 
     torch.manual_seed(SEED + 2)
     roberta_config = RobertaConfig(**SIZES, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1)

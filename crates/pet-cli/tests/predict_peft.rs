@@ -1,0 +1,129 @@
+//! `pet predict` with a PEFT adapter folder that carries a task head (`modules_to_save`):
+//! SEQ_CLS with LORA, TOKEN_CLS with PREFIX_TUNING (projection MLP) and QUESTION_ANS with
+//! PROMPT_TUNING, trained by PEFT 0.17.1 over the tiny BERT fixture, reproduce PEFT's logits.
+
+use std::path::{Path, PathBuf};
+
+use burn::tensor::{Tensor, TensorData};
+use pet_cli::device::{DeviceSpec, run_on};
+use pet_cli::predict::{PredictJob, PredictOutcome};
+use pet_cli::restore::{TaskModel, restore_model};
+use pet_core::safetensors_io::read_tensor_file;
+use pet_core::testing::TempDir;
+use pet_core::testing::conformance::assert_close;
+use pet_nlp::batch::PaddedBatch;
+use pet_nlp::tasks::qa::QaBatch;
+use pet_nlp::tokenize::TextTokenizer;
+
+type B = pet_core::testing::TestInner;
+
+/// PEFT's logits against ours, relative to the largest reference value.
+const LOGIT_TOLERANCE: f64 = 1e-5;
+
+fn fixtures(case: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders").join(case)
+}
+
+fn expected(case: &str, key: &str) -> TensorData {
+    read_tensor_file(&fixtures(case).join("expected.safetensors")).expect("expected").tensors[key]
+        .clone()
+}
+
+/// `pet predict` on the case's inputs.jsonl: every output line's `logits`, rows concatenated.
+fn predicted_logits(case: &str) -> (Vec<f32>, Vec<serde_json::Value>) {
+    let dir = TempDir::new(case);
+    let output = dir.path().join("out.jsonl");
+    let job = PredictJob {
+        model: fixtures("bert").display().to_string(),
+        delta: fixtures(case),
+        input: fixtures(case).join("inputs.jsonl"),
+        output: Some(output.clone()),
+    };
+    assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(_)));
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
+        .expect("output")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    let logits = lines.iter().flat_map(|l| flat_value(&l["logits"])).collect();
+    (logits, lines)
+}
+
+/// The numbers of a nested JSON array, in order.
+fn flat_value(v: &serde_json::Value) -> Vec<f32> {
+    match v {
+        serde_json::Value::Array(items) => items.iter().flat_map(flat_value).collect(),
+        other => vec![other.as_f64().expect("number") as f32],
+    }
+}
+
+fn assert_logits(what: &str, ours: Vec<f32>, theirs: TensorData) {
+    let device = Default::default();
+    let theirs = theirs.convert::<f32>().into_vec::<f32>().expect("floats");
+    assert_eq!(ours.len(), theirs.len(), "{what}: number of logits");
+    let tensor = |values: &[f32]| Tensor::<B, 1>::from_floats(values, &device);
+    assert_close(what, tensor(&ours), tensor(&theirs), LOGIT_TOLERANCE);
+}
+
+#[test]
+fn a_seq_cls_lora_adapter_reproduces_peft_logits_and_labels() {
+    let (logits, lines) = predicted_logits("bert_peft_seq_cls");
+    assert_logits("SEQ_CLS logits", logits, expected("bert_peft_seq_cls", "logits"));
+    let theirs = expected("bert_peft_seq_cls", "logits").into_vec::<f32>().expect("floats");
+    for (row, line) in lines.iter().enumerate() {
+        let best = (0..3)
+            .max_by(|&a, &b| theirs[row * 3 + a].total_cmp(&theirs[row * 3 + b]))
+            .expect("classes");
+        assert_eq!(line["label"], format!("LABEL_{best}"), "row {row}");
+    }
+}
+
+#[test]
+fn a_token_cls_prefix_adapter_reproduces_peft_logits_at_first_subwords() {
+    let (logits, lines) = predicted_logits("bert_peft_token_cls");
+    assert_eq!(lines.len(), 2);
+    assert_eq!(lines[0]["tags"].as_array().map(Vec::len), Some(6));
+    assert_logits("TOKEN_CLS logits", logits, expected("bert_peft_token_cls", "logits"));
+}
+
+#[test]
+fn a_question_ans_prompt_adapter_reproduces_peft_start_and_end_logits() {
+    let device = Default::default();
+    let restored =
+        restore_model::<B>(&fixtures("bert"), &fixtures("bert_peft_qa"), &device).expect("restore");
+    let TaskModel::Answerer(model, _, _) = restored.model else { panic!("a QA model") };
+    let tokenizer =
+        TextTokenizer::from_file(&fixtures("bert").join("tokenizer.json"), restored.max_length)
+            .expect("tokenizer");
+    let text = std::fs::read_to_string(fixtures("bert_peft_qa").join("inputs.jsonl")).expect("in");
+    let rows: Vec<_> = text
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).expect("json");
+            let field = |k: &str| v[k].as_str().expect("string").to_string();
+            tokenizer.encode(&field("question"), Some(&field("context"))).expect("encode")
+        })
+        .collect();
+    let inputs = PaddedBatch::new(&rows.iter().collect::<Vec<_>>(), tokenizer.pad_id());
+    assert!(!model.token_types, "PEFT's QA prompt learning forwards no token type ids");
+    let batch = QaBatch { inputs, starts: vec![0; 2], ends: vec![0; 2], features: vec![0, 1] };
+    let (start, end) = model.logits(&batch);
+    for (what, ours) in [("start_logits", start), ("end_logits", end)] {
+        let theirs =
+            Tensor::<B, 2>::from_data(expected("bert_peft_qa", what).convert::<f32>(), &device);
+        assert_close(what, ours, theirs, LOGIT_TOLERANCE);
+    }
+}
+
+#[test]
+fn an_adapter_without_a_task_head_is_refused_by_name() {
+    let dir = TempDir::new("peft-no-task");
+    let job = PredictJob {
+        model: fixtures("roberta").display().to_string(),
+        delta: fixtures("roberta_lora"),
+        input: fixtures("bert_peft_seq_cls").join("inputs.jsonl"),
+        output: Some(dir.path().join("out.jsonl")),
+    };
+    let err = format!("{:#}", run_on(DeviceSpec::Cpu, job).expect_err("no task head"));
+    assert!(err.contains("adapter_config.json") && err.contains("FEATURE_EXTRACTION"), "{err}");
+}
