@@ -9,6 +9,9 @@
 //! checkpoints, PEFT adapter interop and the training loop. It is generic over
 //! `B: burn::tensor::backend::Backend` and never names a backend.
 
+// Linked only to switch on burn-flex's `simd` and `rayon` features (see the workspace manifest).
+use burn_flex as _;
+
 pub mod backbone;
 pub mod blocks;
 pub mod checkpoint;
