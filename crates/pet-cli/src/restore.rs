@@ -4,7 +4,7 @@
 //!
 //! A PEFT folder's `task_type` names the task: `SEQ_CLS` classification, `TOKEN_CLS` tagging,
 //! `QUESTION_ANS` extractive QA. Its head is the `modules_to_save` PEFT stored beside the adapter
-//! (`classifier`, `qa_outputs`), or, when it stored none, the head of a task checkpoint model
+//! (`classifier`, RoBERTa's `classifier.dense` + `classifier.out_proj`, `qa_outputs`), or, when it stored none, the head of a task checkpoint model
 //! folder (`BertForSequenceClassification`, ...). Class names come from the model's
 //! `config.json` `id2label` (else `LABEL_0`, `LABEL_1`, ...); the sequence length is the
 //! model's position capacity less the adapter's virtual tokens, capped at 512.
@@ -24,6 +24,7 @@ use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
 use pet_nlp::bert::read_config;
 use pet_nlp::data::LabelSet;
+use pet_nlp::heads::classification::from_hf_head_keys;
 use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::tasks::classification::SequenceClassifier;
 use pet_nlp::tasks::qa::QuestionAnswerer;
@@ -223,8 +224,11 @@ fn restore_peft_model<B: Backend>(
     let max_length = peft_max_length(&backbone, &adapter);
     let (model, labels) = match adapter.task_type() {
         Some("SEQ_CLS") => {
+            let (tensors, dense) = from_hf_head_keys(head.tensors);
+            let head = HeadWeights { tensors, ..head };
             let n = head.outputs("classifier.weight")?;
-            let classifier = head.load(ClassificationHeadConfig::new(hidden, n).init(device))?;
+            let config = ClassificationHeadConfig::new(hidden, n).with_dense(dense);
+            let classifier = head.load(config.init(device))?;
             let model = SequenceClassifier { backbone, delta, head: classifier };
             (TaskModel::Classifier(Box::new(model)), hf.label_names(n))
         }

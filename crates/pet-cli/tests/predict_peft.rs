@@ -1,6 +1,7 @@
 //! `pet predict` with a PEFT adapter folder that carries a task head (`modules_to_save`):
 //! SEQ_CLS with LORA, TOKEN_CLS with PREFIX_TUNING (projection MLP) and QUESTION_ANS with
-//! PROMPT_TUNING, trained by PEFT 0.17.1 over the tiny BERT fixture, reproduce PEFT's logits.
+//! PROMPT_TUNING, trained by PEFT 0.17.1 over the tiny BERT fixture, and SEQ_CLS with LORA over
+//! RoBERTa (its `classifier.dense` + `classifier.out_proj` head) reproduce PEFT's logits.
 
 use std::path::{Path, PathBuf};
 
@@ -126,4 +127,30 @@ fn an_adapter_without_a_task_head_is_refused_by_name() {
     };
     let err = format!("{:#}", run_on(DeviceSpec::Cpu, job).expect_err("no task head"));
     assert!(err.contains("adapter_config.json") && err.contains("FEATURE_EXTRACTION"), "{err}");
+}
+
+#[test]
+fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
+    let device = Default::default();
+    let restored =
+        restore_model::<B>(&fixtures("roberta"), &fixtures("roberta_peft_seq_cls"), &device)
+            .expect("restore");
+    let TaskModel::Classifier(model) = restored.model else { panic!("a classifier") };
+    assert!(model.head.dense.is_some(), "RobertaClassificationHead's dense layer");
+    assert_eq!(restored.labels.len(), 3);
+    let inputs =
+        read_tensor_file(&fixtures("roberta/expected.safetensors")).expect("inputs").tensors;
+    let [batch, seq] = [inputs["input_ids"].shape[0], inputs["input_ids"].shape[1]];
+    let batch = PaddedBatch {
+        batch,
+        seq,
+        input_ids: inputs["input_ids"].clone().convert::<i64>().into_vec().expect("ids"),
+        token_type_ids: vec![0; batch * seq],
+        attention_mask: inputs["attention_mask"].clone().convert::<f32>().into_vec().expect("mask"),
+    };
+    let theirs = Tensor::<B, 2>::from_data(
+        expected("roberta_peft_seq_cls", "logits").convert::<f32>(),
+        &device,
+    );
+    assert_close("RoBERTa SEQ_CLS logits", model.logits(&batch), theirs, LOGIT_TOLERANCE);
 }

@@ -30,6 +30,10 @@ Writes, next to this script, one folder per case:
                            `start_logits` / `end_logits` [rows, seq] (QUESTION_ANS; PEFT
                            0.17.1's QA prompt learning drops `token_type_ids`, a named argument
                            of its forward it never passes on, so these are all-zero-type logits).
+  roberta_peft_seq_cls/     a PEFT SEQ_CLS LORA adapter over `RobertaForSequenceClassification`
+                           with the roberta/ encoder: its saved head is RoBERTa's
+                           `classifier.dense` + `classifier.out_proj`; expected.safetensors
+                           holds the `logits` on roberta/'s inputs.
   roberta_<method>/        a PEFT adapter on the roberta/ model (`adapter_config.json`,
                            `adapter_model.safetensors`) and expected.safetensors with its
                            `last_hidden_state` on the same inputs, for LORA, PREFIX_TUNING and
@@ -45,7 +49,7 @@ import transformers
 import peft
 import safetensors
 from safetensors.torch import save_file
-from transformers import BertConfig, BertModel, BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, RobertaConfig, RobertaModel
+from transformers import BertConfig, BertModel, BertForSequenceClassification, BertForTokenClassification, BertForQuestionAnswering, RobertaConfig, RobertaModel, RobertaForSequenceClassification
 from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, get_peft_model
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -278,6 +282,18 @@ def main():
     }
     base_state = {k: v.clone() for k, v in roberta.state_dict().items()}
     backbone_case("roberta", roberta, roberta_inputs)
+
+    torch.manual_seed(SEED + 3)
+    roberta_task = RobertaForSequenceClassification(RobertaConfig(**SIZES, max_position_embeddings=40, type_vocab_size=1, pad_token_id=1, num_labels=3)).eval()
+    roberta_task.roberta.load_state_dict(base_state, strict=False)
+    lora = LoraConfig(task_type="SEQ_CLS", r=2, lora_alpha=4, target_modules=["query", "value"], init_lora_weights=False)
+    peft_model = get_peft_model(roberta_task, lora).eval()
+    folder = os.path.join(HERE, "roberta_peft_seq_cls")
+    peft_model.save_pretrained(folder)
+    os.remove(os.path.join(folder, "README.md"))
+    with torch.no_grad():
+        logits = peft_model(**roberta_inputs).logits
+    save({"logits": logits}, os.path.join(folder, "expected.safetensors"))
 
     common = dict(task_type="FEATURE_EXTRACTION")
     peft_case(
