@@ -15,13 +15,20 @@ use pet_core::peft::PeftAdapter;
 pub fn describe(path: &Path) -> Result<String> {
     let mut out = String::new();
     if path.is_dir() {
-        let adapter = PeftAdapter::read(path)
+        let mut adapter = PeftAdapter::read(path)
             .with_context(|| format!("reading PEFT adapter {}", path.display()))?;
-        let peft_type =
-            adapter.config.get("peft_type").and_then(|v| v.as_str()).unwrap_or("unknown");
+        let peft_type = adapter
+            .config
+            .get("peft_type")
+            .and_then(|v| v.as_str())
+            .unwrap_or("unknown")
+            .to_string();
+        let task = adapter.task_type().unwrap_or("(not recorded)").to_string();
+        let head = adapter.take_saved_modules();
         let scalars: usize = adapter.tensors.values().map(|t| t.num_elements()).sum();
         writeln!(out, "PEFT adapter   {}", path.display())?;
         writeln!(out, "method         {peft_type}")?;
+        writeln!(out, "task           {task}")?;
         writeln!(
             out,
             "base model     {}",
@@ -32,6 +39,11 @@ pub fn describe(path: &Path) -> Result<String> {
                 .unwrap_or("(not recorded)")
         )?;
         writeln!(out, "parameters     {scalars} in {} tensors", adapter.tensors.len())?;
+        if !head.is_empty() {
+            let head_scalars: usize = head.values().map(|t| t.num_elements()).sum();
+            let names: Vec<&str> = head.keys().map(String::as_str).collect();
+            writeln!(out, "task head      {head_scalars} in {}", names.join(", "))?;
+        }
         return Ok(out);
     }
     let checkpoint = DeltaCheckpoint::load(path)

@@ -41,6 +41,16 @@ fn inspect_reads_a_peft_adapter_folder() {
 }
 
 #[test]
+fn inspect_shows_a_peft_task_adapters_task_and_head() {
+    let folder = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pet-nlp/tests/parity/encoders/bert_peft_seq_cls");
+    let text = pet_cli::inspect::describe(&folder).expect("describe");
+    // LoRA: 2 layers x (query + value) x r 2 x (16 + 16) = 256; head: 3 x 16 + 3 = 51.
+    assert!(text.contains("SEQ_CLS") && text.contains("256 in 8 tensors"), "{text}");
+    assert!(text.contains("task head      51 in classifier.bias, classifier.weight"), "{text}");
+}
+
+#[test]
 fn inspect_of_a_non_checkpoint_names_the_file() {
     let path =
         std::env::temp_dir().join(format!("pet-inspect-bad-{}.safetensors", std::process::id()));
