@@ -8,6 +8,7 @@
 pub mod batch;
 pub mod bert;
 pub mod data;
+pub mod deberta;
 pub mod error;
 pub mod folder;
 pub mod heads;

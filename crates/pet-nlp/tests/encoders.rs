@@ -3,58 +3,29 @@
 //! [`load_encoder`]: hidden states, pooler output and the gradient of every parameter; the
 //! encoder of a task checkpoint; PEFT 0.17.1 adapters on RoBERTa.
 
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
-use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::blocks::hf_keys::{is_linear_weight, to_hf, transpose};
-use pet_core::blocks::{EncoderInput, PostNormEncoder};
+use pet_core::blocks::PostNormEncoder;
 use pet_core::peft::PeftAdapter;
-use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
-use pet_core::testing::conformance::{assert_close, grads_by_path};
+use pet_core::testing::conformance::assert_close;
 use pet_core::{Backbone, Delta, NoDelta, PetError};
 use pet_nlp::{NlpError, load_encoder};
 
-/// Forward outputs: float32 kernels in another order than PyTorch's.
-const HIDDEN_TOLERANCE: f64 = 2e-5;
-/// Gradients, relative to the largest magnitude of each reference gradient.
-const GRAD_RELATIVE_TOLERANCE: f64 = 1e-4;
+use crate::fixtures::{self, HIDDEN_TOLERANCE, check_gradients, input, tensor};
 
-fn case(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/encoders").join(name)
-}
-
-fn expected(name: &str) -> BTreeMap<String, TensorData> {
-    read_tensor_file(&case(name).join("expected.safetensors")).expect("expected fixture").tensors
-}
-
-fn tensor<const D: usize>(data: &TensorData) -> Tensor<B, D> {
-    Tensor::from_data(data.clone(), &Default::default())
-}
-
-fn input(expected: &BTreeMap<String, TensorData>) -> EncoderInput<B> {
-    let ids = |key: &str| {
-        expected.get(key).map(|d| {
-            Tensor::<B, 2, Int>::from_data(d.clone().convert::<i64>(), &Default::default())
-        })
-    };
-    EncoderInput {
-        input_ids: ids("input_ids").expect("input_ids"),
-        attention_mask: tensor(&expected["attention_mask"]),
-        token_type_ids: ids("token_type_ids"),
-    }
-}
+/// The fixture family of these tests (`tests/parity/encoders`).
+const FAMILY: &str = "encoders";
 
 fn load(name: &str) -> PostNormEncoder<B> {
-    load_encoder::<B>(&case(name), &Default::default()).expect("folder loads").0
+    load_encoder::<B>(&fixtures::case(FAMILY, name), &Default::default()).expect("folder loads").0
 }
 
 /// Hidden states, pooler output and every parameter's gradient against transformers.
 fn check_backbone(name: &str) {
     let _serial = pet_core::testing::serial();
     let model = load(name);
-    let expected = expected(name);
+    let expected = fixtures::expected(FAMILY, name);
     let out = model.forward_with(input(&expected), &NoDelta);
     assert_close(
         "last_hidden_state",
@@ -70,35 +41,7 @@ fn check_backbone(name: &str) {
         HIDDEN_TOLERANCE,
     );
     let loss = (out.hidden * tensor::<3>(&expected["probe"])).sum() + pooled.sum();
-    let grads = grads_by_path(&model, &loss.backward());
-    let mut checked = 0;
-    for (path, grad) in &grads {
-        let key = format!("grad.{}", to_hf(path));
-        let reference =
-            expected.get(&key).unwrap_or_else(|| panic!("no reference gradient `{key}`"));
-        let reference = if is_linear_weight(path, reference.shape.len()) {
-            transpose(reference).expect("2-D")
-        } else {
-            reference.clone()
-        };
-        match grad.shape.len() {
-            1 => assert_close::<B, 1>(
-                &key,
-                tensor(grad),
-                tensor(&reference),
-                GRAD_RELATIVE_TOLERANCE,
-            ),
-            _ => assert_close::<B, 2>(
-                &key,
-                tensor(grad),
-                tensor(&reference),
-                GRAD_RELATIVE_TOLERANCE,
-            ),
-        }
-        checked += 1;
-    }
-    let reference_grads = expected.keys().filter(|k| k.starts_with("grad.")).count();
-    assert_eq!(checked, reference_grads, "every parameter's gradient is compared");
+    check_gradients(name, &model, loss, &expected);
 }
 
 #[test]
@@ -115,13 +58,14 @@ fn roberta_matches_transformers_forward_and_gradients_with_padding_offset_positi
 fn a_task_checkpoint_loads_its_encoder_and_reports_the_head() {
     let _serial = pet_core::testing::serial();
     let (model, folder, report) =
-        load_encoder::<B>(&case("bert_task"), &Default::default()).expect("task folder");
+        load_encoder::<B>(&fixtures::case(FAMILY, "bert_task"), &Default::default())
+            .expect("task folder");
     assert_eq!(folder.key_prefix, "bert.");
     assert_eq!(
         report.ignored,
         vec!["classifier.bias".to_string(), "classifier.weight".to_string()]
     );
-    let expected = expected("bert");
+    let expected = fixtures::expected(FAMILY, "bert");
     let hidden = model.forward_with(input(&expected), &NoDelta).hidden;
     assert_close(
         "last_hidden_state",
@@ -134,11 +78,11 @@ fn a_task_checkpoint_loads_its_encoder_and_reports_the_head() {
 
 fn peft_hidden<D: Delta<B>>(name: &str, delta: &D) {
     let model = load("roberta");
-    let hidden = model.forward_with(input(&expected("roberta")), delta).hidden;
+    let hidden = model.forward_with(input(&fixtures::expected(FAMILY, "roberta")), delta).hidden;
     assert_close(
         "last_hidden_state",
         hidden,
-        tensor(&expected(name)["last_hidden_state"]),
+        tensor(&fixtures::expected(FAMILY, name)["last_hidden_state"]),
         HIDDEN_TOLERANCE,
     );
 }
@@ -147,7 +91,7 @@ fn peft_hidden<D: Delta<B>>(name: &str, delta: &D) {
 fn peft_lora_on_roberta_reproduces_peft() {
     let _serial = pet_core::testing::serial();
     let model = load("roberta");
-    let lora = PeftAdapter::read(&case("roberta_lora"))
+    let lora = PeftAdapter::read(&fixtures::case(FAMILY, "roberta_lora"))
         .expect("adapter")
         .to_lora::<B>(&model.linear_sites(), &Default::default())
         .expect("lora");
@@ -159,7 +103,7 @@ fn peft_lora_on_roberta_reproduces_peft() {
 fn peft_prefix_on_roberta_reproduces_peft_with_offset_positions() {
     let _serial = pet_core::testing::serial();
     let model = load("roberta");
-    let prefix = PeftAdapter::read(&case("roberta_prefix"))
+    let prefix = PeftAdapter::read(&fixtures::case(FAMILY, "roberta_prefix"))
         .expect("adapter")
         .to_prefix::<B>(model.shape(), &Default::default())
         .expect("prefix");
@@ -170,20 +114,11 @@ fn peft_prefix_on_roberta_reproduces_peft_with_offset_positions() {
 fn peft_prompt_on_roberta_reproduces_peft_with_sequential_positions() {
     let _serial = pet_core::testing::serial();
     let model = load("roberta");
-    let prompt = PeftAdapter::read(&case("roberta_prompt"))
+    let prompt = PeftAdapter::read(&fixtures::case(FAMILY, "roberta_prompt"))
         .expect("adapter")
         .to_prompt::<B>(model.shape(), &Default::default())
         .expect("prompt");
     peft_hidden("roberta_prompt", &prompt);
-}
-
-fn copy_case(name: &str, to: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pet-nlp-{to}-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).expect("temp dir");
-    for file in ["config.json", "model.safetensors"] {
-        std::fs::copy(case(name).join(file), dir.join(file)).expect("copy");
-    }
-    dir
 }
 
 #[test]
@@ -193,13 +128,13 @@ fn bad_folders_name_the_file_and_key() {
         .expect_err("no folder");
     assert!(err.to_string().contains("/nonexistent/model/config.json"), "{err}");
 
-    let dir = copy_case("bert", "truncated-config");
+    let dir = fixtures::copy_case(FAMILY, "bert", "truncated-config");
     std::fs::write(dir.join("config.json"), "{\"model_type\": \"bert\", \"hidden_size\": ")
         .expect("write");
     let err = load_encoder::<B>(&dir, &Default::default()).expect_err("bad json").to_string();
     assert!(err.contains("config.json"), "{err}");
 
-    let dir = copy_case("bert", "wrong-sizes");
+    let dir = fixtures::copy_case(FAMILY, "bert", "wrong-sizes");
     let config = std::fs::read_to_string(dir.join("config.json"))
         .expect("read")
         .replace("\"intermediate_size\": 24", "\"intermediate_size\": 20");

@@ -1,6 +1,8 @@
 //! Integration tests of pet-nlp: one binary, one module per concern.
 
 mod crf;
+mod deberta;
 mod encoders;
+mod fixtures;
 mod heads;
 mod tokenizer;

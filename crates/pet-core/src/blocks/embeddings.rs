@@ -51,7 +51,7 @@ pub struct Embeddings<B: Backend> {
 ///
 /// # Shapes
 /// - `ids`: `[batch, seq]`; output: `[batch, seq, hidden]`
-fn lookup<B: Backend>(
+pub fn lookup<B: Backend>(
     table: &Embedding<B>,
     ids: Tensor<B, 2, Int>,
     padding_idx: Option<usize>,
@@ -66,6 +66,30 @@ fn lookup<B: Backend>(
             out.clone().mask_where(is_pad, out.detach())
         }
     }
+}
+
+/// `x` plus the token-type embeddings of its positions: the first `prompt_len` (prompt
+/// positions) take type 0, as PEFT pads `token_type_ids` with zeros, the tokens after them take
+/// `token_type_ids`, or type 0 when it is absent.
+///
+/// # Shapes
+/// - `x`: `[batch, n_prompt + seq, hidden]`; `token_type_ids`: `[batch, seq]`; output: as `x`
+pub fn add_token_types<B: Backend>(
+    x: Tensor<B, 3>,
+    table: &Embedding<B>,
+    token_type_ids: Option<Tensor<B, 2, Int>>,
+    prompt_len: usize,
+) -> Tensor<B, 3> {
+    let [batch, total, _] = x.dims();
+    let device = x.device();
+    let ids = match token_type_ids {
+        Some(ids) if prompt_len > 0 => {
+            Tensor::cat(vec![Tensor::zeros([batch, prompt_len], &device), ids], 1)
+        }
+        Some(ids) => ids,
+        None => Tensor::zeros([batch, total], &device),
+    };
+    x + table.forward(ids)
 }
 
 impl<B: Backend> Embeddings<B> {
@@ -113,8 +137,6 @@ impl<B: Backend> Embeddings<B> {
         prompt: Option<Tensor<B, 3>>,
         prefix_len: usize,
     ) -> Tensor<B, 3> {
-        let [batch, _] = input_ids.dims();
-        let device = input_ids.device();
         let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
         let positions = self.positions(&input_ids, prompt_len, prefix_len);
         // [batch, n_prompt + seq, hidden]
@@ -129,16 +151,7 @@ impl<B: Backend> Embeddings<B> {
         };
         x = x + lookup(&self.position_embeddings, positions, position_padding);
         if let Some(types) = &self.token_type_embeddings {
-            let [_, total, _] = x.dims();
-            // Prompt positions take token type 0, as PEFT pads `token_type_ids` with zeros.
-            let ids = match token_type_ids {
-                Some(ids) if prompt_len > 0 => {
-                    Tensor::cat(vec![Tensor::zeros([batch, prompt_len], &device), ids], 1)
-                }
-                Some(ids) => ids,
-                None => Tensor::zeros([batch, total], &device),
-            };
-            x = x + types.forward(ids);
+            x = add_token_types(x, types, token_type_ids, prompt_len);
         }
         self.dropout.forward(self.layer_norm.forward(x))
     }

@@ -10,12 +10,11 @@ use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
 use crate::blocks::activation::Activation;
 use crate::blocks::attention::{SelfAttention, mask_bias};
 use crate::blocks::embeddings::{Embeddings, PositionIds};
-use crate::blocks::layer::{AddNorm, AttentionBlock, Intermediate, PostNormLayer, hf_site_path};
-use crate::delta::Delta;
-use crate::params::replace_value;
-use crate::seam::{
-    AttentionPrefix, BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions,
+use crate::blocks::layer::{
+    AddNorm, AttentionBlock, Intermediate, LinearSiteLayer, PostNormLayer, stack_linear_sites,
 };
+use crate::delta::Delta;
+use crate::seam::{AttentionPrefix, BackboneShape, LinearSite, LinearSiteInfo, PrefixPositions};
 
 /// Sizes and options, with Hugging Face's `config.json` field names.
 #[derive(Config, Debug, PartialEq)]
@@ -164,22 +163,46 @@ impl PostNormEncoderConfig {
     }
 }
 
-const SITE_KINDS: [LinearKind; 6] = [
-    LinearKind::Query,
-    LinearKind::Key,
-    LinearKind::Value,
-    LinearKind::AttentionOutput,
-    LinearKind::Intermediate,
-    LinearKind::Output,
-];
+/// `mask` with `n` ones in front: the mask over `n` prompt or prefix positions, which every query
+/// sees, followed by the positions of `mask`.
+///
+/// # Shapes
+/// - `mask`: `[batch, seq]`; output: `[batch, n + seq]`
+pub fn with_leading_ones<B: Backend>(mask: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
+    match n {
+        0 => mask,
+        n => {
+            let [batch, _] = mask.dims();
+            Tensor::cat(vec![Tensor::ones([batch, n], &mask.device()), mask], 1)
+        }
+    }
+}
+
+/// `x` with its first `prompt_len` positions replaced by `delta`'s prompt for layer `layer` (the
+/// per-layer prompt seam, VPT-deep), or `x` unchanged when the delta has none.
+///
+/// # Shapes
+/// - `x`: `[batch, n_prompt + seq, hidden]`; output: the same
+pub fn apply_layer_prompt<B: Backend, D: Delta<B>>(
+    x: Tensor<B, 3>,
+    layer: usize,
+    prompt_len: usize,
+    delta: &D,
+) -> Tensor<B, 3> {
+    let [batch, total, _] = x.dims();
+    match delta.layer_prompt(layer, batch) {
+        // [batch, n_prompt, hidden] + [batch, seq, hidden]
+        Some(slots) => Tensor::cat(vec![slots, x.narrow(1, prompt_len, total - prompt_len)], 1),
+        None => x,
+    }
+}
 
 impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
     type Input = EncoderInput<B>;
     type Output = EncoderOutput<B>;
 
     fn forward_with<D: Delta<B>>(&self, input: EncoderInput<B>, delta: &D) -> EncoderOutput<B> {
-        let [batch, seq] = input.input_ids.dims();
-        let device = input.input_ids.device();
+        let [batch, _] = input.input_ids.dims();
         let prompt = delta.input_prompt(batch);
         let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
         let prefixes = delta.attention_prefixes(batch);
@@ -188,20 +211,11 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
         let mut x =
             self.embeddings.forward(input.input_ids, input.token_type_ids, prompt, prefix_len);
         // [batch, n_prompt + seq]
-        let mask = match prompt_len {
-            0 => input.attention_mask,
-            n => Tensor::cat(vec![Tensor::ones([batch, n], &device), input.attention_mask], 1),
-        };
+        let mask = with_leading_ones(input.attention_mask, prompt_len);
         // [batch, 1, 1, n_prefix + n_prompt + seq]
-        let bias = mask_bias(match prefix_len {
-            0 => mask.clone(),
-            n => Tensor::cat(vec![Tensor::ones([batch, n], &device), mask.clone()], 1),
-        });
+        let bias = mask_bias(with_leading_ones(mask.clone(), prefix_len));
         for (index, layer) in self.encoder.layer.iter().enumerate() {
-            if let Some(slots) = delta.layer_prompt(index, batch) {
-                let rest = x.clone().narrow(1, prompt_len, seq);
-                x = Tensor::cat(vec![slots, rest], 1);
-            }
+            x = apply_layer_prompt(x, index, prompt_len, delta);
             let prefix = prefixes.as_ref().map(|p| &p[index]);
             x = layer.forward(x, bias.clone(), prefix, index, delta);
         }
@@ -225,23 +239,15 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
     }
 
     fn linear_sites(&self) -> Vec<LinearSiteInfo> {
-        (0..self.encoder.layer.len())
-            .flat_map(|layer| SITE_KINDS.map(|kind| LinearSite { layer, kind }))
-            .map(|site| {
-                let [d_input, d_output] = self.linear_weight(site).dims();
-                let path = format!("encoder.layer.{}.{}", site.layer, hf_site_path(site.kind));
-                LinearSiteInfo { site, path, d_input, d_output }
-            })
-            .collect()
+        stack_linear_sites(&self.encoder.layer, |layer| self.layer_path(layer))
     }
 
     fn linear_weight(&self, site: LinearSite) -> Tensor<B, 2> {
-        self.encoder.layer[site.layer].linear(site.kind).weight.val()
+        self.encoder.layer[site.layer].linear_weight(site.kind)
     }
 
     fn with_linear_weight(mut self, site: LinearSite, weight: Tensor<B, 2>) -> Self {
-        let linear = self.encoder.layer[site.layer].linear_mut(site.kind);
-        linear.weight = replace_value(linear.weight.clone(), weight);
+        self.encoder.layer[site.layer].set_linear_weight(site.kind, weight);
         self
     }
 
@@ -258,5 +264,46 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             weights_sha256: self.weights_sha256.clone(),
             ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::module::Param;
+
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    /// Two prompt slots for layer 1 only.
+    #[derive(Module, Clone, Debug)]
+    struct LayerOneSlots<Bk: Backend> {
+        slots: Param<Tensor<Bk, 3>>,
+    }
+
+    impl<Bk: Backend> Delta<Bk> for LayerOneSlots<Bk> {
+        fn layer_prompt(&self, layer: usize, _batch: usize) -> Option<Tensor<Bk, 3>> {
+            (layer == 1).then(|| self.slots.val())
+        }
+    }
+
+    #[test]
+    fn a_layer_prompt_replaces_the_prompt_positions_of_its_layer_only() {
+        let device = Default::default();
+        let x = Tensor::<B, 3>::from_data([[[1.0], [2.0], [3.0], [4.0]]], &device);
+        let slots = Tensor::<B, 3>::from_data([[[8.0], [9.0]]], &device);
+        let delta = LayerOneSlots { slots: Param::from_tensor(slots) };
+        let layer0 = apply_layer_prompt(x.clone(), 0, 2, &delta);
+        assert_eq!(layer0.into_data().to_vec::<f32>().expect("floats"), [1.0, 2.0, 3.0, 4.0]);
+        let layer1 = apply_layer_prompt(x, 1, 2, &delta);
+        assert_eq!(layer1.into_data().to_vec::<f32>().expect("floats"), [8.0, 9.0, 3.0, 4.0]);
+    }
+
+    #[test]
+    fn leading_ones_go_in_front_of_the_mask() {
+        let mask = Tensor::<B, 2>::from_data([[1.0, 0.0]], &Default::default());
+        let same = with_leading_ones(mask.clone(), 0);
+        assert_eq!(same.into_data().to_vec::<f32>().expect("floats"), [1.0, 0.0]);
+        let longer = with_leading_ones(mask, 2);
+        assert_eq!(longer.into_data().to_vec::<f32>().expect("floats"), [1.0, 1.0, 1.0, 0.0]);
     }
 }

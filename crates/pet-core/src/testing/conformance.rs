@@ -1,5 +1,8 @@
-//! The conformance suite that every delta method runs (design section 5.2), as a macro so that
+//! The conformance suite that every delta method runs (design section 5.2), as macros so that
 //! each backbone crate runs it on its own `tiny()` preset:
+//! [`delta_conformance!`](crate::delta_conformance) for one case,
+//! [`backbone_conformance!`](crate::backbone_conformance) for the standard cases. Each case
+//! checks:
 //!
 //! - identity at init, where the method promises it;
 //! - after one optimizer step only trainable parameters (delta, and the backbone parameters the
@@ -16,6 +19,7 @@ use burn::module::{AutodiffModule, Module, ModuleVisitor, Param};
 use burn::tensor::{Tensor, TensorData, backend::AutodiffBackend, backend::Backend};
 
 use crate::backbone::{Backbone, EncoderOutput};
+use crate::blocks::EncoderInput;
 use crate::delta::Delta;
 
 /// A backbone and a delta: the smallest tuned model, with parameter paths `backbone.*` and
@@ -116,7 +120,8 @@ pub fn assert_close<B: Backend, const D: usize>(
 
 /// Generates the conformance tests of one delta method in a module named `$name`.
 ///
-/// - `backbone`: `|device| -> backbone => BackboneType` on [`TestBackend`](crate::testing::TestBackend);
+/// - `backbone`: `|device| -> backbone => BackboneType` on
+///   [`TestBackend`](crate::testing::TestBackend);
 /// - `input`: `|device| -> input` of that backbone;
 /// - `delta`: `|&backbone, device| -> delta => DeltaType`;
 /// - `trainability`: the [`Trainability`](crate::Trainability) policy of the method;
@@ -266,5 +271,248 @@ macro_rules! delta_conformance {
                 assert_eq!(max_abs_diff(alone, right), 0.0);
             }
         }
+    };
+}
+
+/// The input of the conformance cases: two sequences of five tokens that start with `first_id`
+/// (the backbone's `[CLS]`), the second ending in one padding position.
+pub fn conformance_input<B: Backend>(first_id: i64, device: &B::Device) -> EncoderInput<B> {
+    EncoderInput::new(
+        Tensor::from_data([[first_id, 7, 11, 5, 9], [first_id, 4, 8, 3, 0]], device),
+        Tensor::from_data([[1.0, 1.0, 1.0, 1.0, 1.0], [1.0, 1.0, 1.0, 1.0, 0.0]], device),
+    )
+}
+
+/// The number of parameters of `module` whose path `select` accepts.
+pub fn count_params<B: Backend, M: Module<B>>(module: &M, select: impl Fn(&str) -> bool) -> usize {
+    crate::params::param_entries::<B, M>(module)
+        .iter()
+        .filter(|e| select(&e.path))
+        .map(|e| e.numel())
+        .sum()
+}
+
+/// Whether `path` is a bias (`.bias`, or a layer norm's `.beta`): what BitFit trains.
+pub fn is_bias(path: &str) -> bool {
+    path.ends_with(".bias") || path.ends_with(".beta")
+}
+
+/// Generates the standard conformance cases of the delta methods on one backbone, a module each
+/// (through [`delta_conformance!`](crate::delta_conformance)), so that a new backbone gets the
+/// whole suite in one invocation:
+///
+/// - `soft_prompt`: prompt tuning, 4 virtual tokens;
+/// - `p_tuning_v2_reparameterized`: deep prefix of 3 through an MLP of width 8;
+/// - `lora`: rank 4 on the query and value projections and every `output.dense`, merged and
+///   unmerged;
+/// - `houlsby_adapter`: bottleneck 4 after attention and after the feed-forward block;
+/// - `bitfit`: biases only;
+/// - `partial_last_layer`: the last layer only;
+/// - `prefix_with_lora_combination`: a prefix of 2 with rank-2 LoRA on query and value;
+/// - `prompt_with_adapter_and_bitfit`: a prompt of 2, Pfeiffer adapters of 4 and the biases.
+///
+/// The trainable counts are the methods' formulas over the backbone's
+/// [`shape`](crate::Backbone::shape), so the backbone must have the BERT-style linear sites and
+/// sub-layers of [`LinearKind`](crate::LinearKind) in every layer.
+///
+/// - `backbone`: `|device| -> backbone => BackboneType` on
+///   [`TestBackend`](crate::testing::TestBackend);
+/// - `input`: `|device| -> input` of that backbone, e.g. [`conformance_input`];
+/// - `lora_targets`: the `target_modules` names of its query and value projections
+///   (`["query", "value"]` in BERT);
+/// - `intermediate_size`: its feed-forward size, for LoRA's formula.
+#[macro_export]
+macro_rules! backbone_conformance {
+    (
+        backbone: $backbone:expr => $backbone_type:ty,
+        input: $input:expr,
+        lora_targets: [$query:literal, $value:literal],
+        intermediate_size: $intermediate:expr $(,)?
+    ) => {
+        $crate::delta_conformance!(
+            soft_prompt,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::delta::prompt::PromptTuningConfig::new(4, b.shape().hidden_size)
+                    .init(&b.word_embeddings(), d)
+                    .expect("prompt")
+            } => $crate::delta::prompt::SoftPrompt<$crate::testing::TestBackend>,
+            trainability: $crate::Trainability::Frozen,
+            params: |b: &$backbone_type| {
+                $crate::delta::prompt::PromptTuningConfig::new(4, b.shape().hidden_size)
+                    .num_params()
+            },
+            identity_at_init: false,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            p_tuning_v2_reparameterized,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::delta::prefix::PrefixTuningConfig::for_backbone(b.shape(), 3)
+                    .with_prefix_projection(true)
+                    .with_encoder_hidden_size(8)
+                    .init(d)
+                    .expect("prefix")
+            } => $crate::delta::prefix::PrefixTuning<$crate::testing::TestBackend>,
+            trainability: $crate::Trainability::Frozen,
+            params: |b: &$backbone_type| {
+                let config = $crate::delta::prefix::PrefixTuningConfig::for_backbone(b.shape(), 3)
+                    .with_prefix_projection(true)
+                    .with_encoder_hidden_size(8);
+                // n*d + d*h + h + h*(L*2*d) + L*2*d with n=3, h=8
+                let (l, d) = (b.shape().num_layers, b.shape().hidden_size);
+                let formula = 3 * d + d * 8 + 8 + 8 * (l * 2 * d) + l * 2 * d;
+                assert_eq!(config.num_params(), formula);
+                formula
+            },
+            identity_at_init: false,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            lora,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::delta::lora::LoraConfig::new(4)
+                    .with_target_modules(vec![$query.into(), $value.into(), "output.dense".into()])
+                    .init(b, d)
+                    .expect("lora")
+            } => $crate::delta::lora::Lora<$crate::testing::TestBackend>,
+            trainability: $crate::Trainability::Frozen,
+            params: |b: &$backbone_type| {
+                // Per layer: query and value (h -> h), attention.output.dense (h -> h) and
+                // output.dense (intermediate -> h): r * (in + out) each.
+                let (l, h) = (b.shape().num_layers, b.shape().hidden_size);
+                let formula = l * 4 * ((h + h) + (h + h) + (h + h) + ($intermediate + h));
+                let config = $crate::delta::lora::LoraConfig::new(4)
+                    .with_target_modules(vec![$query.into(), $value.into(), "output.dense".into()]);
+                assert_eq!(config.num_params(&b.linear_sites()).expect("sites"), formula);
+                formula
+            },
+            identity_at_init: true,
+            merge: Some(
+                |lora: &$crate::delta::lora::Lora<$crate::testing::TestBackend>,
+                 b: $backbone_type| lora.merge(b)
+            ),
+        );
+
+        $crate::delta_conformance!(
+            houlsby_adapter,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::delta::adapter::AdapterConfig::houlsby(4)
+                    .init(b.shape(), d)
+                    .expect("adapter")
+            } => $crate::delta::adapter::Adapters<$crate::testing::TestBackend>,
+            trainability: $crate::Trainability::Frozen,
+            params: |b: &$backbone_type| {
+                // Two adapters a layer, each down (h -> 4) and up (4 -> h) with biases.
+                let (l, h) = (b.shape().num_layers, b.shape().hidden_size);
+                l * 2 * (2 * h * 4 + 4 + h)
+            },
+            identity_at_init: true,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            bitfit,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |_: &$backbone_type, _: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::NoDelta
+            } => $crate::NoDelta,
+            trainability: $crate::Trainability::BiasOnly,
+            params: |b: &$backbone_type| {
+                $crate::testing::conformance::count_params::<$crate::testing::TestBackend, _>(
+                    b,
+                    $crate::testing::conformance::is_bias,
+                )
+            },
+            identity_at_init: true,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            partial_last_layer,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |_: &$backbone_type, _: &burn::tensor::Device<$crate::testing::TestBackend>| {
+                $crate::NoDelta
+            } => $crate::NoDelta,
+            trainability: $crate::Trainability::LastLayers(1),
+            params: |b: &$backbone_type| {
+                let last = b.layer_path(b.shape().num_layers - 1);
+                $crate::testing::conformance::count_params::<$crate::testing::TestBackend, _>(
+                    b,
+                    |p| p.starts_with(&last),
+                )
+            },
+            identity_at_init: true,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            prefix_with_lora_combination,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| (
+                $crate::delta::prefix::PrefixTuningConfig::for_backbone(b.shape(), 2)
+                    .init(d)
+                    .expect("prefix"),
+                $crate::delta::lora::LoraConfig::new(2)
+                    .with_target_modules(vec![$query.into(), $value.into()])
+                    .init(b, d)
+                    .expect("lora"),
+            ) => (
+                $crate::delta::prefix::PrefixTuning<$crate::testing::TestBackend>,
+                $crate::delta::lora::Lora<$crate::testing::TestBackend>,
+            ),
+            trainability: $crate::Trainability::Frozen,
+            params: |b: &$backbone_type| {
+                $crate::delta::prefix::PrefixTuningConfig::for_backbone(b.shape(), 2).num_params()
+                    + $crate::delta::lora::LoraConfig::new(2)
+                        .with_target_modules(vec![$query.into(), $value.into()])
+                        .num_params(&b.linear_sites())
+                        .expect("sites")
+            },
+            identity_at_init: false,
+            merge: None,
+        );
+
+        $crate::delta_conformance!(
+            prompt_with_adapter_and_bitfit,
+            backbone: $backbone => $backbone_type,
+            input: $input,
+            delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| (
+                $crate::delta::prompt::PromptTuningConfig::new(2, b.shape().hidden_size)
+                    .init(&b.word_embeddings(), d)
+                    .expect("prompt"),
+                $crate::delta::adapter::AdapterConfig::pfeiffer(4)
+                    .init(b.shape(), d)
+                    .expect("adapter"),
+            ) => (
+                $crate::delta::prompt::SoftPrompt<$crate::testing::TestBackend>,
+                $crate::delta::adapter::Adapters<$crate::testing::TestBackend>,
+            ),
+            trainability: $crate::Trainability::BiasOnly,
+            params: |b: &$backbone_type| {
+                2 * b.shape().hidden_size
+                    + $crate::delta::adapter::AdapterConfig::pfeiffer(4)
+                        .num_params(b.shape())
+                        .expect("count")
+                    + $crate::testing::conformance::count_params::<$crate::testing::TestBackend, _>(
+                        b,
+                        $crate::testing::conformance::is_bias,
+                    )
+            },
+            identity_at_init: false,
+            merge: None,
+        );
     };
 }
