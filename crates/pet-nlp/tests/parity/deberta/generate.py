@@ -48,8 +48,17 @@ Writes, next to this script, one folder per case:
                            terms like any key at that distance), computed in torch with
                            transformers' `make_log_bucket_position` and clamping.
 
+  v3/tokenizer.json        a SentencePiece-style Unigram tokenizer configured like DeBERTa-v3's
+                           (`[PAD]` 0, `[CLS]` 1, `[SEP]` 2, `[UNK]` 3, `[MASK]` 4, the quote
+                           normalizers, WhitespaceSplit + Metaspace `always`, TemplateProcessing
+                           `[CLS] $A [SEP]` / `[CLS] $A [SEP] $B:1 [SEP]:1`), trained by the
+                           `tokenizers` library on a small corpus to at most the model's 40
+                           tokens; v3/tokenizer_expected.json: `DebertaV2TokenizerFast`'s ids,
+                           types, offsets and word ids of texts, pairs (truncated) and words.
+
 Run with the pinned reference stack (torch, transformers 4.57.6, peft 0.17.1):
   PYTHONHASHSEED=0 target/fixtures-venv/bin/python crates/pet-nlp/tests/parity/deberta/generate.py
+(`... generate.py tokenizer` writes only the tokenizer files.)
 """
 
 import os
@@ -262,6 +271,65 @@ def prefix_case(name, base_state, config, inputs):
     save(outputs, os.path.join(folder, "expected.safetensors"))
 
 
+TOKENIZER_CORPUS = [
+    "the cat sat on the mat", "a dog is running in the park", "this mail is spam",
+    "win a free prize now", "meet me at noon", "the red cat and the blue dog", "new york is big",
+    "we go to paris",
+]
+
+
+def tokenizer_case(folder, vocab_size):
+    import json
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors, trainers
+    from transformers import DebertaV2TokenizerFast
+
+    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+    tok = Tokenizer(models.Unigram())
+    tok.normalizer = normalizers.Sequence([normalizers.Replace("``", '"'), normalizers.Replace("''", '"')])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")]
+    )
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    trainer = trainers.UnigramTrainer(
+        vocab_size=vocab_size, special_tokens=specials, unk_token="[UNK]", shrinking_factor=0.75,
+        max_piece_length=8, n_sub_iterations=2,
+    )
+    tok.train_from_iterator(TOKENIZER_CORPUS * 20, trainer)
+    assert tok.get_vocab_size() <= vocab_size, tok.get_vocab_size()
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    path = os.path.join(folder, "tokenizer.json")
+    tok.save(path)
+    fast = DebertaV2TokenizerFast(tokenizer_file=path, bos_token="[CLS]", eos_token="[SEP]",
+                                  unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                  cls_token="[CLS]", mask_token="[MASK]")
+
+    def record(enc):
+        return {
+            "input_ids": enc["input_ids"],
+            "token_type_ids": enc["token_type_ids"],
+            "attention_mask": enc["attention_mask"],
+            "offsets": [list(o) for o in enc["offset_mapping"]],
+            "word_ids": [(-1 if w is None else w) for w in enc.word_ids()],
+        }
+
+    cases = []
+    for text in ["the cat sat on the mat", "Win a FREE prize, now!", "  the  quick fox  ``jumps''"]:
+        cases.append({"text": text, **record(fast(text, return_offsets_mapping=True))})
+    for text, pair in [("the red cat", "a dog is running in the park"), ("meet me at noon", "spam")]:
+        enc = fast(text, pair, truncation="longest_first", max_length=16, return_offsets_mapping=True)
+        cases.append({"text": text, "text_pair": pair, "max_length": 16, **record(enc)})
+    words = ["New", "York", "is", "big", "!"]
+    enc = fast(words, is_split_into_words=True, return_offsets_mapping=True)
+    cases.append({"words": words, **record(enc)})
+    with open(os.path.join(folder, "tokenizer_expected.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
 def main():
     torch.manual_seed(SEED)
     v2_config = DebertaV2Config(**V2)
@@ -314,4 +382,8 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] != ["tokenizer"]:
+        main()
+    tokenizer_case(os.path.join(HERE, "v3"), V3["vocab_size"])
