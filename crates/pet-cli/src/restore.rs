@@ -176,7 +176,10 @@ fn peft_deltas<B: Backend>(
     })
 }
 
-/// Where a PEFT task model's head comes from: the adapter's saved modules, or the model folder.
+/// Where a PEFT task model's head comes from: the adapter's saved modules, else the model folder's
+/// task layers. PEFT saves only the modules named in `modules_to_save` (`classifier`), not
+/// DeBERTa's ContextPooler, so with saved modules the pooler (`pooler.*`) still comes from a task
+/// checkpoint folder, as the adapter's base model had it.
 struct HeadWeights {
     tensors: BTreeMap<String, TensorData>,
     file: String,
@@ -184,12 +187,20 @@ struct HeadWeights {
 
 impl HeadWeights {
     fn of(saved: BTreeMap<String, TensorData>, adapter: &Path, folder: &EncoderFolder) -> Self {
-        if saved.is_empty() {
-            Self { tensors: folder.head_weights(), file: folder.weights_file() }
-        } else {
-            let file = adapter.join(pet_core::peft::WEIGHTS_FILE).display().to_string();
-            Self { tensors: saved, file }
+        let file = match saved.is_empty() {
+            true => folder.weights_file(),
+            false => format!(
+                "{} (over {})",
+                adapter.join(pet_core::peft::WEIGHTS_FILE).display(),
+                folder.weights_file()
+            ),
+        };
+        let mut tensors = folder.head_weights();
+        if !saved.is_empty() {
+            tensors.retain(|key, _| key.starts_with("pooler."));
+            tensors.extend(saved);
         }
+        Self { tensors, file }
     }
 
     /// Rows of the output layer `key` (`[out, in]` as PyTorch stores it).

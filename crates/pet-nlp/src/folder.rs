@@ -69,6 +69,17 @@ pub fn model_type(path: &Path) -> Result<String> {
     }
 }
 
+/// The names of `n` classes: `id2label` (a config's, keyed `"0"`, `"1"`, ...) when it names
+/// exactly `0..n`, else transformers' defaults `LABEL_0`, `LABEL_1`, ...
+pub fn label_names(id2label: &BTreeMap<String, String>, n: usize) -> Vec<String> {
+    let named: Option<Vec<String>> =
+        (0..n).map(|i| id2label.get(&i.to_string()).cloned()).collect();
+    match named {
+        Some(names) if id2label.len() == n => names,
+        _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
+    }
+}
+
 /// Loads the encoder of the folder `dir`, BERT family or DeBERTa-v2 by `config.json`'s
 /// `model_type`.
 ///
@@ -140,12 +151,7 @@ impl EncoderFolder {
     /// The names of `n` classes: `id2label` when it names exactly `0..n`, else transformers'
     /// defaults `LABEL_0`, `LABEL_1`, ...
     pub fn label_names(&self, n: usize) -> Vec<String> {
-        let named: Option<Vec<String>> =
-            (0..n).map(|i| self.id2label.get(&i.to_string()).cloned()).collect();
-        match named {
-            Some(names) if self.id2label.len() == n => names,
-            _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
-        }
+        label_names(&self.id2label, n)
     }
 
     /// `head` with the task layers of this folder loaded: every key outside the encoder's prefix
@@ -184,5 +190,32 @@ impl EncoderFolder {
     /// `model.safetensors` of the folder, for messages.
     pub fn weights_file(&self) -> String {
         self.dir.join("model.safetensors").display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_come_from_id2label_or_default() {
+        let named: BTreeMap<String, String> =
+            [("0", "ham"), ("1", "spam")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        assert_eq!(label_names(&named, 2), ["ham", "spam"]);
+        assert_eq!(label_names(&named, 3), ["LABEL_0", "LABEL_1", "LABEL_2"]);
+        assert_eq!(label_names(&BTreeMap::new(), 2), ["LABEL_0", "LABEL_1"]);
+    }
+
+    #[test]
+    fn a_config_without_model_type_is_named() {
+        let dir = std::env::temp_dir().join(format!("pet-model-type-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("config.json");
+        std::fs::write(&path, "{\"hidden_size\": 8}").expect("write");
+        let err = model_type(&path).expect_err("no model_type").to_string();
+        assert!(err.contains("config.json") && err.contains("model_type"), "{err}");
+        std::fs::write(&path, "{\"model_type\": \"deberta-v2\"}").expect("write");
+        assert_eq!(model_type(&path).expect("model_type"), DEBERTA_V2);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

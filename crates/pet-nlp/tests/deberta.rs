@@ -347,3 +347,17 @@ mod conformance {
         intermediate_size: 24,
     );
 }
+
+#[test]
+fn load_encoder_routes_a_deberta_v2_folder_to_the_deberta_backbone() {
+    let _serial = pet_core::testing::serial();
+    let (backbone, folder, _) =
+        pet_nlp::load_encoder::<B>(&fixtures::case(FAMILY, "v3"), &Default::default())
+            .expect("folder");
+    assert!(matches!(backbone, pet_nlp::NlpBackbone::Deberta(_)));
+    assert_eq!(folder.model_type, "deberta-v2");
+    assert_eq!(backbone.identity().architecture, "deberta-v2");
+    let expected = fixtures::expected(FAMILY, "v3");
+    let hidden = backbone.forward_with(input(&expected), &NoDelta).hidden;
+    check_close("v3", "last_hidden_state", hidden, tensor::<3>(&expected["last_hidden_state"]));
+}

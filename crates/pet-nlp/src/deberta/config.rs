@@ -377,17 +377,6 @@ impl DebertaV2Config {
         }
         Ok(())
     }
-
-    /// The names of `n` classes: `id2label` when it names exactly `0..n`, else transformers'
-    /// defaults `LABEL_0`, `LABEL_1`, ...
-    pub fn label_names(&self, n: usize) -> Vec<String> {
-        let named: Option<Vec<String>> =
-            (0..n).map(|i| self.id2label.get(&i.to_string()).cloned()).collect();
-        match named {
-            Some(names) if self.id2label.len() == n => names,
-            _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
-        }
-    }
 }
 
 fn refuse(path: &Path, field: &str, reason: String) -> NlpError {
