@@ -50,7 +50,7 @@ pub use attention::{
     AttentionOptions, DisentangledSelfAttention, PrefixRelativePosition, RelativePositions,
     make_log_bucket_position, relative_index,
 };
-pub use config::{ConvActivation, DebertaV2Config, read_config};
+pub use config::{DebertaV2Config, read_config};
 pub use embeddings::DebertaEmbeddings;
 pub use layer::{ConvLayer, DebertaAttention, DebertaLayer, hf_site_path};
 pub use loader::{KEY_PREFIX, load_deberta};
