@@ -1,6 +1,7 @@
 //! The command line on a DeBERTa-v3 folder: the tiny random checkpoint of
 //! `pet-nlp/tests/parity/deberta/v3` with its SentencePiece (Unigram) `tokenizer.json`.
-//! `pet train` tunes P-Tuning v2 for classification (ContextPooler head) and tagging, `pet eval`
+//! `pet train` tunes P-Tuning v2 for classification (ContextPooler head), tagging and extractive
+//! QA (windows with a stride over SentencePiece offsets), `pet eval`
 //! and `pet predict` restore the trained models from their checkpoints alone, `pet encode` runs
 //! text lines through the trained delta, and a PEFT LoRA adapter folder through `pet encode`
 //! reproduces PEFT's hidden states.
@@ -15,7 +16,7 @@ use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 
 use crate::predict_encode::{encode_matches_peft, pretokenized_input};
-use crate::train::{job_on, tagging_job, write_conll, write_data};
+use crate::train::{job_on, qa_round_trip, tagging_job, write_conll, write_data};
 
 fn fixtures(case: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/deberta").join(case)
@@ -123,4 +124,11 @@ fn encode_with_a_peft_lora_folder_on_deberta_reproduces_peft() {
     let input = pretokenized_input(&fixtures("v3/expected.safetensors"), dir.path());
     let ours = encode_matches_peft(&fixtures("v3"), &fixtures("v3_lora"), &input, dir.path());
     assert!(!ours.contains_key("pooler_output"));
+}
+
+#[test]
+fn ptuning_v2_question_answering_on_deberta_trains_answers_and_scores() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("deberta-qa");
+    qa_round_trip(&fixtures("v3"), "ptuning-v2", 32, dir.path());
 }

@@ -156,7 +156,13 @@ fn tagging_trains_with_and_without_a_crf() {
 #[test]
 fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     let _serial = pet_core::testing::serial();
-    let dir = temp_dir("qa");
+    qa_round_trip(&model_dir(), "lora", 24, &temp_dir("qa"));
+}
+
+/// Trains `method` for extractive QA on `model` over a three-question SQuAD file in `dir` with
+/// windows of `max_length` tokens, checks the metrics and the checkpoint, then restores it:
+/// `pet predict` answers every question and `pet eval` reproduces the dev F1.
+pub(crate) fn qa_round_trip(model: &Path, method: &str, max_length: usize, dir: &Path) {
     let context =
         "the cat sat on the mat. the big dog is in paris, and the red cat is in new york.";
     let qa = |id: &str, q: &str, answer: &str| {
@@ -170,9 +176,10 @@ fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     std::fs::write(dir.join("squad.json"), squad.to_string()).expect("squad");
     let text = format!(
         "model = \"{model}\"\ntask = \"qa\"\ntrain = \"{d}/squad.json\"\ndev = \"{d}/squad.json\"\n\
-         method = \"lora\"\nmax_length = 24\ndoc_stride = 8\nmax_answer_length = 4\nbatch_size = 4\n\
-         output = \"{d}/out-qa\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\nprogress = false\n",
-        model = model_dir().display(),
+         method = \"{method}\"\nmax_length = {max_length}\ndoc_stride = 8\nmax_answer_length = 4\n\
+         batch_size = 4\noutput = \"{d}/out-qa\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\n\
+         progress = false\n",
+        model = model.display(),
         d = dir.display()
     );
     let job = Job::parse(&text, "qa job").expect("job");
@@ -184,7 +191,7 @@ fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     assert!(text.contains("\"task\":\"qa\"") && text.contains("head.qa_outputs.weight"), "{text}");
     // The checkpoint alone restores the model: eval gives the dev metrics of the best epoch.
     let eval = pet_cli::predict::PredictJob {
-        model: model_dir().display().to_string(),
+        model: model.display().to_string(),
         delta: output.join("delta.safetensors"),
         input: dir.join("squad.json"),
         output: Some(dir.join("answers.jsonl")),
