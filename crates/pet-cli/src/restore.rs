@@ -4,8 +4,11 @@
 //!
 //! A PEFT folder's `task_type` names the task: `SEQ_CLS` classification, `TOKEN_CLS` tagging,
 //! `QUESTION_ANS` extractive QA. Its head is the `modules_to_save` PEFT stored beside the adapter
-//! (`classifier`, RoBERTa's `classifier.dense` + `classifier.out_proj`, `qa_outputs`), or, when it stored none, the head of a task checkpoint model
-//! folder (`BertForSequenceClassification`, ...). Class names come from the model's
+//! (`classifier`, RoBERTa's `classifier.dense` + `classifier.out_proj`, DeBERTa's `pooler.dense` +
+//! `classifier`, `qa_outputs`), or, when it stored none, the head of a task checkpoint model
+//! folder (`BertForSequenceClassification`, `DebertaV2ForSequenceClassification`, ...). The
+//! model folder may hold any encoder [`load_encoder`] reads; a classifier's head is the
+//! backbone's ([`NlpBackbone::classification_head`]). Class names come from the model's
 //! `config.json` `id2label` (else `LABEL_0`, `LABEL_1`, ...); the sequence length is the
 //! model's position capacity less the adapter's virtual tokens, capped at 512.
 
@@ -18,18 +21,16 @@ use burn::tensor::TensorData;
 use burn::tensor::backend::Backend;
 use pet_core::Backbone;
 use pet_core::blocks::hf_keys::load_hf_state;
-use pet_core::blocks::{PositionIds, PostNormEncoder};
 use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
-use pet_nlp::bert::read_config;
 use pet_nlp::data::LabelSet;
 use pet_nlp::heads::classification::from_hf_head_keys;
-use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
+use pet_nlp::heads::{QaHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::tasks::classification::SequenceClassifier;
 use pet_nlp::tasks::qa::QuestionAnswerer;
 use pet_nlp::tasks::tagging::SequenceTagger;
-use pet_nlp::{EncoderFolder, load_encoder};
+use pet_nlp::{EncoderFolder, NlpBackbone, load_encoder};
 
 use crate::train::{default_doc_stride, default_max_answer_length};
 
@@ -91,7 +92,7 @@ pub fn restore_model<B: Backend>(
     let required = ["delta", "head"];
     let model = match task.as_str() {
         "classification" => {
-            let head = ClassificationHeadConfig::new(hidden, labels.len()).init(device);
+            let head = backbone.classification_head(labels.len(), false).init(device);
             let model = SequenceClassifier { backbone, delta: delta_set, head };
             TaskModel::Classifier(Box::new(checkpoint.apply(model, &identity, &required)?))
         }
@@ -126,10 +127,10 @@ pub fn restore_model<B: Backend>(
 /// # Errors
 /// As [`restore_classifier`], or for a PEFT method pet does not read.
 pub fn restore_deltas<B: Backend>(
-    backbone: PostNormEncoder<B>,
+    backbone: NlpBackbone<B>,
     delta: &Path,
     device: &B::Device,
-) -> Result<(PostNormEncoder<B>, DeltaSet<B>)> {
+) -> Result<(NlpBackbone<B>, DeltaSet<B>)> {
     if delta.is_dir() {
         let mut adapter = PeftAdapter::read(delta)?;
         adapter.take_saved_modules();
@@ -157,7 +158,7 @@ pub fn restore_deltas<B: Backend>(
 /// The deltas of a PEFT adapter whose task head, if any, was taken out.
 fn peft_deltas<B: Backend>(
     adapter: &PeftAdapter,
-    backbone: &PostNormEncoder<B>,
+    backbone: &NlpBackbone<B>,
     device: &B::Device,
 ) -> Result<DeltaSet<B>> {
     let none = DeltaSpec::none().build(backbone, device)?;
@@ -175,7 +176,10 @@ fn peft_deltas<B: Backend>(
     })
 }
 
-/// Where a PEFT task model's head comes from: the adapter's saved modules, or the model folder.
+/// Where a PEFT task model's head comes from: the adapter's saved modules, else the model folder's
+/// task layers. PEFT saves only the modules named in `modules_to_save` (`classifier`), not
+/// DeBERTa's ContextPooler, so with saved modules the pooler (`pooler.*`) still comes from a task
+/// checkpoint folder, as the adapter's base model had it.
 struct HeadWeights {
     tensors: BTreeMap<String, TensorData>,
     file: String,
@@ -183,12 +187,20 @@ struct HeadWeights {
 
 impl HeadWeights {
     fn of(saved: BTreeMap<String, TensorData>, adapter: &Path, folder: &EncoderFolder) -> Self {
-        if saved.is_empty() {
-            Self { tensors: folder.head_weights(), file: folder.weights_file() }
-        } else {
-            let file = adapter.join(pet_core::peft::WEIGHTS_FILE).display().to_string();
-            Self { tensors: saved, file }
+        let file = match saved.is_empty() {
+            true => folder.weights_file(),
+            false => format!(
+                "{} (over {})",
+                adapter.join(pet_core::peft::WEIGHTS_FILE).display(),
+                folder.weights_file()
+            ),
+        };
+        let mut tensors = folder.head_weights();
+        if !saved.is_empty() {
+            tensors.retain(|key, _| key.starts_with("pooler."));
+            tensors.extend(saved);
         }
+        Self { tensors, file }
     }
 
     /// Rows of the output layer `key` (`[out, in]` as PyTorch stores it).
@@ -219,7 +231,6 @@ fn restore_peft_model<B: Backend>(
     let (backbone, folder, _) = load_encoder::<B>(model_dir, device)?;
     let delta = peft_deltas(&adapter, &backbone, device)?;
     let head = HeadWeights::of(saved, dir, &folder);
-    let hf = read_config(&model_dir.join("config.json"))?;
     let hidden = backbone.shape().hidden_size;
     let max_length = peft_max_length(&backbone, &adapter);
     let (model, labels) = match adapter.task_type() {
@@ -227,16 +238,15 @@ fn restore_peft_model<B: Backend>(
             let (tensors, dense) = from_hf_head_keys(head.tensors);
             let head = HeadWeights { tensors, ..head };
             let n = head.outputs("classifier.weight")?;
-            let config = ClassificationHeadConfig::new(hidden, n).with_dense(dense);
-            let classifier = head.load(config.init(device))?;
+            let classifier = head.load(backbone.classification_head(n, dense).init(device))?;
             let model = SequenceClassifier { backbone, delta, head: classifier };
-            (TaskModel::Classifier(Box::new(model)), hf.label_names(n))
+            (TaskModel::Classifier(Box::new(model)), folder.label_names(n))
         }
         Some("TOKEN_CLS") => {
             let n = head.outputs("classifier.weight")?;
             let tagger = head.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
             let model = SequenceTagger { backbone, delta, head: tagger };
-            (TaskModel::Tagger(Box::new(model)), hf.label_names(n))
+            (TaskModel::Tagger(Box::new(model)), folder.label_names(n))
         }
         Some("QUESTION_ANS") => {
             let qa = head.load(QaHeadConfig::new(hidden).init(device))?;
@@ -255,16 +265,12 @@ fn restore_peft_model<B: Backend>(
     Ok(Restored { model, labels: LabelSet::new(labels), max_length })
 }
 
-/// The longest input a PEFT model takes: the backbone's positions (less RoBERTa's padding
-/// offset) less the adapter's virtual tokens, which use positions too, capped at 512.
-fn peft_max_length<B: Backend>(backbone: &PostNormEncoder<B>, adapter: &PeftAdapter) -> usize {
-    let config = &backbone.config;
-    let offset = match config.position_ids {
-        PositionIds::PaddingOffset { padding_idx } => padding_idx + 1,
-        _ => 0,
-    };
+/// The longest input a PEFT model takes: the backbone's positions
+/// ([`NlpBackbone::max_positions`]) less the adapter's virtual tokens, which use positions too,
+/// capped at 512.
+fn peft_max_length<B: Backend>(backbone: &NlpBackbone<B>, adapter: &PeftAdapter) -> usize {
     let virtual_tokens =
         adapter.config.get("num_virtual_tokens").and_then(serde_json::Value::as_u64).unwrap_or(0)
             as usize;
-    config.max_position_embeddings.saturating_sub(offset + virtual_tokens).min(512)
+    backbone.max_positions().saturating_sub(virtual_tokens).min(512)
 }

@@ -9,7 +9,6 @@ use anyhow::{Context, Result, bail};
 use burn::module::AutodiffModule;
 use burn::tensor::backend::AutodiffBackend;
 use pet_core::BackboneIdentity;
-use pet_core::blocks::PostNormEncoder;
 use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::DeltaSet;
 use pet_core::delta::set::DeltaSpec;
@@ -17,12 +16,12 @@ use pet_core::rng::SplitMix64;
 use pet_core::train::{MetricsLog, TrainConfig, fit};
 use pet_core::{Backbone, ParamReport};
 use pet_nlp::data::{LabelSet, SquadExample, read_classification, read_conll, read_squad};
-use pet_nlp::heads::{ClassificationHeadConfig, QaHeadConfig, TokenClassificationHeadConfig};
-use pet_nlp::load_encoder;
+use pet_nlp::heads::{QaHeadConfig, TokenClassificationHeadConfig};
 use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
 use pet_nlp::tasks::qa::{QaBatch, QaFeature, QuestionAnswerer, features as qa_features};
 use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::{Encoded, TextTokenizer};
+use pet_nlp::{NlpBackbone, load_encoder};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
@@ -206,7 +205,7 @@ struct Setup<B: AutodiffBackend> {
     folder: PathBuf,
     tokenizer: TextTokenizer,
     spec: DeltaSpec,
-    backbone: PostNormEncoder<B>,
+    backbone: NlpBackbone<B>,
     delta: DeltaSet<B>,
     identity: BackboneIdentity,
 }
@@ -332,8 +331,7 @@ fn train_classification<B: AutodiffBackend>(
     };
     let pad = setup.tokenizer.pad_id();
     let dev = ClassificationBatch::chunk(&dev_rows, job.batch_size, pad);
-    let hidden = setup.backbone.shape().hidden_size;
-    let head = ClassificationHeadConfig::new(hidden, labels.len()).init(device);
+    let head = setup.backbone.classification_head(labels.len(), false).init(device);
     let model = SequenceClassifier { backbone: setup.backbone, delta: setup.delta, head };
     let report = ParamReport::of::<B, _>(&model, 2);
     announce(job, &setup.folder, &report, train_rows.len(), dev_rows.len(), &labels, backend);

@@ -1,5 +1,6 @@
 //! Integration tests of the `pet` command line.
 
+mod deberta;
 mod device_smoke;
 mod inspect;
 mod predict_encode;

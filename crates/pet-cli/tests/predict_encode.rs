@@ -2,7 +2,10 @@
 //! `pet train` is restored from its checkpoint alone, and a PEFT adapter folder passed to
 //! `encode` reproduces PEFT's hidden states.
 
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+
+use burn::tensor::TensorData;
 
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::encode::EncodeJob;
@@ -81,47 +84,64 @@ fn predict_and_eval_restore_the_trained_classifier() {
     assert!((right as f64 / 12.0 - trained_accuracy).abs() < 1e-12);
 }
 
-#[test]
-fn encode_with_a_peft_adapter_folder_reproduces_peft() {
-    let _serial = pet_core::testing::serial();
-    let dir = TempDir::new("encode-peft");
-    let expected =
-        read_tensor_file(&fixtures("roberta/expected.safetensors")).expect("fixture").tensors;
+/// The inputs of a parity fixture's `expected.safetensors` (`input_ids`, `attention_mask`) as
+/// pre-tokenized JSONL lines in `dir/input.jsonl`.
+pub(crate) fn pretokenized_input(expected: &Path, dir: &Path) -> PathBuf {
+    let expected = read_tensor_file(expected).expect("fixture").tensors;
     let ids = expected["input_ids"].clone().convert::<i64>().into_vec::<i64>().expect("ids");
     let mask = expected["attention_mask"].clone().convert::<f32>().into_vec::<f32>().expect("mask");
-    let seq = expected["input_ids"].shape[1];
-    let lines: String = (0..2)
+    let [rows, seq] = [expected["input_ids"].shape[0], expected["input_ids"].shape[1]];
+    let lines: String = (0..rows)
         .map(|r| {
             let row = &ids[r * seq..(r + 1) * seq];
             let m: Vec<i64> = mask[r * seq..(r + 1) * seq].iter().map(|&v| v as i64).collect();
             format!("{}\n", serde_json::json!({"input_ids": row, "attention_mask": m}))
         })
         .collect();
-    let input = dir.path().join("input.jsonl");
+    let input = dir.join("input.jsonl");
     std::fs::write(&input, lines).expect("input");
+    input
+}
+
+/// `pet encode` of `model` with the PEFT adapter folder `adapter` over the two rows of `input`
+/// gives the adapter's `expected.safetensors` hidden states; returns what it wrote.
+pub(crate) fn encode_matches_peft(
+    model: &Path,
+    adapter: &Path,
+    input: &Path,
+    dir: &Path,
+) -> BTreeMap<String, TensorData> {
+    let case = adapter.display().to_string();
+    let output = dir.join("encoded.safetensors");
+    let job = EncodeJob {
+        model: model.display().to_string(),
+        input: input.to_path_buf(),
+        output: output.clone(),
+        delta: Some(adapter.to_path_buf()),
+        max_length: 64,
+    };
+    assert_eq!(run_on(DeviceSpec::Cpu, job).expect("encode"), 2);
+    let ours = read_tensor_file(&output).expect("output").tensors;
+    let theirs = read_tensor_file(&adapter.join("expected.safetensors")).expect("expected").tensors;
+    let a = ours["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
+    let b = theirs["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
+    assert_eq!(ours["last_hidden_state"].shape, theirs["last_hidden_state"].shape, "{case}");
+    let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
+    assert!(diff < 2e-5, "{case}: max abs diff {diff}");
+    assert_eq!(
+        ours["attention_mask"].shape.to_vec(),
+        vec![2, theirs["last_hidden_state"].shape[1]]
+    );
+    ours
+}
+
+#[test]
+fn encode_with_a_peft_adapter_folder_reproduces_peft() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("encode-peft");
+    let input = pretokenized_input(&fixtures("roberta/expected.safetensors"), dir.path());
     for case in ["roberta_prompt", "roberta_prefix", "roberta_lora"] {
-        let output = dir.path().join(format!("{case}.safetensors"));
-        let job = EncodeJob {
-            model: fixtures("roberta").display().to_string(),
-            input: input.clone(),
-            output: output.clone(),
-            delta: Some(fixtures(case)),
-            max_length: 64,
-        };
-        assert_eq!(run_on(DeviceSpec::Cpu, job).expect("encode"), 2);
-        let ours = read_tensor_file(&output).expect("output").tensors;
-        let theirs = read_tensor_file(&fixtures(case).join("expected.safetensors"))
-            .expect("expected")
-            .tensors;
-        let a = ours["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
-        let b = theirs["last_hidden_state"].clone().into_vec::<f32>().expect("floats");
-        assert_eq!(ours["last_hidden_state"].shape, theirs["last_hidden_state"].shape, "{case}");
-        let diff = a.iter().zip(&b).map(|(x, y)| (x - y).abs()).fold(0f32, f32::max);
-        assert!(diff < 2e-5, "{case}: max abs diff {diff}");
-        assert_eq!(
-            ours["attention_mask"].shape.to_vec(),
-            vec![2, theirs["last_hidden_state"].shape[1]]
-        );
+        let ours = encode_matches_peft(&fixtures("roberta"), &fixtures(case), &input, dir.path());
         assert!(ours.contains_key("pooler_output"));
     }
 }

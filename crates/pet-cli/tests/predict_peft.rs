@@ -1,7 +1,9 @@
 //! `pet predict` with a PEFT adapter folder that carries a task head (`modules_to_save`):
 //! SEQ_CLS with LORA, TOKEN_CLS with PREFIX_TUNING (projection MLP) and QUESTION_ANS with
 //! PROMPT_TUNING, trained by PEFT 0.17.1 over the tiny BERT fixture, and SEQ_CLS with LORA over
-//! RoBERTa (its `classifier.dense` + `classifier.out_proj` head) reproduce PEFT's logits.
+//! RoBERTa (its `classifier.dense` + `classifier.out_proj` head) reproduce PEFT's logits; so does
+//! SEQ_CLS with LORA over DeBERTa-v3, whose ContextPooler PEFT does not save and the task
+//! checkpoint folder provides.
 
 use std::path::{Path, PathBuf};
 
@@ -129,17 +131,15 @@ fn an_adapter_without_a_task_head_is_refused_by_name() {
     assert!(err.contains("adapter_config.json") && err.contains("FEATURE_EXTRACTION"), "{err}");
 }
 
-#[test]
-fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
+/// The classifier restored from `model` and the SEQ_CLS adapter `adapter` gives `adapter`'s
+/// expected logits on the inputs of `inputs`.
+fn check_seq_cls(model: &Path, adapter: &Path, inputs: &Path) {
     let device = Default::default();
-    let restored =
-        restore_model::<B>(&fixtures("roberta"), &fixtures("roberta_peft_seq_cls"), &device)
-            .expect("restore");
+    let restored = restore_model::<B>(model, adapter, &device).expect("restore");
     let TaskModel::Classifier(model) = restored.model else { panic!("a classifier") };
-    assert!(model.head.dense.is_some(), "RobertaClassificationHead's dense layer");
+    assert!(model.head.dense.is_some(), "a dense layer on the first position");
     assert_eq!(restored.labels.len(), 3);
-    let inputs =
-        read_tensor_file(&fixtures("roberta/expected.safetensors")).expect("inputs").tensors;
+    let inputs = read_tensor_file(inputs).expect("inputs").tensors;
     let [batch, seq] = [inputs["input_ids"].shape[0], inputs["input_ids"].shape[1]];
     let batch = PaddedBatch {
         batch,
@@ -148,9 +148,25 @@ fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
         token_type_ids: vec![0; batch * seq],
         attention_mask: inputs["attention_mask"].clone().convert::<f32>().into_vec().expect("mask"),
     };
-    let theirs = Tensor::<B, 2>::from_data(
-        expected("roberta_peft_seq_cls", "logits").convert::<f32>(),
-        &device,
-    );
-    assert_close("RoBERTa SEQ_CLS logits", model.logits(&batch), theirs, LOGIT_TOLERANCE);
+    let expected = read_tensor_file(&adapter.join("expected.safetensors")).expect("expected");
+    let theirs =
+        Tensor::<B, 2>::from_data(expected.tensors["logits"].clone().convert::<f32>(), &device);
+    assert_close("SEQ_CLS logits", model.logits(&batch), theirs, LOGIT_TOLERANCE);
+}
+
+#[test]
+fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
+    let inputs = fixtures("roberta/expected.safetensors");
+    check_seq_cls(&fixtures("roberta"), &fixtures("roberta_peft_seq_cls"), &inputs);
+}
+
+#[test]
+fn a_deberta_seq_cls_adapter_takes_the_context_pooler_from_the_task_folder() {
+    let deberta = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/deberta");
+    let (model, adapter) = (deberta.join("v3_seq_cls"), deberta.join("v3_peft_seq_cls"));
+    check_seq_cls(&model, &adapter, &deberta.join("v3/expected.safetensors"));
+    // Over a bare encoder the pooler is missing, and the error names it.
+    let err = restore_model::<B>(&deberta.join("v3"), &adapter, &Default::default())
+        .expect_err("no pooler");
+    assert!(format!("{err:#}").contains("dense.weight"), "{err:#}");
 }

@@ -11,7 +11,8 @@ fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders/bert")
 }
 
-fn write_data(dir: &Path) {
+/// Writes `train.jsonl` (16 rows) and `dev.jsonl` (6 rows) of two classes into `dir`.
+pub(crate) fn write_data(dir: &Path) {
     let rows = |n: usize| -> String {
         (0..n)
             .map(|i| {
@@ -28,6 +29,11 @@ fn write_data(dir: &Path) {
 }
 
 fn job(dir: &Path, method: &str) -> Job {
+    job_on(&model_dir(), dir, method)
+}
+
+/// A classification job on `model` over [`write_data`]'s files, two epochs of `method`.
+pub(crate) fn job_on(model: &Path, dir: &Path, method: &str) -> Job {
     let text = format!(
         r#"
 model = "{model}"
@@ -45,13 +51,13 @@ epochs = 2
 learning_rate = 0.05
 progress = false
 "#,
-        model = model_dir().display(),
+        model = model.display(),
         dir = dir.display(),
     );
     Job::parse(&text, "test job").expect("job")
 }
 
-fn temp_dir(name: &str) -> PathBuf {
+pub(crate) fn temp_dir(name: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("pet-train-{name}-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
     dir
@@ -96,7 +102,8 @@ fn a_missing_data_file_is_named() {
     assert!(err.contains("train.jsonl"), "{err}");
 }
 
-fn write_conll(dir: &Path) {
+/// Writes `train.conll` (12 sentences) and `dev.conll` (3) with LOC and PER spans into `dir`.
+pub(crate) fn write_conll(dir: &Path) {
     let sentences = [
         "we\tO\ngo\tO\nto\tO\nparis\tB-LOC\n",
         "new\tB-LOC\nyork\tI-LOC\nis\tO\nbig\tO\n",
@@ -107,20 +114,32 @@ fn write_conll(dir: &Path) {
     std::fs::write(dir.join("dev.conll"), sentences.join("\t\n")).expect("dev");
 }
 
+/// A tagging job on `model` over [`write_conll`]'s files, three epochs of `method`.
+pub(crate) fn tagging_job(
+    model: &Path,
+    dir: &Path,
+    method: &str,
+    max_length: usize,
+    crf: bool,
+) -> Job {
+    let text = format!(
+        "model = \"{model}\"\ntask = \"tagging\"\ntrain = \"{d}/train.conll\"\ndev = \"{d}/dev.conll\"\n\
+         test = \"{d}/dev.conll\"\nmethod = \"{method}\"\nmax_length = {max_length}\nbatch_size = 4\n\
+         crf = {crf}\noutput = \"{d}/out-{method}-{crf}\"\n[optim]\nepochs = 3\nlearning_rate = 0.05\n\
+         progress = false\n",
+        model = model.display(),
+        d = dir.display()
+    );
+    Job::parse(&text, "tagging job").expect("job")
+}
+
 #[test]
 fn tagging_trains_with_and_without_a_crf() {
     let _serial = pet_core::testing::serial();
     let dir = temp_dir("tagging");
     write_conll(&dir);
     for crf in [false, true] {
-        let text = format!(
-            "model = \"{model}\"\ntask = \"tagging\"\ntrain = \"{d}/train.conll\"\ndev = \"{d}/dev.conll\"\n\
-             test = \"{d}/dev.conll\"\nmethod = \"lora\"\nmax_length = 16\nbatch_size = 4\ncrf = {crf}\n\
-             output = \"{d}/out-{crf}\"\n[optim]\nepochs = 3\nlearning_rate = 0.05\nprogress = false\n",
-            model = model_dir().display(),
-            d = dir.display()
-        );
-        let job = Job::parse(&text, "tagging job").expect("job");
+        let job = tagging_job(&model_dir(), &dir, "lora", 16, crf);
         let output = job.output.clone();
         let summary = run_on(DeviceSpec::Cpu, TrainJob(job)).expect("tagging trains");
         let f1 = summary.dev["f1"];
@@ -137,7 +156,13 @@ fn tagging_trains_with_and_without_a_crf() {
 #[test]
 fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     let _serial = pet_core::testing::serial();
-    let dir = temp_dir("qa");
+    qa_round_trip(&model_dir(), "lora", 24, &temp_dir("qa"));
+}
+
+/// Trains `method` for extractive QA on `model` over a three-question SQuAD file in `dir` with
+/// windows of `max_length` tokens, checks the metrics and the checkpoint, then restores it:
+/// `pet predict` answers every question and `pet eval` reproduces the dev F1.
+pub(crate) fn qa_round_trip(model: &Path, method: &str, max_length: usize, dir: &Path) {
     let context =
         "the cat sat on the mat. the big dog is in paris, and the red cat is in new york.";
     let qa = |id: &str, q: &str, answer: &str| {
@@ -151,9 +176,10 @@ fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     std::fs::write(dir.join("squad.json"), squad.to_string()).expect("squad");
     let text = format!(
         "model = \"{model}\"\ntask = \"qa\"\ntrain = \"{d}/squad.json\"\ndev = \"{d}/squad.json\"\n\
-         method = \"lora\"\nmax_length = 24\ndoc_stride = 8\nmax_answer_length = 4\nbatch_size = 4\n\
-         output = \"{d}/out-qa\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\nprogress = false\n",
-        model = model_dir().display(),
+         method = \"{method}\"\nmax_length = {max_length}\ndoc_stride = 8\nmax_answer_length = 4\n\
+         batch_size = 4\noutput = \"{d}/out-qa\"\n[optim]\nepochs = 2\nlearning_rate = 0.05\n\
+         progress = false\n",
+        model = model.display(),
         d = dir.display()
     );
     let job = Job::parse(&text, "qa job").expect("job");
@@ -165,7 +191,7 @@ fn qa_trains_on_squad_json_and_reports_exact_match_and_f1() {
     assert!(text.contains("\"task\":\"qa\"") && text.contains("head.qa_outputs.weight"), "{text}");
     // The checkpoint alone restores the model: eval gives the dev metrics of the best epoch.
     let eval = pet_cli::predict::PredictJob {
-        model: model_dir().display().to_string(),
+        model: model.display().to_string(),
         delta: output.join("delta.safetensors"),
         input: dir.join("squad.json"),
         output: Some(dir.join("answers.jsonl")),

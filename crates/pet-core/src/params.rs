@@ -1,6 +1,10 @@
 //! Parameters by path: listing, reading and replacing the tensors of any module tree by their
 //! dotted path (`encoder.layer.0.attention.self.query.weight`), the seam that BitFit, partial
 //! tuning, checkpoints and weight loading share.
+//!
+//! An enum module (Burn's `#[derive(Module)]` on an enum of one-field variants, such as
+//! pet-nlp's choice of backbone) is transparent in paths: it holds exactly one of its variants,
+//! so the variant's name is no path segment and a wrapped module keeps the paths it has alone.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -27,20 +31,30 @@ impl ParamEntry {
     }
 }
 
+/// Whether a module entered with `container` (Burn's `Struct:Name` / `Enum:Name`) is an enum
+/// variant, which names no path segment.
+pub fn is_enum_variant(container: &str) -> bool {
+    container.starts_with("Enum:")
+}
+
+/// The dotted path of the module being visited; enum variants push an empty segment.
 #[derive(Default)]
-struct PathStack(Vec<String>);
+pub struct PathStack(Vec<Option<String>>);
 
 impl PathStack {
-    fn enter(&mut self, name: &str) {
-        self.0.push(name.to_string());
+    /// Enters the module `name` of type `container`.
+    pub fn enter(&mut self, name: &str, container: &str) {
+        self.0.push((!is_enum_variant(container)).then(|| name.to_string()));
     }
 
-    fn exit(&mut self) {
+    /// Leaves the innermost module.
+    pub fn exit(&mut self) {
         self.0.pop();
     }
 
-    fn path(&self) -> String {
-        self.0.join(".")
+    /// The current dotted path.
+    pub fn path(&self) -> String {
+        self.0.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(".")
     }
 }
 
@@ -50,8 +64,8 @@ struct Lister {
 }
 
 impl<B: Backend> ModuleVisitor<B> for Lister {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.enter(name);
+    fn enter_module(&mut self, name: &str, container: &str) {
+        self.stack.enter(name, container);
     }
 
     fn exit_module(&mut self, _name: &str, _container: &str) {
@@ -82,8 +96,8 @@ struct Reader<'a> {
 }
 
 impl<B: Backend> ModuleVisitor<B> for Reader<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.enter(name);
+    fn enter_module(&mut self, name: &str, container: &str) {
+        self.stack.enter(name, container);
     }
 
     fn exit_module(&mut self, _name: &str, _container: &str) {
@@ -121,8 +135,8 @@ struct Writer<'a> {
 }
 
 impl<B: Backend> ModuleMapper<B> for Writer<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.enter(name);
+    fn enter_module(&mut self, name: &str, container: &str) {
+        self.stack.enter(name, container);
     }
 
     fn exit_module(&mut self, _name: &str, _container: &str) {
@@ -177,8 +191,8 @@ struct GradSwitch<'a> {
 }
 
 impl<B: Backend> ModuleMapper<B> for GradSwitch<'_> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.enter(name);
+    fn enter_module(&mut self, name: &str, container: &str) {
+        self.stack.enter(name, container);
     }
 
     fn exit_module(&mut self, _name: &str, _container: &str) {

@@ -1,10 +1,15 @@
 //! A Hugging Face model folder (`config.json`, `model.safetensors`) loaded as a backbone, with
 //! strict key checking.
 //!
+//! [`load_encoder`] routes a folder by `config.json`'s `model_type`: `deberta-v2` (DeBERTa-v2
+//! and v3) to [`load_deberta`](crate::deberta::load_deberta), every other type to the BERT
+//! family's [`load_post_norm`] (`bert`, `roberta`; the config check names what it refuses).
+//!
 //! The folder may hold a bare encoder (keys `embeddings.*`, `encoder.*`, as in
-//! all-MiniLM-L6-v2) or a task checkpoint as transformers saves it (`bert.*` / `roberta.*` plus
-//! `classifier.*`, `cls.*`, `qa_outputs.*`, `lm_head.*`). The encoder's keys must all be present
-//! and used; the task layers beside them are left to the heads, and are reported.
+//! all-MiniLM-L6-v2) or a task checkpoint as transformers saves it (`bert.*` / `roberta.*` /
+//! `deberta.*` plus `classifier.*`, `pooler.*`, `cls.*`, `qa_outputs.*`, `lm_head.*`). The
+//! encoder's keys must all be present and used; the task layers beside them are left to the
+//! heads, and are reported.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -15,8 +20,13 @@ use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
 use pet_core::digest::sha256_file;
 use pet_core::safetensors_io::read_tensor_file;
 
+use crate::backbone::NlpBackbone;
 use crate::bert::read_config;
-use crate::error::Result;
+use crate::error::{NlpError, Result};
+use crate::heads::classification::from_hf_head_keys;
+
+/// `model_type` of DeBERTa-v2 and v3 checkpoints.
+pub const DEBERTA_V2: &str = "deberta-v2";
 
 /// What a model folder holds, read and checked.
 #[derive(Clone, Debug)]
@@ -32,6 +42,8 @@ pub struct EncoderFolder {
     pub weights: BTreeMap<String, TensorData>,
     /// SHA-256 of `model.safetensors`.
     pub weights_sha256: String,
+    /// Class names of a task checkpoint, by index (`config.json`'s `id2label`).
+    pub id2label: BTreeMap<String, String>,
 }
 
 /// Keys that belong to no encoder and may sit in a bare encoder's file.
@@ -39,12 +51,59 @@ fn is_buffer(key: &str) -> bool {
     key.ends_with("position_ids")
 }
 
-/// Loads the encoder of the folder `dir`.
+/// `model_type` of the `config.json` at `path`.
 ///
 /// # Errors
-/// [`NlpError`](crate::NlpError) naming the file and key: a missing file, malformed JSON, an
-/// unsupported config, a missing, unexpected or mis-shaped weight.
+/// [`NlpError`] naming the file: unreadable, not JSON, or without a string `model_type`.
+pub fn model_type(path: &Path) -> Result<String> {
+    let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
+    let value: serde_json::Value =
+        serde_json::from_str(&text).map_err(|e| pet_core::PetError::format(path, e))?;
+    match value.get("model_type").and_then(serde_json::Value::as_str) {
+        Some(model_type) => Ok(model_type.to_string()),
+        None => Err(NlpError::Config {
+            path: path.to_path_buf(),
+            field: "model_type".into(),
+            reason: "missing; pet reads `bert`, `roberta` and `deberta-v2` folders".into(),
+        }),
+    }
+}
+
+/// The names of `n` classes: `id2label` (a config's, keyed `"0"`, `"1"`, ...) when it names
+/// exactly `0..n`, else transformers' defaults `LABEL_0`, `LABEL_1`, ...
+pub fn label_names(id2label: &BTreeMap<String, String>, n: usize) -> Vec<String> {
+    let named: Option<Vec<String>> =
+        (0..n).map(|i| id2label.get(&i.to_string()).cloned()).collect();
+    match named {
+        Some(names) if id2label.len() == n => names,
+        _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
+    }
+}
+
+/// Loads the encoder of the folder `dir`, BERT family or DeBERTa-v2 by `config.json`'s
+/// `model_type`.
+///
+/// # Errors
+/// [`NlpError`] naming the file and key: a missing file, malformed JSON, an unsupported config, a
+/// missing, unexpected or mis-shaped weight.
 pub fn load_encoder<B: Backend>(
+    dir: &Path,
+    device: &B::Device,
+) -> Result<(NlpBackbone<B>, EncoderFolder, LoadReport)> {
+    if model_type(&dir.join("config.json"))? == DEBERTA_V2 {
+        let (encoder, folder, report) = crate::deberta::load_deberta(dir, device)?;
+        return Ok((encoder.into(), folder, report));
+    }
+    let (encoder, folder, report) = load_post_norm(dir, device)?;
+    Ok((encoder.into(), folder, report))
+}
+
+/// Loads the BERT-family encoder (`bert`, `roberta`, ...) of the folder `dir`.
+///
+/// # Errors
+/// [`NlpError`] naming the file and key: a missing file, malformed JSON, an unsupported config, a
+/// missing, unexpected or mis-shaped weight.
+pub fn load_post_norm<B: Backend>(
     dir: &Path,
     device: &B::Device,
 ) -> Result<(PostNormEncoder<B>, EncoderFolder, LoadReport)> {
@@ -83,16 +142,24 @@ pub fn load_encoder<B: Backend>(
         key_prefix,
         weights,
         weights_sha256,
+        id2label: hf.id2label,
     };
     Ok((encoder, folder, report))
 }
 
 impl EncoderFolder {
+    /// The names of `n` classes: `id2label` when it names exactly `0..n`, else transformers'
+    /// defaults `LABEL_0`, `LABEL_1`, ...
+    pub fn label_names(&self, n: usize) -> Vec<String> {
+        label_names(&self.id2label, n)
+    }
+
     /// `head` with the task layers of this folder loaded: every key outside the encoder's prefix
-    /// (`classifier.*` as transformers' task models save it) must fit a parameter of `head`.
+    /// (`classifier.*`, `pooler.*` as transformers' task models save them, renamed by
+    /// [`from_hf_head_keys`]) must fit a parameter of `head`.
     ///
     /// # Errors
-    /// [`NlpError`](crate::NlpError) naming the file and key when the folder holds no task
+    /// [`NlpError`] naming the file and key when the folder holds no task
     /// layers (a bare encoder), or they do not fit `head`.
     pub fn load_head<B: Backend, M: burn::module::Module<B>>(&self, head: M) -> Result<M> {
         let file = self.weights_file();
@@ -103,7 +170,8 @@ impl EncoderFolder {
             }
             .into());
         }
-        Ok(load_hf_state(head, &self.head_weights(), &file, "", &|_| false)?.0)
+        let (weights, _) = from_hf_head_keys(self.head_weights());
+        Ok(load_hf_state(head, &weights, &file, "", &|_| false)?.0)
     }
 
     /// The task layers of a task checkpoint (every key outside the encoder's prefix), by key;
@@ -122,5 +190,32 @@ impl EncoderFolder {
     /// `model.safetensors` of the folder, for messages.
     pub fn weights_file(&self) -> String {
         self.dir.join("model.safetensors").display().to_string()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn label_names_come_from_id2label_or_default() {
+        let named: BTreeMap<String, String> =
+            [("0", "ham"), ("1", "spam")].map(|(k, v)| (k.to_string(), v.to_string())).into();
+        assert_eq!(label_names(&named, 2), ["ham", "spam"]);
+        assert_eq!(label_names(&named, 3), ["LABEL_0", "LABEL_1", "LABEL_2"]);
+        assert_eq!(label_names(&BTreeMap::new(), 2), ["LABEL_0", "LABEL_1"]);
+    }
+
+    #[test]
+    fn a_config_without_model_type_is_named() {
+        let dir = std::env::temp_dir().join(format!("pet-model-type-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        let path = dir.join("config.json");
+        std::fs::write(&path, "{\"hidden_size\": 8}").expect("write");
+        let err = model_type(&path).expect_err("no model_type").to_string();
+        assert!(err.contains("config.json") && err.contains("model_type"), "{err}");
+        std::fs::write(&path, "{\"model_type\": \"deberta-v2\"}").expect("write");
+        assert_eq!(model_type(&path).expect("model_type"), DEBERTA_V2);
+        std::fs::remove_dir_all(&dir).ok();
     }
 }

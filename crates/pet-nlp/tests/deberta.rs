@@ -2,7 +2,7 @@
 //! (fixture: `tests/parity/deberta/generate.py`), loaded from their folders through
 //! [`load_deberta`]: hidden states and every parameter's gradient (v2 style: absolute positions,
 //! token types, clamped relative distances, separate position projections, convolution; v3
-//! style: log buckets, shared keys, normed relative embeddings); the ContextPooler classifier
+//! style: log buckets, shared keys, normed relative embeddings); the ContextPooler classification head
 //! and token-classification logits of task checkpoints; PEFT 0.17.1 LoRA and prompt tuning; a
 //! PEFT prefix-tuning file under P-Tuning v2's DeBERTa-v2 semantics (prefix keys with a zero
 //! relative bias, the default policy); the two prefix relative-position policies; and the
@@ -18,8 +18,8 @@ use pet_core::testing::conformance::{assert_close, max_abs_diff};
 use pet_core::{AttentionPrefix, Backbone, Delta, NoDelta, PetError, PrefixPositions};
 use pet_nlp::NlpError;
 use pet_nlp::deberta::{
-    ContextPoolerClassifier, DebertaV2Config, DebertaV2Encoder, PrefixRelativePosition,
-    RelativePositions, load_deberta, relative_index,
+    DebertaV2Config, DebertaV2Encoder, PrefixRelativePosition, RelativePositions, load_deberta,
+    relative_index,
 };
 use pet_nlp::heads::token_classification::TokenClassificationHeadConfig;
 
@@ -66,17 +66,17 @@ fn a_task_checkpoint_loads_its_encoder_and_the_context_pooler_classifier() {
         ["classifier.bias", "classifier.weight", "pooler.dense.bias", "pooler.dense.weight"]
     );
     let inputs = fixtures::expected(FAMILY, "v3");
-    let hidden = model.forward_with(input(&inputs), &NoDelta).hidden;
+    let encoded = model.forward_with(input(&inputs), &NoDelta);
     assert_close(
         "last_hidden_state",
-        hidden.clone(),
+        encoded.hidden.clone(),
         tensor(&inputs["last_hidden_state"]),
         HIDDEN_TOLERANCE,
     );
     let head = folder
-        .load_head(ContextPoolerClassifier::<B>::new(&model.config, 3, &Default::default()))
+        .load_head(model.config.classification_head(3).init::<B>(&Default::default()))
         .expect("pooler and classifier");
-    let logits = head.forward(hidden);
+    let logits = head.forward(encoded);
     let reference = tensor::<2>(&fixtures::expected(FAMILY, "v3_seq_cls")["logits"]);
     check_close("v3_seq_cls", "logits", logits, reference);
 }
@@ -346,4 +346,18 @@ mod conformance {
         lora_targets: ["query_proj", "value_proj"],
         intermediate_size: 24,
     );
+}
+
+#[test]
+fn load_encoder_routes_a_deberta_v2_folder_to_the_deberta_backbone() {
+    let _serial = pet_core::testing::serial();
+    let (backbone, folder, _) =
+        pet_nlp::load_encoder::<B>(&fixtures::case(FAMILY, "v3"), &Default::default())
+            .expect("folder");
+    assert!(matches!(backbone, pet_nlp::NlpBackbone::Deberta(_)));
+    assert_eq!(folder.model_type, "deberta-v2");
+    assert_eq!(backbone.identity().architecture, "deberta-v2");
+    let expected = fixtures::expected(FAMILY, "v3");
+    let hidden = backbone.forward_with(input(&expected), &NoDelta).hidden;
+    check_close("v3", "last_hidden_state", hidden, tensor::<3>(&expected["last_hidden_state"]));
 }

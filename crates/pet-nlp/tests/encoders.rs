@@ -10,7 +10,7 @@ use pet_core::peft::PeftAdapter;
 use pet_core::testing::TestBackend as B;
 use pet_core::testing::conformance::assert_close;
 use pet_core::{Backbone, Delta, NoDelta, PetError};
-use pet_nlp::{NlpError, load_encoder};
+use pet_nlp::{NlpError, load_encoder, load_post_norm};
 
 use crate::fixtures::{self, HIDDEN_TOLERANCE, check_gradients, input, tensor};
 
@@ -18,7 +18,7 @@ use crate::fixtures::{self, HIDDEN_TOLERANCE, check_gradients, input, tensor};
 const FAMILY: &str = "encoders";
 
 fn load(name: &str) -> PostNormEncoder<B> {
-    load_encoder::<B>(&fixtures::case(FAMILY, name), &Default::default()).expect("folder loads").0
+    load_post_norm::<B>(&fixtures::case(FAMILY, name), &Default::default()).expect("folder loads").0
 }
 
 /// Hidden states, pooler output and every parameter's gradient against transformers.

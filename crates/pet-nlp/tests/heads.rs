@@ -11,7 +11,7 @@ use pet_core::testing::TestInner as B;
 use pet_core::testing::conformance::max_abs_diff;
 use pet_core::{Backbone, NoDelta};
 use pet_nlp::heads::{ClassificationHeadConfig, TokenClassificationHeadConfig};
-use pet_nlp::load_encoder;
+use pet_nlp::{load_encoder, load_post_norm};
 
 /// float32, kernels in another order than PyTorch's.
 const TOLERANCE: f64 = 2e-5;
@@ -51,7 +51,7 @@ fn sequence_classification_reproduces_bert_for_sequence_classification() {
 #[test]
 fn token_classification_reproduces_bert_for_token_classification() {
     let device = Default::default();
-    let (backbone, folder, _) = load_encoder::<B>(&case("bert_tagger"), &device).expect("folder");
+    let (backbone, folder, _) = load_post_norm::<B>(&case("bert_tagger"), &device).expect("folder");
     assert!(backbone.pooler.is_none(), "token classification models have no pooler");
     let head = folder
         .load_head(TokenClassificationHeadConfig::new(16, 5).init::<B>(&device))

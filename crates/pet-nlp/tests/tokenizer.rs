@@ -1,5 +1,8 @@
 //! Tokenization parity with transformers' `BertTokenizerFast` on a small WordPiece vocabulary
-//! (fixture: `tests/parity/encoders/generate.py`, `bert/tokenizer_expected.json`).
+//! (fixture: `tests/parity/encoders/generate.py`, `bert/tokenizer_expected.json`) and with
+//! `DebertaV2TokenizerFast` on a DeBERTa-v3-style SentencePiece Unigram tokenizer (Metaspace,
+//! `[CLS]` / `[SEP]` / `[PAD]` from the file; `tests/parity/deberta/generate.py`,
+//! `v3/tokenizer_expected.json`).
 
 use std::path::Path;
 
@@ -9,6 +12,10 @@ use serde_json::Value;
 
 fn folder() -> std::path::PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/encoders/bert")
+}
+
+fn deberta_folder() -> std::path::PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/deberta/v3")
 }
 
 fn ints(case: &Value, key: &str) -> Vec<i64> {
@@ -33,14 +40,15 @@ fn check(case: &Value, ours: &Encoded) {
     assert_eq!(offsets, expected, "offsets of {what}");
 }
 
-#[test]
-fn texts_pairs_and_words_tokenize_as_transformers_does() {
-    let text = std::fs::read_to_string(folder().join("tokenizer_expected.json")).expect("fixture");
-    let cases: Vec<Value> = serde_json::from_str(&text).expect("json");
-    assert_eq!(cases.len(), 14);
-    for case in &cases {
+/// Every case of `folder`'s `tokenizer_expected.json` (`cases` of them) against its
+/// `tokenizer.json`.
+fn check_fixture(folder: &Path, cases: usize) {
+    let text = std::fs::read_to_string(folder.join("tokenizer_expected.json")).expect("fixture");
+    let expected: Vec<Value> = serde_json::from_str(&text).expect("json");
+    assert_eq!(expected.len(), cases);
+    for case in &expected {
         let max_length = case["max_length"].as_u64().unwrap_or(512) as usize;
-        let tokenizer = TextTokenizer::from_file(&folder().join("tokenizer.json"), max_length)
+        let tokenizer = TextTokenizer::from_file(&folder.join("tokenizer.json"), max_length)
             .expect("tokenizer");
         if let Some(question) = case.get("question").and_then(Value::as_str) {
             let context = case["context"].as_str().expect("context");
@@ -72,6 +80,19 @@ fn texts_pairs_and_words_tokenize_as_transformers_does() {
         };
         check(case, &ours);
     }
+}
+
+#[test]
+fn texts_pairs_and_words_tokenize_as_transformers_does() {
+    check_fixture(&folder(), 14);
+}
+
+#[test]
+fn a_deberta_v3_sentencepiece_tokenizer_matches_deberta_v2_tokenizer_fast() {
+    check_fixture(&deberta_folder(), 6);
+    let tokenizer =
+        TextTokenizer::from_file(&deberta_folder().join("tokenizer.json"), 32).expect("tokenizer");
+    assert_eq!(tokenizer.pad_id(), 0, "[PAD] of the file");
 }
 
 #[test]

@@ -19,6 +19,9 @@ pub enum Activation {
     /// `x * sigmoid(x)` (`silu`, `swish`).
     #[serde(rename = "silu", alias = "swish")]
     Silu,
+    /// `tanh` (RoBERTa's classification head, a DeBERTa `pooler_hidden_act` option).
+    #[serde(rename = "tanh")]
+    Tanh,
 }
 
 impl Activation {
@@ -29,6 +32,7 @@ impl Activation {
             Self::GeluTanh => burn::tensor::activation::gelu_approximate(x),
             Self::Relu => relu(x),
             Self::Silu => silu(x),
+            Self::Tanh => x.tanh(),
         }
     }
 }
@@ -44,6 +48,7 @@ mod tests {
         assert_eq!(parse("gelu_new"), Some(Activation::GeluTanh));
         assert_eq!(parse("gelu_pytorch_tanh"), Some(Activation::GeluTanh));
         assert_eq!(parse("swish"), Some(Activation::Silu));
-        assert_eq!(parse("tanh"), None);
+        assert_eq!(parse("tanh"), Some(Activation::Tanh));
+        assert_eq!(parse("mish"), None);
     }
 }

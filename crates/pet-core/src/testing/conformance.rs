@@ -52,23 +52,23 @@ pub fn probe_loss<B: Backend>(hidden: Tensor<B, 3>) -> Tensor<B, 1> {
 }
 
 struct GradPaths<'a, B: AutodiffBackend> {
-    stack: Vec<String>,
+    stack: crate::params::PathStack,
     grads: &'a B::Gradients,
     with_grad: BTreeMap<String, TensorData>,
 }
 
 impl<B: AutodiffBackend> ModuleVisitor<B> for GradPaths<'_, B> {
-    fn enter_module(&mut self, name: &str, _container: &str) {
-        self.stack.push(name.to_string());
+    fn enter_module(&mut self, name: &str, container: &str) {
+        self.stack.enter(name, container);
     }
 
     fn exit_module(&mut self, _name: &str, _container: &str) {
-        self.stack.pop();
+        self.stack.exit();
     }
 
     fn visit_float<const D: usize>(&mut self, param: &Param<Tensor<B, D>>) {
         if let Some(grad) = param.val().grad(self.grads) {
-            self.with_grad.insert(self.stack.join("."), grad.into_data().convert::<f32>());
+            self.with_grad.insert(self.stack.path(), grad.into_data().convert::<f32>());
         }
     }
 }
@@ -78,7 +78,8 @@ pub fn grads_by_path<B: AutodiffBackend, M: AutodiffModule<B>>(
     module: &M,
     grads: &B::Gradients,
 ) -> BTreeMap<String, TensorData> {
-    let mut visitor = GradPaths::<B> { stack: Vec::new(), grads, with_grad: BTreeMap::new() };
+    let mut visitor =
+        GradPaths::<B> { stack: Default::default(), grads, with_grad: BTreeMap::new() };
     module.visit(&mut visitor);
     visitor.with_grad
 }

@@ -58,17 +58,6 @@ pub struct HfEncoderConfig {
 }
 
 impl HfEncoderConfig {
-    /// The names of `n` classes: `id2label` when it names exactly `0..n`, else transformers'
-    /// defaults `LABEL_0`, `LABEL_1`, ...
-    pub fn label_names(&self, n: usize) -> Vec<String> {
-        let named: Option<Vec<String>> =
-            (0..n).map(|i| self.id2label.get(&i.to_string()).cloned()).collect();
-        match named {
-            Some(names) if self.id2label.len() == n => names,
-            _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
-        }
-    }
-
     /// pet-core's config of this network; `with_pooler` says whether the weights hold a pooler.
     ///
     /// # Errors
@@ -164,14 +153,6 @@ mod tests {
         let c = HfEncoderConfig { model_type: "roberta".into(), ..c };
         let encoder = c.to_encoder_config(Path::new("config.json"), true).expect("roberta");
         assert_eq!(encoder.position_ids, PositionIds::PaddingOffset { padding_idx: 1 });
-    }
-
-    #[test]
-    fn label_names_come_from_id2label_or_default() {
-        let named = config(r#", "id2label": {"0": "ham", "1": "spam"}"#);
-        assert_eq!(named.label_names(2), ["ham", "spam"]);
-        assert_eq!(named.label_names(3), ["LABEL_0", "LABEL_1", "LABEL_2"]);
-        assert_eq!(config("").label_names(2), ["LABEL_0", "LABEL_1"]);
     }
 
     #[test]

@@ -156,28 +156,6 @@ pub struct DebertaV2Config {
     pub id2label: BTreeMap<String, String>,
 }
 
-/// The convolution's activation: transformers' `ACT2FN` names that pet implements.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum ConvActivation {
-    /// `tanh` (transformers' default for `conv_act`).
-    Tanh,
-    /// One of the feed-forward activations.
-    Other(Activation),
-}
-
-impl ConvActivation {
-    /// Applies the activation element-wise.
-    pub fn forward<B: burn::tensor::backend::Backend, const D: usize>(
-        self,
-        x: burn::tensor::Tensor<B, D>,
-    ) -> burn::tensor::Tensor<B, D> {
-        match self {
-            Self::Tanh => x.tanh(),
-            Self::Other(activation) => activation.forward(x),
-        }
-    }
-}
-
 impl DebertaV2Config {
     /// A small DeBERTa-v3-style network for tests: vocabulary 40, hidden 16, 2 layers of 4
     /// heads, feed-forward 24, no dropout, c2p and p2c with shared keys over 4 log buckets,
@@ -267,12 +245,8 @@ impl DebertaV2Config {
     ///
     /// # Errors
     /// [`NlpError::Config`] naming `conv_act` for a name pet does not implement.
-    pub fn conv_activation(&self, path: &Path) -> Result<ConvActivation> {
-        if self.conv_act == "tanh" {
-            return Ok(ConvActivation::Tanh);
-        }
+    pub fn conv_activation(&self, path: &Path) -> Result<Activation> {
         serde_json::from_value::<Activation>(serde_json::Value::String(self.conv_act.clone()))
-            .map(ConvActivation::Other)
             .map_err(|_| {
                 refuse(
                     path,
@@ -377,17 +351,6 @@ impl DebertaV2Config {
         }
         Ok(())
     }
-
-    /// The names of `n` classes: `id2label` when it names exactly `0..n`, else transformers'
-    /// defaults `LABEL_0`, `LABEL_1`, ...
-    pub fn label_names(&self, n: usize) -> Vec<String> {
-        let named: Option<Vec<String>> =
-            (0..n).map(|i| self.id2label.get(&i.to_string()).cloned()).collect();
-        match named {
-            Some(names) if self.id2label.len() == n => names,
-            _ => (0..n).map(|i| format!("LABEL_{i}")).collect(),
-        }
-    }
 }
 
 fn refuse(path: &Path, field: &str, reason: String) -> NlpError {
@@ -437,7 +400,7 @@ mod tests {
         assert_eq!(c.layer_norm_eps, 1e-7);
         assert!(c.position_biased_input && !c.relative_attention && !c.share_att_key);
         assert_eq!(c.pad_token_id, Some(0));
-        assert_eq!(c.conv_activation(Path::new("c")).expect("tanh"), ConvActivation::Tanh);
+        assert_eq!(c.conv_activation(Path::new("c")).expect("tanh"), Activation::Tanh);
         // max_relative_positions < 1 falls back to max_position_embeddings.
         assert_eq!(c.att_span(), 512);
         let buckets = parse(r#", "position_buckets": 256, "max_relative_positions": 128"#);

@@ -7,11 +7,11 @@ use burn::module::Module;
 use burn::nn::conv::Conv1d;
 use burn::nn::{Dropout, LayerNorm, Linear};
 use burn::tensor::{Bool, Tensor, backend::Backend};
+use pet_core::blocks::Activation;
 use pet_core::blocks::layer::{AddNorm, Intermediate, LinearSiteLayer};
 use pet_core::{AttentionPrefix, Delta, LinearKind, SublayerKind};
 
 use crate::deberta::attention::{DisentangledSelfAttention, RelativePositions};
-use crate::deberta::config::ConvActivation;
 
 /// Disentangled self-attention and its output block (`attention`).
 #[derive(Module, Debug)]
@@ -114,7 +114,7 @@ pub struct ConvLayer<B: Backend> {
     pub dropout: Dropout,
     /// `conv_act`.
     #[module(skip)]
-    pub activation: ConvActivation,
+    pub activation: Activation,
 }
 
 impl<B: Backend> ConvLayer<B> {

@@ -85,6 +85,7 @@ pub fn load_deberta<B: Backend>(
         key_prefix,
         weights,
         weights_sha256,
+        id2label: config.id2label.clone(),
     };
     Ok((encoder, folder, report))
 }

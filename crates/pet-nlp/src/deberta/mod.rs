@@ -9,7 +9,7 @@
 //! | `attention.rs` | `DisentangledSelfAttention`, `make_log_bucket_position`, `build_relative_position` |
 //! | `layer.rs` | `DebertaV2Attention`, `DebertaV2Layer` (BERT's output blocks from pet-core), `ConvLayer` |
 //! | `model.rs` | `DebertaV2Encoder`, `DebertaV2Model` |
-//! | `pooler.rs` | `ContextPooler` and the classifier of `DebertaV2ForSequenceClassification` |
+//! | `pooler.rs` | `ContextPooler` and the classifier of `DebertaV2ForSequenceClassification` (a configuration of pet-nlp's classification head) |
 //! | `loader.rs` | `from_pretrained`, strictly |
 //!
 //! Supported: relative attention with `c2p` / `p2c`, plain or log-bucketed distances,
@@ -50,9 +50,8 @@ pub use attention::{
     AttentionOptions, DisentangledSelfAttention, PrefixRelativePosition, RelativePositions,
     make_log_bucket_position, relative_index,
 };
-pub use config::{ConvActivation, DebertaV2Config, read_config};
+pub use config::{DebertaV2Config, read_config};
 pub use embeddings::DebertaEmbeddings;
 pub use layer::{ConvLayer, DebertaAttention, DebertaLayer, hf_site_path};
 pub use loader::{KEY_PREFIX, load_deberta};
 pub use model::{DebertaLayerStack, DebertaV2Encoder};
-pub use pooler::{ContextPooler, ContextPoolerClassifier};

@@ -22,7 +22,7 @@ use crate::deberta::attention::{
     AttentionOptions, DisentangledSelfAttention, PrefixRelativePosition, RelativePositions,
     relative_index,
 };
-use crate::deberta::config::{ConvActivation, DebertaV2Config};
+use crate::deberta::config::DebertaV2Config;
 use crate::deberta::embeddings::DebertaEmbeddings;
 use crate::deberta::layer::{ConvLayer, DebertaAttention, DebertaLayer};
 
@@ -130,7 +130,7 @@ impl DebertaV2Config {
                 dropout: dropout(),
                 activation: self
                     .conv_activation(std::path::Path::new("config"))
-                    .unwrap_or(ConvActivation::Tanh),
+                    .unwrap_or(pet_core::blocks::Activation::Tanh),
             }
         });
         DebertaV2Encoder {

@@ -1,8 +1,12 @@
 //! Sequence classification as P-Tuning v2 does it (`BertPrefixForSequenceClassification`):
 //! the pooler's output (or, for a backbone without pooler, the first position's hidden state),
-//! dropout, then a linear layer to the classes. With `dense`, transformers'
-//! `RobertaClassificationHead` instead: the first position's hidden state, dropout, a dense layer
-//! with tanh, dropout, then the linear layer (`out_proj`), to read RoBERTa task weights.
+//! dropout, then a linear layer to the classes. With a [`DensePooling`], a dense layer with an
+//! activation on the first position instead of the pooler: the first position's hidden state,
+//! dropout, dense, activation, dropout, then the linear layer. That is transformers'
+//! `RobertaClassificationHead` (tanh, `classifier.dense` + `classifier.out_proj`) and DeBERTa's
+//! `ContextPooler` + classifier (`pooler_hidden_act`, `pooler.dense` + `classifier`, the head of
+//! `DebertaV2ForSequenceClassification` and of P-Tuning v2's DeBERTa), so their task weights load
+//! through [`from_hf_head_keys`].
 
 use std::collections::BTreeMap;
 
@@ -11,6 +15,17 @@ use burn::module::Module;
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use pet_core::EncoderOutput;
+use pet_core::blocks::Activation;
+use serde::{Deserialize, Serialize};
+
+/// A dense layer with an activation on the first position, in place of the backbone's pooler.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize, Deserialize)]
+pub struct DensePooling {
+    /// After the dense layer: tanh (RoBERTa), `pooler_hidden_act` (DeBERTa).
+    pub activation: Activation,
+    /// Before the dense layer: the hidden dropout (RoBERTa), `pooler_dropout` (DeBERTa).
+    pub dropout: f64,
+}
 
 /// Head settings.
 #[derive(Config, Debug)]
@@ -22,55 +37,70 @@ pub struct ClassificationHeadConfig {
     /// Dropout before the classifier (the backbone's hidden dropout in P-Tuning v2).
     #[config(default = 0.1)]
     pub dropout: f64,
-    /// RoBERTa's head: a `hidden -> hidden` dense layer with tanh on the first position.
-    #[config(default = false)]
-    pub dense: bool,
+    /// A `hidden -> hidden` dense layer with an activation on the first position (RoBERTa's
+    /// and DeBERTa's heads); `None` reads the pooler output.
+    #[config(default = "None")]
+    pub dense: Option<DensePooling>,
 }
 
-/// `classifier(dropout(pooled))`, or `classifier(dropout(tanh(dense(dropout(first)))))`.
+/// `classifier(dropout(pooled))`, or `classifier(dropout(act(dense(dropout(first)))))`.
 #[derive(Module, Debug)]
 pub struct ClassificationHead<B: Backend> {
     /// Dropout on the pooled features.
     pub dropout: Dropout,
-    /// `hidden -> hidden`, RoBERTa's `classifier.dense`.
+    /// `hidden -> hidden`, RoBERTa's `classifier.dense`, DeBERTa's `pooler.dense`.
     pub dense: Option<Linear<B>>,
+    /// Dropout before `dense`.
+    pub dense_dropout: Dropout,
+    /// Activation after `dense`.
+    #[module(skip)]
+    pub activation: Activation,
     /// `hidden -> num_labels` (RoBERTa's `classifier.out_proj`).
     pub classifier: Linear<B>,
 }
 
 /// A classification head's weights as transformers names them, renamed to [`ClassificationHead`]'s
-/// parameters, and whether they hold RoBERTa's dense layer: BERT's `classifier.*` stays,
-/// RoBERTa's `classifier.dense.*` becomes `dense.*` and `classifier.out_proj.*` `classifier.*`.
+/// parameters, and whether they hold a dense layer: BERT's `classifier.*` stays, RoBERTa's
+/// `classifier.dense.*` and DeBERTa's `pooler.dense.*` become `dense.*`, RoBERTa's
+/// `classifier.out_proj.*` becomes `classifier.*`.
 pub fn from_hf_head_keys(
     weights: BTreeMap<String, TensorData>,
 ) -> (BTreeMap<String, TensorData>, bool) {
-    let dense = weights.keys().any(|k| k.starts_with("classifier.dense."));
-    let renamed = weights
+    const RENAMES: [(&str, &str); 3] = [
+        ("classifier.dense.", "dense."),
+        ("pooler.dense.", "dense."),
+        ("classifier.out_proj.", "classifier."),
+    ];
+    let renamed: BTreeMap<String, TensorData> = weights
         .into_iter()
         .map(|(key, value)| {
-            let key = match (
-                key.strip_prefix("classifier.dense."),
-                key.strip_prefix("classifier.out_proj."),
-            ) {
-                (Some(rest), _) => format!("dense.{rest}"),
-                (_, Some(rest)) => format!("classifier.{rest}"),
-                _ => key,
-            };
+            let key = RENAMES
+                .iter()
+                .find_map(|(from, to)| key.strip_prefix(from).map(|rest| format!("{to}{rest}")))
+                .unwrap_or(key);
             (key, value)
         })
         .collect();
+    let dense = renamed.keys().any(|k| k.starts_with("dense."));
     (renamed, dense)
 }
 
 impl ClassificationHeadConfig {
+    /// RoBERTa's head: a tanh dense layer on the first position, the same dropout before it.
+    pub fn with_roberta_dense(self) -> Self {
+        let dense = DensePooling { activation: Activation::Tanh, dropout: self.dropout };
+        self.with_dense(Some(dense))
+    }
+
     /// Builds the head with PyTorch's default `Linear` init.
     pub fn init<B: Backend>(&self, device: &B::Device) -> ClassificationHead<B> {
+        let h = self.hidden_size;
         ClassificationHead {
             dropout: DropoutConfig::new(self.dropout).init(),
-            dense: self
-                .dense
-                .then(|| LinearConfig::new(self.hidden_size, self.hidden_size).init(device)),
-            classifier: LinearConfig::new(self.hidden_size, self.num_labels).init(device),
+            dense: self.dense.map(|_| LinearConfig::new(h, h).init(device)),
+            dense_dropout: DropoutConfig::new(self.dense.map_or(0.0, |d| d.dropout)).init(),
+            activation: self.dense.map_or(Activation::Tanh, |d| d.activation),
+            classifier: LinearConfig::new(h, self.num_labels).init(device),
         }
     }
 }
@@ -86,7 +116,9 @@ impl<B: Backend> ClassificationHead<B> {
             encoded.hidden.clone().narrow(1, 0, 1).reshape([batch, hidden])
         };
         let features = match (&self.dense, encoded.pooled.clone()) {
-            (Some(dense), _) => dense.forward(self.dropout.forward(first())).tanh(),
+            (Some(dense), _) => {
+                self.activation.forward(dense.forward(self.dense_dropout.forward(first())))
+            }
             (None, Some(pooled)) => pooled,
             (None, None) => first(),
         };

@@ -6,11 +6,11 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::blocks::PostNormEncoder;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::classification::{accuracy, macro_f1, matthews_corrcoef};
 use pet_core::train::{Evaluation, TrainTask};
 
+use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::heads::ClassificationHead;
 use crate::tokenize::Encoded;
@@ -40,7 +40,7 @@ impl ClassificationBatch {
 #[derive(Module, Debug)]
 pub struct SequenceClassifier<B: Backend> {
     /// The encoder.
-    pub backbone: PostNormEncoder<B>,
+    pub backbone: NlpBackbone<B>,
     /// The deltas.
     pub delta: DeltaSet<B>,
     /// The head.

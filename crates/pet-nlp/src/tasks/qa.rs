@@ -10,11 +10,11 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::blocks::PostNormEncoder;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::squad;
 use pet_core::train::{Evaluation, TrainTask};
 
+use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::data::SquadExample;
 use crate::error::Result;
@@ -124,7 +124,7 @@ impl QaBatch {
 #[derive(Module, Debug)]
 pub struct QuestionAnswerer<B: Backend> {
     /// The encoder.
-    pub backbone: PostNormEncoder<B>,
+    pub backbone: NlpBackbone<B>,
     /// The deltas.
     pub delta: DeltaSet<B>,
     /// The head.

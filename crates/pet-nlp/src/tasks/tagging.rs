@@ -6,11 +6,11 @@ use burn::module::{AutodiffModule, Module};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::blocks::PostNormEncoder;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::span_scores;
 use pet_core::train::{Evaluation, TrainTask};
 
+use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::heads::TokenClassificationHead;
 use crate::tokenize::Encoded;
@@ -98,7 +98,7 @@ impl TaggingBatch {
 #[derive(Module, Debug)]
 pub struct SequenceTagger<B: Backend> {
     /// The encoder.
-    pub backbone: PostNormEncoder<B>,
+    pub backbone: NlpBackbone<B>,
     /// The deltas.
     pub delta: DeltaSet<B>,
     /// The head.

@@ -48,10 +48,25 @@ Writes, next to this script, one folder per case:
                            terms like any key at that distance), computed in torch with
                            transformers' `make_log_bucket_position` and clamping.
 
+  v3_peft_seq_cls/         a PEFT SEQ_CLS LORA adapter (r 2 on query_proj, value_proj) over
+                           v3_seq_cls/ loaded with `from_pretrained`; PEFT saves `classifier`
+                           (`modules_to_save`, perturbed here so that it differs from the task
+                           folder's) but not the ContextPooler, which stays the folder's;
+                           expected.safetensors holds PEFT's `logits` on v3/'s inputs.
+  v3/tokenizer.json        a SentencePiece-style Unigram tokenizer configured like DeBERTa-v3's
+                           (`[PAD]` 0, `[CLS]` 1, `[SEP]` 2, `[UNK]` 3, `[MASK]` 4, the quote
+                           normalizers, WhitespaceSplit + Metaspace `always`, TemplateProcessing
+                           `[CLS] $A [SEP]` / `[CLS] $A [SEP] $B:1 [SEP]:1`) over 39 pieces
+                           (at most the model's 40) that `tokenizers`' UnigramTrainer learnt on a
+                           small corpus, written out in TOKENIZER_PIECES; v3/tokenizer_expected.json: `DebertaV2TokenizerFast`'s ids,
+                           types, offsets and word ids of texts, pairs (truncated) and words.
+
 Run with the pinned reference stack (torch, transformers 4.57.6, peft 0.17.1):
   PYTHONHASHSEED=0 target/fixtures-venv/bin/python crates/pet-nlp/tests/parity/deberta/generate.py
+(`... generate.py tokenizer` writes only the tokenizer files.)
 """
 
+import json
 import os
 
 import torch
@@ -262,6 +277,95 @@ def prefix_case(name, base_state, config, inputs):
     save(outputs, os.path.join(folder, "expected.safetensors"))
 
 
+# The Unigram pieces and log-probabilities of the v3 tokenizer: what `tokenizers`'
+# UnigramTrainer learnt (vocab_size 40, specials first) on "the cat sat on the mat", "a dog is
+# running in the park", "this mail is spam", "win a free prize now", "meet me at noon", "the red
+# cat and the blue dog", "new york is big", "we go to paris", rounded. Written out because the
+# trainer's result varies from run to run (hash-map order), and a fixture must not.
+TOKENIZER_PIECES = [
+    ("▁", -1.669), ("e", -2.431), ("i", -2.824), ("o", -2.901), ("a", -2.908), ("t", -2.911),
+    ("s", -2.911), ("n", -2.983), ("▁th", -3.066), ("g", -3.249), ("w", -3.474), ("d", -3.474),
+    ("in", -3.926), ("r", -3.955), ("c", -4.173), ("l", -4.173), ("k", -4.173), ("u", -4.173),
+    ("▁ma", -4.178), ("▁par", -4.18), ("▁me", -4.182), ("▁b", -4.188), ("▁no", -4.209), ("re", -4.325),
+    ("m", -4.851), ("y", -4.879), ("z", -4.879), ("f", -4.879), ("pa", -4.879), ("▁p", -4.928),
+    ("ri", -5.092), ("p", -8.09), ("b", -9.502), ("h", -9.502),
+]
+
+
+def tokenizer_case(folder, vocab_size):
+    from tokenizers import Tokenizer, decoders, models, normalizers, pre_tokenizers, processors
+    from transformers import DebertaV2TokenizerFast
+
+    specials = ["[PAD]", "[CLS]", "[SEP]", "[UNK]", "[MASK]"]
+    vocab = [(t, 0.0) for t in specials] + TOKENIZER_PIECES
+    assert len(vocab) <= vocab_size, len(vocab)
+    tok = Tokenizer(models.Unigram(vocab, unk_id=specials.index("[UNK]"), byte_fallback=False))
+    tok.add_special_tokens(specials)
+    tok.normalizer = normalizers.Sequence([normalizers.Replace("``", '"'), normalizers.Replace("''", '"')])
+    tok.pre_tokenizer = pre_tokenizers.Sequence(
+        [pre_tokenizers.WhitespaceSplit(), pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")]
+    )
+    tok.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    cls, sep = tok.token_to_id("[CLS]"), tok.token_to_id("[SEP]")
+    tok.post_processor = processors.TemplateProcessing(
+        single="[CLS]:0 $A:0 [SEP]:0",
+        pair="[CLS]:0 $A:0 [SEP]:0 $B:1 [SEP]:1",
+        special_tokens=[("[CLS]", cls), ("[SEP]", sep)],
+    )
+    path = os.path.join(folder, "tokenizer.json")
+    tok.save(path)
+    fast = DebertaV2TokenizerFast(tokenizer_file=path, bos_token="[CLS]", eos_token="[SEP]",
+                                  unk_token="[UNK]", sep_token="[SEP]", pad_token="[PAD]",
+                                  cls_token="[CLS]", mask_token="[MASK]")
+
+    def record(enc):
+        return {
+            "input_ids": enc["input_ids"],
+            "token_type_ids": enc["token_type_ids"],
+            "attention_mask": enc["attention_mask"],
+            "offsets": [list(o) for o in enc["offset_mapping"]],
+            "word_ids": [(-1 if w is None else w) for w in enc.word_ids()],
+        }
+
+    cases = []
+    for text in ["the cat sat on the mat", "Win a FREE prize, now!", "  the  quick fox  ``jumps''"]:
+        cases.append({"text": text, **record(fast(text, return_offsets_mapping=True))})
+    for text, pair in [("the red cat", "a dog is running in the park"), ("meet me at noon", "spam")]:
+        enc = fast(text, pair, truncation="longest_first", max_length=16, return_offsets_mapping=True)
+        cases.append({"text": text, "text_pair": pair, "max_length": 16, **record(enc)})
+    words = ["New", "York", "is", "big", "!"]
+    enc = fast(words, is_split_into_words=True, return_offsets_mapping=True)
+    cases.append({"words": words, **record(enc)})
+    with open(os.path.join(folder, "tokenizer_expected.json"), "w") as f:
+        json.dump(cases, f, indent=1)
+
+
+def peft_seq_cls_case():
+    torch.manual_seed(SEED + 20)
+    task = DebertaV2ForSequenceClassification.from_pretrained(os.path.join(HERE, "v3_seq_cls")).eval()
+    lora = LoraConfig(task_type="SEQ_CLS", r=2, lora_alpha=4, target_modules=["query_proj", "value_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(task, lora).eval()
+    with torch.no_grad():
+        for p in peft_model.base_model.model.classifier.modules_to_save["default"].parameters():
+            p.add_(0.5 * torch.randn_like(p))
+    folder = os.path.join(HERE, "v3_peft_seq_cls")
+    peft_model.save_pretrained(folder)
+    os.remove(os.path.join(folder, "README.md"))
+    config_path = os.path.join(folder, "adapter_config.json")
+    with open(config_path) as f:
+        adapter_config = json.load(f)
+    adapter_config["base_model_name_or_path"] = "v3_seq_cls"  # not this machine's path
+    with open(config_path, "w") as f:
+        json.dump(adapter_config, f, indent=2, sort_keys=True)
+    inputs = {
+        "input_ids": torch.tensor([[1, 7, 11, 5, 9, 5, 6, 2], [1, 4, 8, 2, 0, 0, 0, 0]]),
+        "attention_mask": torch.tensor([[1, 1, 1, 1, 1, 1, 1, 1], [1, 1, 1, 1, 0, 0, 0, 0]]),
+    }
+    with torch.no_grad():
+        logits = peft_model(**inputs).logits
+    save({"logits": logits}, os.path.join(folder, "expected.safetensors"))
+
+
 def main():
     torch.manual_seed(SEED)
     v2_config = DebertaV2Config(**V2)
@@ -314,4 +418,10 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    if sys.argv[1:] == []:
+        main()
+    tokenizer_case(os.path.join(HERE, "v3"), V3["vocab_size"])
+    if sys.argv[1:] in ([], ["peft_seq_cls"]):
+        peft_seq_cls_case()
