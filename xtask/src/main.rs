@@ -3,10 +3,15 @@
 //! - `cargo xtask results`: train and evaluate every method on all-MiniLM-L6-v2 for SpamAssassin
 //!   and WNUT-16 with `pet train` (release build; the CPU protocol of `TASKS` and `METHODS`), and write
 //!   `docs/results/minilm.jsonl` (one record per run) and the table `docs/results/minilm.md`.
+//! - `cargo xtask bench [--quick]`: `pet bench` against the PyTorch + PEFT reference
+//!   `benchmarks/torch_bench.py` on all-MiniLM-L6-v2; writes `docs/benchmarks/minilm-cpu.*`
+//!   (`bench.rs`).
 //! - `cargo xtask fixtures`: regenerate every parity fixture. Creates a virtual environment in
 //!   `target/fixtures-venv` with the pinned reference stack of `fixtures-requirements.txt`
 //!   (PyTorch, transformers 4.57.6, PEFT 0.17.1), then runs each
 //!   `crates/*/tests/parity/*/generate.py`. CI never runs this: it reads the committed fixtures.
+
+mod bench;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -218,8 +223,9 @@ fn main() -> Result<()> {
     match task.as_deref() {
         Some("fixtures") => fixtures(),
         Some("results") => results(),
+        Some("bench") => bench::bench(std::env::args().skip(2).any(|a| a == "--quick")),
         other => bail!(
-            "unknown task {other:?}\n\nusage: cargo xtask <task>\n\ntasks:\n  fixtures   regenerate the parity fixtures with the pinned PyTorch reference stack\n  results    train every method on MiniLM for SpamAssassin and WNUT-16; write docs/results/"
+            "unknown task {other:?}\n\nusage: cargo xtask <task>\n\ntasks:\n  fixtures   regenerate the parity fixtures with the pinned PyTorch reference stack\n  bench      pet bench against PyTorch + PEFT on MiniLM (--quick: one short repeat); write docs/benchmarks/\n  results    train every method on MiniLM for SpamAssassin and WNUT-16; write docs/results/"
         ),
     }
 }

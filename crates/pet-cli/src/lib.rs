@@ -2,6 +2,7 @@
 //! drive them without spawning processes.
 
 pub mod assets;
+pub mod bench;
 pub mod device;
 pub mod encode;
 pub mod inspect;

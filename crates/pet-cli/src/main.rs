@@ -6,6 +6,7 @@ use anyhow::{Context, Result};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
+use pet_cli::bench::{BenchArgs, BenchJob};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
@@ -89,6 +90,15 @@ enum Command {
     Fetch {
         /// Asset name, e.g. `all-minilm-l6-v2`, `spamassassin`, `wnut16`.
         name: String,
+    },
+    /// Measure training or inference throughput and peak memory on synthetic token ids; print
+    /// one JSON line (`cargo xtask bench` compares it with PyTorch + PEFT).
+    Bench {
+        #[command(flatten)]
+        args: BenchArgs,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
     },
     /// List the compiled-in backends and check that a device runs.
     Devices {
@@ -246,6 +256,10 @@ fn main() -> Result<()> {
         Command::Fetch { name } => {
             let folder = pet_cli::assets::fetch(&name, &manifests_dir())?;
             println!("{}", folder.display());
+        }
+        Command::Bench { args, device } => {
+            let measurement = run_on(device, BenchJob(args))?;
+            println!("{}", serde_json::to_string(&measurement).context("writing the measurement")?);
         }
         Command::Devices { device } => {
             println!("compiled in: {}", compiled_backends().join(", "));

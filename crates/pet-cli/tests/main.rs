@@ -1,5 +1,6 @@
 //! Integration tests of the `pet` command line.
 
+mod bench;
 mod deberta;
 mod device_smoke;
 mod inspect;

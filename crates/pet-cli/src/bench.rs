@@ -1,0 +1,212 @@
+//! `pet bench`: training and inference throughput and peak memory of a sequence-classification
+//! task model (backbone + delta + classification head, as `pet train` builds it) on synthetic,
+//! seeded token ids, printed as one JSON line per measurement. `benchmarks/torch_bench.py` is the
+//! PyTorch + PEFT reference with the same flags and the same line; `cargo xtask bench` runs both.
+
+use std::time::Instant;
+
+use anyhow::{Context, Result, ensure};
+use burn::module::AutodiffModule;
+use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use pet_core::Backbone;
+use pet_core::delta::set::DeltaSpec;
+use pet_core::rng::SplitMix64;
+use pet_core::train::TrainTask;
+use pet_nlp::batch::PaddedBatch;
+use pet_nlp::load_encoder;
+use pet_nlp::tasks::classification::{ClassificationBatch, SequenceClassifier};
+use serde::Serialize;
+
+use crate::device::BackendJob;
+use crate::train::resolve_folder;
+
+/// What a benchmark times.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum BenchMode {
+    /// Forward, backward and an AdamW step on the trainable parameters.
+    Train,
+    /// Forward only, on the inner (non-autodiff) backend.
+    Infer,
+}
+
+/// The settings of one measurement.
+#[derive(Clone, Debug, clap::Args)]
+pub struct BenchArgs {
+    /// Model folder or asset name.
+    #[arg(long)]
+    pub model: String,
+    /// `train` or `infer`.
+    #[arg(long, value_enum, default_value = "train")]
+    pub mode: BenchMode,
+    /// Method preset: ptuning-v2, lora or full (any `pet train --method` preset works).
+    #[arg(long, default_value = "ptuning-v2")]
+    pub method: String,
+    /// Rows per batch.
+    #[arg(long, default_value_t = 32)]
+    pub batch: usize,
+    /// Tokens per row.
+    #[arg(long, default_value_t = 128)]
+    pub seq: usize,
+    /// Prefix length of a prefix method (`num_virtual_tokens`).
+    #[arg(long, default_value_t = 16)]
+    pub prefix: usize,
+    /// Timed steps.
+    #[arg(long, default_value_t = 5)]
+    pub steps: usize,
+    /// Untimed steps before them.
+    #[arg(long, default_value_t = 1)]
+    pub warmup: usize,
+    /// Seed of the backend (initialization) and of the token ids.
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+}
+
+/// One measurement, as `pet bench` prints it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Measurement {
+    /// Always `pet` (the reference prints `torch`).
+    #[serde(rename = "impl")]
+    pub implementation: &'static str,
+    /// What was timed.
+    pub mode: BenchMode,
+    /// Method preset.
+    pub method: String,
+    /// Rows per batch.
+    pub batch: usize,
+    /// Tokens per row.
+    pub seq: usize,
+    /// Prefix length in use (0 for a method without a prefix).
+    pub prefix: usize,
+    /// Rows per second over the timed steps.
+    pub samples_per_sec: f64,
+    /// Peak resident memory of the process (`VmHWM`), MiB; 0 where unknown.
+    pub peak_rss_mib: f64,
+    /// The backend that ran.
+    pub device: String,
+    /// Threads the CPU backend uses.
+    pub threads: usize,
+}
+
+/// Runs one measurement on the device the command line selects.
+pub struct BenchJob(pub BenchArgs);
+
+/// Threads of the CPU backend: burn-flex runs on rayon's global pool, which honours
+/// `RAYON_NUM_THREADS` and otherwise takes every available core.
+pub fn backend_threads() -> usize {
+    std::env::var("RAYON_NUM_THREADS")
+        .ok()
+        .and_then(|v| v.parse::<usize>().ok())
+        .filter(|&n| n > 0)
+        .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
+        .unwrap_or(1)
+}
+
+/// Peak resident memory of this process in MiB, from `/proc/self/status` (`VmHWM`); 0 where the
+/// file does not exist.
+pub fn peak_rss_mib() -> f64 {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return 0.0;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|kib| kib.parse::<f64>().ok())
+        .map_or(0.0, |kib| kib / 1024.0)
+}
+
+/// `batch` rows of `seq` seeded token ids below `vocab`, all attended, with labels 0, 1, 0, ...
+fn synthetic_batch(args: &BenchArgs, vocab: usize) -> ClassificationBatch {
+    let mut rng = SplitMix64::new(args.seed);
+    let cells = args.batch * args.seq;
+    let inputs = PaddedBatch {
+        batch: args.batch,
+        seq: args.seq,
+        input_ids: (0..cells).map(|_| rng.below(vocab) as i64).collect(),
+        token_type_ids: vec![0; cells],
+        attention_mask: vec![1.0; cells],
+    };
+    ClassificationBatch { inputs, labels: (0..args.batch).map(|i| i % 2).collect() }
+}
+
+/// Waits for the device's queued work.
+fn sync<B: Backend>(device: &B::Device) -> Result<()> {
+    B::sync(device).map_err(|e| anyhow::anyhow!("synchronizing the device: {e:?}"))
+}
+
+/// Runs `warmup` untimed and `steps` timed calls of `step`, and returns the timed seconds.
+fn timed<B: Backend>(
+    args: &BenchArgs,
+    device: &B::Device,
+    mut step: impl FnMut() -> Result<()>,
+) -> Result<f64> {
+    for _ in 0..args.warmup {
+        step()?;
+    }
+    sync::<B>(device)?;
+    let started = Instant::now();
+    for _ in 0..args.steps {
+        step()?;
+    }
+    sync::<B>(device)?;
+    Ok(started.elapsed().as_secs_f64())
+}
+
+impl BackendJob for BenchJob {
+    type Output = Measurement;
+
+    fn run<B: AutodiffBackend>(self, device: B::Device, name: &str) -> Result<Measurement> {
+        let args = self.0;
+        ensure!(args.batch > 0 && args.seq > 0, "--batch and --seq must be at least 1");
+        ensure!(args.steps > 0, "--steps must be at least 1");
+        let folder = resolve_folder(&args.model)?;
+        let mut spec =
+            DeltaSpec::preset(&args.method).with_context(|| format!("method `{}`", args.method))?;
+        if let Some(prefix) = spec.prefix.as_mut() {
+            prefix.num_virtual_tokens = args.prefix;
+        }
+        let prefix = spec.prefix.as_ref().map_or(0, |p| p.num_virtual_tokens);
+        B::seed(&device, args.seed);
+        let (backbone, _, _) = load_encoder::<B>(&folder, &device)
+            .with_context(|| format!("loading {}", folder.display()))?;
+        let backbone = spec.trainability.apply(backbone);
+        let delta = spec.build(&backbone, &device)?;
+        let head = backbone.classification_head(2, false).init(&device);
+        let batch = synthetic_batch(&args, backbone.shape().vocab_size.max(1));
+        let model = SequenceClassifier { backbone, delta, head };
+        let seconds = match args.mode {
+            BenchMode::Train => {
+                let mut optimizer = AdamWConfig::new().init::<B, SequenceClassifier<B>>();
+                let mut slot = Some(model);
+                timed::<B>(&args, &device, || {
+                    let model = slot.take().context("the model of the previous step")?;
+                    let grads = GradientsParams::from_grads(model.loss(&batch).backward(), &model);
+                    slot = Some(optimizer.step(1e-3, model, grads));
+                    Ok(())
+                })?
+            }
+            BenchMode::Infer => {
+                let model = model.valid();
+                timed::<B::InnerBackend>(&args, &device, || {
+                    // Reading the logits back forces the forward on a lazy backend.
+                    model.logits(&batch.inputs).into_data();
+                    Ok(())
+                })?
+            }
+        };
+        Ok(Measurement {
+            implementation: "pet",
+            mode: args.mode,
+            method: args.method,
+            batch: args.batch,
+            seq: args.seq,
+            prefix,
+            samples_per_sec: (args.batch * args.steps) as f64 / seconds.max(1e-12),
+            peak_rss_mib: peak_rss_mib(),
+            device: name.to_string(),
+            threads: backend_threads(),
+        })
+    }
+}

@@ -1,0 +1,52 @@
+//! `pet bench` on the tiny BERT fixture folder: every mode and method measures one step and
+//! reports the JSON fields the comparison with PyTorch reads. No speed is asserted.
+
+use std::path::Path;
+
+use pet_cli::bench::{BenchArgs, BenchJob, BenchMode};
+use pet_cli::device::{DeviceSpec, run_on};
+
+fn args(mode: BenchMode, method: &str) -> BenchArgs {
+    BenchArgs {
+        model: Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../pet-nlp/tests/parity/encoders/bert")
+            .display()
+            .to_string(),
+        mode,
+        method: method.to_string(),
+        batch: 2,
+        seq: 8,
+        prefix: 4,
+        steps: 1,
+        warmup: 1,
+        seed: 42,
+    }
+}
+
+#[test]
+fn every_mode_and_method_reports_a_measurement_line() {
+    for mode in [BenchMode::Train, BenchMode::Infer] {
+        for method in ["ptuning-v2", "lora", "full"] {
+            let m = run_on(DeviceSpec::Cpu, BenchJob(args(mode, method))).expect("bench runs");
+            let line: serde_json::Value =
+                serde_json::to_value(&m).expect("the measurement serializes");
+            assert_eq!(line["impl"], "pet");
+            assert_eq!(line["mode"], if mode == BenchMode::Train { "train" } else { "infer" });
+            assert_eq!(line["method"], method);
+            assert_eq!((line["batch"].as_u64(), line["seq"].as_u64()), (Some(2), Some(8)));
+            let prefix = if method == "ptuning-v2" { 4 } else { 0 };
+            assert_eq!(line["prefix"].as_u64(), Some(prefix), "{line}");
+            assert!(line["samples_per_sec"].as_f64().is_some_and(|s| s > 0.0), "{line}");
+            assert!(line["peak_rss_mib"].as_f64().is_some_and(|r| r > 0.0), "{line}");
+            assert!(line["threads"].as_u64().is_some_and(|t| t >= 1), "{line}");
+            assert_eq!(line["device"], "flex");
+        }
+    }
+}
+
+#[test]
+fn an_unknown_method_is_a_clear_error() {
+    let err = run_on(DeviceSpec::Cpu, BenchJob(args(BenchMode::Infer, "lorra")))
+        .expect_err("unknown method");
+    assert!(format!("{err:#}").contains("lorra"), "{err:#}");
+}
