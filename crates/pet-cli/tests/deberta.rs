@@ -19,7 +19,7 @@ use crate::predict_encode::{encode_matches_peft, pretokenized_input};
 use crate::train::{job_on, qa_round_trip, tagging_job, write_conll, write_data};
 
 fn fixtures(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/deberta").join(case)
+    crate::fixtures::parity("deberta", case)
 }
 
 /// `pet eval` of `delta` on `input` gives `metric` as training reported it.

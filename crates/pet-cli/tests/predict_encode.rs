@@ -15,7 +15,7 @@ use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 
 fn fixtures(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders").join(case)
+    crate::fixtures::parity("encoders", case)
 }
 
 fn train(dir: &Path) -> (PathBuf, f64) {

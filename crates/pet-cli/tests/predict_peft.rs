@@ -24,7 +24,7 @@ type B = pet_core::testing::TestInner;
 const LOGIT_TOLERANCE: f64 = 1e-5;
 
 fn fixtures(case: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders").join(case)
+    crate::fixtures::parity("encoders", case)
 }
 
 fn expected(case: &str, key: &str) -> TensorData {
@@ -162,11 +162,11 @@ fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
 
 #[test]
 fn a_deberta_seq_cls_adapter_takes_the_context_pooler_from_the_task_folder() {
-    let deberta = Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/deberta");
-    let (model, adapter) = (deberta.join("v3_seq_cls"), deberta.join("v3_peft_seq_cls"));
-    check_seq_cls(&model, &adapter, &deberta.join("v3/expected.safetensors"));
+    let deberta = |case: &str| crate::fixtures::parity("deberta", case);
+    let (model, adapter) = (deberta("v3_seq_cls"), deberta("v3_peft_seq_cls"));
+    check_seq_cls(&model, &adapter, &deberta("v3").join("expected.safetensors"));
     // Over a bare encoder the pooler is missing, and the error names it.
-    let err = restore_model::<B>(&deberta.join("v3"), &adapter, &Default::default())
-        .expect_err("no pooler");
+    let err =
+        restore_model::<B>(&deberta("v3"), &adapter, &Default::default()).expect_err("no pooler");
     assert!(format!("{err:#}").contains("dense.weight"), "{err:#}");
 }
