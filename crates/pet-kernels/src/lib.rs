@@ -1,0 +1,22 @@
+//! pet-kernels: fused CPU kernels for the element-wise and row-wise operations of a transformer
+//! layer, each with its backward pass.
+//!
+//! Burn composes GELU, layer norm and softmax from single-purpose tensor operations; on the CPU
+//! each of those is one pass over memory (several single-threaded, with scalar `erf`/`exp`), and
+//! under autodiff each records its own graph node and keeps its own intermediates. The functions
+//! here are one pass forward and one pass backward instead, vectorized (AVX2/FMA where the CPU
+//! has it, chosen at run time) and split over rayon's threads.
+//!
+//! Every function is generic over `B: Backend` and picks its path by the backend's type
+//! ([`dispatch`]): burn-flex (`Flex`) runs the fused kernel, `Autodiff<Flex>` runs it as one
+//! autodiff operation with the fused backward ([`fused`]), and every other backend (wgpu, CUDA,
+//! ndarray) gets the composed Burn operations, unchanged. Only `f32` tensors take the fused path.
+//! Parity with the composed operations, values and gradients, is tested in `tests/`.
+
+pub mod dispatch;
+pub mod fused;
+pub mod gelu;
+pub mod math;
+pub mod parallel;
+
+pub use gelu::gelu;

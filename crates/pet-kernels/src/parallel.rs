@@ -1,0 +1,96 @@
+//! Splitting a kernel over rayon's threads, each piece compiled for the widest SIMD the CPU has.
+//!
+//! The closures given here should call only `#[inline(always)]` code (such as [`crate::math`]):
+//! [`vectorized`] compiles its closure with the CPU's target features (AVX2 and FMA on x86-64
+//! v3, chosen at run time by `pulp`), and only code inlined into it inherits them.
+
+use rayon::prelude::*;
+
+/// Elements per parallel task: large enough to amortize scheduling, small enough to share work.
+const TASK_ELEMS: usize = 1 << 14;
+
+/// Runs `f` compiled for the CPU's SIMD level.
+#[inline(always)]
+pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    pulp::Arch::new().dispatch(f)
+}
+
+/// Rows of `row_len` elements per task.
+fn rows_per_task(row_len: usize) -> usize {
+    (TASK_ELEMS / row_len.max(1)).max(1)
+}
+
+/// `out[i] = f(input[i])` in parallel.
+pub fn map(input: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; input.len()];
+    out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).for_each(|(out, input)| {
+        vectorized(|| out.iter_mut().zip(input).for_each(|(o, &x)| *o = f(x)))
+    });
+    out
+}
+
+/// `out[i] = f(a[i], b[i])` in parallel.
+pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "zip_map over slices of different lengths");
+    let mut out = vec![0.0; a.len()];
+    out.par_chunks_mut(TASK_ELEMS)
+        .zip(a.par_chunks(TASK_ELEMS).zip(b.par_chunks(TASK_ELEMS)))
+        .for_each(|(out, (a, b))| {
+            vectorized(|| {
+                out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b))
+            })
+        });
+    out
+}
+
+/// Calls `f(row_index, input_row, output_row)` for every row of `row_len` elements, rows split
+/// over threads; returns the output.
+pub fn map_rows(
+    input: &[f32],
+    row_len: usize,
+    f: impl Fn(usize, &[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    let mut out = vec![0.0; input.len()];
+    let per_task = rows_per_task(row_len);
+    out.par_chunks_mut(per_task * row_len)
+        .zip(input.par_chunks(per_task * row_len))
+        .enumerate()
+        .for_each(|(task, (out, input))| {
+            vectorized(|| {
+                for (i, (out, input)) in
+                    out.chunks_mut(row_len).zip(input.chunks(row_len)).enumerate()
+                {
+                    f(task * per_task + i, input, out);
+                }
+            })
+        });
+    out
+}
+
+/// Like [`map_rows`] with two inputs of the same shape.
+pub fn zip_map_rows(
+    a: &[f32],
+    b: &[f32],
+    row_len: usize,
+    f: impl Fn(usize, &[f32], &[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "zip_map_rows over slices of different lengths");
+    let mut out = vec![0.0; a.len()];
+    let per_task = rows_per_task(row_len);
+    let chunk = per_task * row_len;
+    out.par_chunks_mut(chunk)
+        .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
+        .enumerate()
+        .for_each(|(task, (out, (a, b)))| {
+            vectorized(|| {
+                for (i, (out, (a, b))) in out
+                    .chunks_mut(row_len)
+                    .zip(a.chunks(row_len).zip(b.chunks(row_len)))
+                    .enumerate()
+                {
+                    f(task * per_task + i, a, b, out);
+                }
+            })
+        });
+    out
+}

@@ -1,0 +1,5 @@
+//! Parity of every fused kernel with Burn's composed operations: forward values on burn-flex with
+//! and without autodiff, and the gradients of every input.
+
+mod common;
+mod gelu;
