@@ -13,10 +13,12 @@
 //! ndarray) gets the composed Burn operations, unchanged. Only `f32` tensors take the fused path.
 //! Parity with the composed operations, values and gradients, is tested in `tests/`.
 
+pub mod attention_probs;
 pub mod dispatch;
 pub mod fused;
 pub mod gelu;
 pub mod math;
 pub mod parallel;
 
+pub use attention_probs::attention_probs;
 pub use gelu::gelu;

@@ -1,11 +1,17 @@
 //! Shared helpers: seeded inputs, and closeness with a named tolerance.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
 /// The training backend the fused kernels serve.
 pub type Train = Autodiff<Flex>;
+
+/// Held from seeding to drawing: a backend's seed is global (burn-flex's is taken by the next
+/// random tensor of any thread), and tests run on parallel threads.
+static SEEDING: Mutex<()> = Mutex::new(());
 
 /// A seeded tensor of `shape` with values from `distribution`.
 pub fn input<B: Backend, const D: usize>(
@@ -14,6 +20,7 @@ pub fn input<B: Backend, const D: usize>(
     seed: u64,
 ) -> Tensor<B, D> {
     let device = Default::default();
+    let _seeding = SEEDING.lock().unwrap_or_else(PoisonError::into_inner);
     B::seed(&device, seed);
     Tensor::random(shape, distribution, &device)
 }

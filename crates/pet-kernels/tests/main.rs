@@ -1,5 +1,6 @@
 //! Parity of every fused kernel with Burn's composed operations: forward values on burn-flex with
 //! and without autodiff, and the gradients of every input.
 
+mod attention_probs;
 mod common;
 mod gelu;

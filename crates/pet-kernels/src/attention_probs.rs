@@ -1,0 +1,178 @@
+//! The attention probabilities of BERT-style self-attention,
+//! `softmax(scores * scale + mask_bias[b, None, None, :], dim 3)`, as one row-wise pass.
+//!
+//! `mask_bias` is Hugging Face's extended attention mask: 0 where a key is attended, a very
+//! negative finite number (such as `f32::MIN`) where it is masked. A masked logit is then
+//! `f32::MIN + score * scale`, which is finite, and its distance to the row maximum is either
+//! finite and far below `exp`'s range (the key gets a probability that is 0 or at most ~1e-38)
+//! or 0 when the whole row is masked: a fully masked row is uniform, as in the composed version.
+
+use burn::backend::Flex;
+use burn::tensor::Tensor;
+use burn::tensor::backend::Backend;
+use burn::tensor::{DType, Shape};
+use burn_flex::FlexTensor;
+
+use crate::dispatch::{FlexAutodiff, Route, flex, from_flex, route, tensor_of, unroute, values};
+use crate::fused::{FusedOp, infer, primitive, record, wrap};
+use crate::math::exp;
+use crate::parallel::{map_rows, zip_map_rows};
+
+/// `softmax(scores * scale + mask_bias[b, None, None, :], 3)` for `scores` of shape
+/// `[batch, heads, queries, keys]` and `mask_bias` of shape `[batch, keys]` (or `[1, keys]`,
+/// shared by the batch); fused on burn-flex, Burn's composed operations elsewhere.
+///
+/// Only `scores` is differentiated on the fused path: `mask_bias` is a constant there.
+///
+/// # Panics
+/// When the shapes do not fit together as above.
+pub fn attention_probs<B: Backend>(
+    scores: Tensor<B, 4>,
+    mask_bias: Tensor<B, 2>,
+    scale: f64,
+) -> Tensor<B, 4> {
+    match route(scores) {
+        Route::Flex(scores) => {
+            // `route` matched `B` as `Flex`, so the mask is a `Flex` tensor too.
+            let op = AttentionProbs::new(unroute::<Flex, B, 2>(mask_bias), scale);
+            unroute(from_flex::<4>(infer(&op, [scores.into_primitive().tensor()])))
+        }
+        Route::Autodiff(scores) => {
+            let mask_bias = unroute::<FlexAutodiff, B, 2>(mask_bias).inner();
+            let op = AttentionProbs::new(mask_bias, scale);
+            unroute(wrap::<4>(record(op, [primitive(scores)])))
+        }
+        Route::Composed(scores) => burn::tensor::activation::softmax(
+            scores * scale + mask_bias.unsqueeze_dims::<4>(&[1, 2]),
+            3,
+        ),
+    }
+}
+
+/// The kernel pair; the backward keeps the probabilities.
+#[derive(Debug)]
+struct AttentionProbs {
+    /// `[batch or 1, keys]`, contiguous `f32`.
+    mask_bias: FlexTensor,
+    scale: f32,
+}
+
+impl AttentionProbs {
+    fn new(mask_bias: Tensor<Flex, 2>, scale: f64) -> Self {
+        let mask_bias =
+            if mask_bias.dtype() == DType::F32 { mask_bias } else { mask_bias.cast(DType::F32) };
+        Self { mask_bias: flex(mask_bias), scale: scale as f32 }
+    }
+
+    /// Keys per row, and rows per batch element, of `scores`; checks the mask's shape.
+    fn geometry(&self, scores: &Shape) -> (usize, usize) {
+        let mask = self.mask_bias.layout().shape();
+        assert_eq!(scores.len(), 4, "attention scores are [batch, heads, queries, keys]");
+        let (batch, keys) = (scores[0], scores[3]);
+        assert!(
+            mask.len() == 2 && mask[1] == keys && (mask[0] == batch || mask[0] == 1),
+            "mask bias of shape {mask:?} for attention scores of shape {scores:?}",
+        );
+        (keys, scores[1] * scores[2])
+    }
+}
+
+impl FusedOp<1> for AttentionProbs {
+    type Saved = FlexTensor;
+
+    fn forward(&self, [scores]: [FlexTensor; 1]) -> (FlexTensor, FlexTensor) {
+        let shape = scores.layout().shape().clone();
+        let (keys, rows_per_batch) = self.geometry(&shape);
+        if shape.iter().product::<usize>() == 0 {
+            return (scores.clone(), scores);
+        }
+        let mask = values(&self.mask_bias);
+        let shared_mask = mask.len() == keys;
+        let scale = self.scale;
+        let probs = map_rows(values(&scores), keys, |row, scores, out| {
+            let batch = if shared_mask { 0 } else { row / rows_per_batch };
+            let bias = &mask[batch * keys..][..keys];
+            for ((o, &s), &b) in out.iter_mut().zip(scores).zip(bias) {
+                *o = s * scale + b;
+            }
+            let max = max_of(out);
+            for o in out.iter_mut() {
+                *o = exp(*o - max);
+            }
+            let inv_sum = 1.0 / sum_of(out);
+            for o in out.iter_mut() {
+                *o *= inv_sum;
+            }
+        });
+        let probs = tensor_of(probs, shape);
+        (probs.clone(), probs)
+    }
+
+    fn backward(
+        &self,
+        probs: FlexTensor,
+        grad: FlexTensor,
+        _: [bool; 1],
+    ) -> [Option<FlexTensor>; 1] {
+        let shape = probs.layout().shape().clone();
+        let keys = shape[3];
+        if shape.iter().product::<usize>() == 0 {
+            return [Some(grad)];
+        }
+        let scale = self.scale;
+        // d scores = scale * p * (g - sum_row(g * p))
+        let dscores = zip_map_rows(values(&probs), values(&grad), keys, |_, p, g, out| {
+            let dot = dot(p, g);
+            for ((o, &p), &g) in out.iter_mut().zip(p).zip(g) {
+                *o = scale * p * (g - dot);
+            }
+        });
+        [Some(tensor_of(dscores, shape))]
+    }
+}
+
+/// Independent accumulators in the row reductions, so that they vectorize (`f32` addition is
+/// not reassociated by the compiler).
+const LANES: usize = 8;
+
+/// The largest element (NaN is skipped; it reaches the output through `exp` anyway).
+#[inline(always)]
+fn max_of(x: &[f32]) -> f32 {
+    let bigger = |a: f32, b: f32| if b > a { b } else { a };
+    let mut acc = [f32::NEG_INFINITY; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a = bigger(*a, v);
+        }
+    }
+    chunks.remainder().iter().chain(&acc).fold(f32::NEG_INFINITY, |a, &v| bigger(a, v))
+}
+
+/// The sum of the elements.
+#[inline(always)]
+fn sum_of(x: &[f32]) -> f32 {
+    let mut acc = [0.0; LANES];
+    let mut chunks = x.chunks_exact(LANES);
+    for chunk in &mut chunks {
+        for (a, &v) in acc.iter_mut().zip(chunk) {
+            *a += v;
+        }
+    }
+    chunks.remainder().iter().chain(&acc).sum()
+}
+
+/// `sum_i a[i] * b[i]`.
+#[inline(always)]
+fn dot(a: &[f32], b: &[f32]) -> f32 {
+    let mut acc = [0.0; LANES];
+    let mut a_chunks = a.chunks_exact(LANES);
+    let mut b_chunks = b.chunks_exact(LANES);
+    for (a, b) in (&mut a_chunks).zip(&mut b_chunks) {
+        for ((acc, &a), &b) in acc.iter_mut().zip(a).zip(b) {
+            *acc += a * b;
+        }
+    }
+    let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
+    tail + acc.iter().sum::<f32>()
+}
