@@ -14,9 +14,11 @@
 //! Parity with the composed operations, values and gradients, is tested in `tests/`.
 
 pub mod dispatch;
+pub mod dropout;
 pub mod fused;
 pub mod gelu;
 pub mod math;
 pub mod parallel;
 
+pub use dropout::dropout;
 pub use gelu::gelu;

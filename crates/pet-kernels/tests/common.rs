@@ -1,11 +1,23 @@
 //! Shared helpers: seeded inputs, and closeness with a named tolerance.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
 
 /// The training backend the fused kernels serve.
 pub type Train = Autodiff<Flex>;
+
+/// Held while a test seeds a backend's RNG and draws from it: the RNGs are process-wide and the
+/// tests run on parallel threads, so another test could otherwise draw between the two.
+static RNG: Mutex<()> = Mutex::new(());
+
+/// Runs `f` holding the RNG lock (not reentrant: `f` must not call [`input`]).
+pub fn with_rng<R>(f: impl FnOnce() -> R) -> R {
+    let _held = RNG.lock().unwrap_or_else(PoisonError::into_inner);
+    f()
+}
 
 /// A seeded tensor of `shape` with values from `distribution`.
 pub fn input<B: Backend, const D: usize>(
@@ -14,8 +26,10 @@ pub fn input<B: Backend, const D: usize>(
     seed: u64,
 ) -> Tensor<B, D> {
     let device = Default::default();
-    B::seed(&device, seed);
-    Tensor::random(shape, distribution, &device)
+    with_rng(|| {
+        B::seed(&device, seed);
+        Tensor::random(shape, distribution, &device)
+    })
 }
 
 /// Asserts `|a - b| <= tolerance * (1 + |b|)` element-wise.

@@ -2,4 +2,5 @@
 //! and without autodiff, and the gradients of every input.
 
 mod common;
+mod dropout;
 mod gelu;
