@@ -15,10 +15,12 @@
 
 pub mod attention_probs;
 pub mod dispatch;
+pub mod dropout;
 pub mod fused;
 pub mod gelu;
 pub mod math;
 pub mod parallel;
 
 pub use attention_probs::attention_probs;
+pub use dropout::dropout;
 pub use gelu::gelu;

@@ -29,6 +29,30 @@ pub fn map(input: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     out
 }
 
+/// `out[i] = f(i, input[i])` in parallel: [`map`] that also passes each element's index in
+/// `input`, for kernels whose value depends on the position (counter-based random numbers).
+pub fn map_indexed(input: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f32> {
+    let mut out = vec![0.0; input.len()];
+    out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).enumerate().for_each(
+        |(task, (out, input))| {
+            let start = task * TASK_ELEMS;
+            vectorized(|| {
+                out.iter_mut().zip(input).enumerate().for_each(|(i, (o, &x))| *o = f(start + i, x))
+            })
+        },
+    );
+    out
+}
+
+/// `values[i] = f(i, values[i])` in parallel: [`map_indexed`] in place, for a buffer the caller
+/// owns (no allocation, no first-touch page faults on a fresh output).
+pub fn map_indexed_in_place(values: &mut [f32], f: impl Fn(usize, f32) -> f32 + Sync) {
+    values.par_chunks_mut(TASK_ELEMS).enumerate().for_each(|(task, values)| {
+        let start = task * TASK_ELEMS;
+        vectorized(|| values.iter_mut().enumerate().for_each(|(i, v)| *v = f(start + i, *v)))
+    });
+}
+
 /// `out[i] = f(a[i], b[i])` in parallel.
 pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<f32> {
     assert_eq!(a.len(), b.len(), "zip_map over slices of different lengths");

@@ -9,9 +9,15 @@ use burn::tensor::{Distribution, Tensor};
 /// The training backend the fused kernels serve.
 pub type Train = Autodiff<Flex>;
 
-/// Held from seeding to drawing: a backend's seed is global (burn-flex's is taken by the next
-/// random tensor of any thread), and tests run on parallel threads.
-static SEEDING: Mutex<()> = Mutex::new(());
+/// Held while a test seeds a backend's RNG and draws from it: the RNGs are process-wide and the
+/// tests run on parallel threads, so another test could otherwise draw between the two.
+static RNG: Mutex<()> = Mutex::new(());
+
+/// Runs `f` holding the RNG lock (not reentrant: `f` must not call [`input`]).
+pub fn with_rng<R>(f: impl FnOnce() -> R) -> R {
+    let _held = RNG.lock().unwrap_or_else(PoisonError::into_inner);
+    f()
+}
 
 /// A seeded tensor of `shape` with values from `distribution`.
 pub fn input<B: Backend, const D: usize>(
@@ -20,9 +26,10 @@ pub fn input<B: Backend, const D: usize>(
     seed: u64,
 ) -> Tensor<B, D> {
     let device = Default::default();
-    let _seeding = SEEDING.lock().unwrap_or_else(PoisonError::into_inner);
-    B::seed(&device, seed);
-    Tensor::random(shape, distribution, &device)
+    with_rng(|| {
+        B::seed(&device, seed);
+        Tensor::random(shape, distribution, &device)
+    })
 }
 
 /// Asserts `|a - b| <= tolerance * (1 + |b|)` element-wise.

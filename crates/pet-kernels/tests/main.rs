@@ -3,4 +3,5 @@
 
 mod attention_probs;
 mod common;
+mod dropout;
 mod gelu;
