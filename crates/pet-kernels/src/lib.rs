@@ -16,7 +16,9 @@
 pub mod dispatch;
 pub mod fused;
 pub mod gelu;
+pub mod layer_norm;
 pub mod math;
 pub mod parallel;
 
 pub use gelu::gelu;
+pub use layer_norm::layer_norm;

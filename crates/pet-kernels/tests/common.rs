@@ -1,5 +1,7 @@
 //! Shared helpers: seeded inputs, and closeness with a named tolerance.
 
+use std::sync::{Mutex, PoisonError};
+
 use burn::backend::{Autodiff, Flex};
 use burn::tensor::backend::Backend;
 use burn::tensor::{Distribution, Tensor};
@@ -13,6 +15,10 @@ pub fn input<B: Backend, const D: usize>(
     distribution: Distribution,
     seed: u64,
 ) -> Tensor<B, D> {
+    // The seed is global to the backend and tests run in parallel: seed and draw under one lock,
+    // or another test's draw can land in between.
+    static DRAW: Mutex<()> = Mutex::new(());
+    let _draw = DRAW.lock().unwrap_or_else(PoisonError::into_inner);
     let device = Default::default();
     B::seed(&device, seed);
     Tensor::random(shape, distribution, &device)

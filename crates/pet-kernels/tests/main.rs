@@ -3,3 +3,4 @@
 
 mod common;
 mod gelu;
+mod layer_norm;
