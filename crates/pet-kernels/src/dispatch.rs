@@ -64,6 +64,18 @@ pub fn unroute<B: Backend, C: Backend, const D: usize>(tensor: Tensor<C, D>) -> 
     }
 }
 
+/// Moves a tensor of the caller's `B` into the backend `C` that [`route`] matched for another
+/// tensor of the same `B` (a layer's parameters alongside its input).
+///
+/// # Panics
+/// When `C` is not `B`, which a `C` taken from a [`Route`] of a `B` tensor rules out.
+pub fn alongside<B: Backend, C: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<C, D> {
+    match cast::<_, Tensor<C, D>>(tensor) {
+        Ok(tensor) => tensor,
+        Err(_) => unreachable!("`C` was routed from a tensor of the same `B`"),
+    }
+}
+
 /// The contiguous `f32` burn-flex tensor behind `tensor`.
 pub fn flex<const D: usize>(tensor: Tensor<Flex, D>) -> FlexTensor {
     contiguous(tensor.into_primitive().tensor())

@@ -18,9 +18,11 @@ pub mod dispatch;
 pub mod dropout;
 pub mod fused;
 pub mod gelu;
+pub mod layer_norm;
 pub mod math;
 pub mod parallel;
 
 pub use attention_probs::attention_probs;
 pub use dropout::dropout;
 pub use gelu::gelu;
+pub use layer_norm::layer_norm;

@@ -2,7 +2,10 @@
 //!
 //! The closures given here should call only `#[inline(always)]` code (such as [`crate::math`]):
 //! [`vectorized`] compiles its closure with the CPU's target features (AVX2 and FMA on x86-64
-//! v3, chosen at run time by `pulp`), and only code inlined into it inherits them.
+//! v3, chosen at run time by `pulp`), and only code inlined into it inherits them. That includes
+//! the closures themselves, the kernel's and the one each helper here hands to [`vectorized`]:
+//! `pulp` calls them once per SIMD level, and LLVM does not inline a large body with several
+//! callers, so they must be marked `#[inline(always)]` (unmarked, a row loop ran as SSE2 code).
 
 use rayon::prelude::*;
 
@@ -24,7 +27,10 @@ fn rows_per_task(row_len: usize) -> usize {
 pub fn map(input: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     let mut out = vec![0.0; input.len()];
     out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).for_each(|(out, input)| {
-        vectorized(|| out.iter_mut().zip(input).for_each(|(o, &x)| *o = f(x)))
+        vectorized(
+            #[inline(always)]
+            || out.iter_mut().zip(input).for_each(|(o, &x)| *o = f(x)),
+        )
     });
     out
 }
@@ -60,9 +66,10 @@ pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
     out.par_chunks_mut(TASK_ELEMS)
         .zip(a.par_chunks(TASK_ELEMS).zip(b.par_chunks(TASK_ELEMS)))
         .for_each(|(out, (a, b))| {
-            vectorized(|| {
-                out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b))
-            })
+            vectorized(
+                #[inline(always)]
+                || out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b)),
+            )
         });
     out
 }
@@ -80,13 +87,16 @@ pub fn map_rows(
         .zip(input.par_chunks(per_task * row_len))
         .enumerate()
         .for_each(|(task, (out, input))| {
-            vectorized(|| {
-                for (i, (out, input)) in
-                    out.chunks_mut(row_len).zip(input.chunks(row_len)).enumerate()
-                {
-                    f(task * per_task + i, input, out);
-                }
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, (out, input)) in
+                        out.chunks_mut(row_len).zip(input.chunks(row_len)).enumerate()
+                    {
+                        f(task * per_task + i, input, out);
+                    }
+                },
+            )
         });
     out
 }
@@ -106,15 +116,86 @@ pub fn zip_map_rows(
         .zip(a.par_chunks(chunk).zip(b.par_chunks(chunk)))
         .enumerate()
         .for_each(|(task, (out, (a, b)))| {
-            vectorized(|| {
-                for (i, (out, (a, b))) in out
-                    .chunks_mut(row_len)
-                    .zip(a.chunks(row_len).zip(b.chunks(row_len)))
-                    .enumerate()
-                {
-                    f(task * per_task + i, a, b, out);
-                }
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, (out, (a, b))) in out
+                        .chunks_mut(row_len)
+                        .zip(a.chunks(row_len).zip(b.chunks(row_len)))
+                        .enumerate()
+                    {
+                        f(task * per_task + i, a, b, out);
+                    }
+                },
+            )
         });
     out
+}
+
+/// Like [`map_rows`], and `f` also returns `K` values per row (statistics such as a row's mean),
+/// collected in row order.
+pub fn map_rows_with<const K: usize>(
+    input: &[f32],
+    row_len: usize,
+    f: impl Fn(usize, &[f32], &mut [f32]) -> [f32; K] + Sync,
+) -> (Vec<f32>, Vec<[f32; K]>) {
+    let row_len = row_len.max(1);
+    let mut out = vec![0.0; input.len()];
+    let mut per_row = vec![[0.0; K]; input.len() / row_len];
+    let per_task = rows_per_task(row_len);
+    out.par_chunks_mut(per_task * row_len)
+        .zip(input.par_chunks(per_task * row_len))
+        .zip(per_row.par_chunks_mut(per_task))
+        .enumerate()
+        .for_each(|(task, ((out, input), per_row))| {
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, ((out, input), row)) in
+                        out.chunks_mut(row_len).zip(input.chunks(row_len)).zip(per_row).enumerate()
+                    {
+                        *row = f(task * per_task + i, input, out);
+                    }
+                },
+            )
+        });
+    (out, per_row)
+}
+
+/// Accumulates over rows: calls `f(row_index, a_row, b_row, acc)` for every row of `row_len`
+/// elements of `a` and `b` (same shape), where `acc` is an `acc_len`-element accumulator (zero at
+/// first) private to the task's thread; returns the sum of those accumulators. For column sums
+/// such as the gradient of a per-column scale.
+pub fn fold_rows(
+    a: &[f32],
+    b: &[f32],
+    row_len: usize,
+    acc_len: usize,
+    f: impl Fn(usize, &[f32], &[f32], &mut [f32]) + Sync,
+) -> Vec<f32> {
+    assert_eq!(a.len(), b.len(), "fold_rows over slices of different lengths");
+    let per_task = rows_per_task(row_len);
+    let chunk = per_task * row_len.max(1);
+    a.par_chunks(chunk)
+        .zip(b.par_chunks(chunk))
+        .enumerate()
+        .map(|(task, (a, b))| {
+            let mut acc = vec![0.0; acc_len];
+            vectorized(
+                #[inline(always)]
+                || {
+                    for (i, (a, b)) in a.chunks(row_len).zip(b.chunks(row_len)).enumerate() {
+                        f(task * per_task + i, a, b, &mut acc);
+                    }
+                },
+            );
+            acc
+        })
+        .reduce(
+            || vec![0.0; acc_len],
+            |mut total, part| {
+                total.iter_mut().zip(&part).for_each(|(t, p)| *t += p);
+                total
+            },
+        )
 }

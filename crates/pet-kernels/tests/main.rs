@@ -5,3 +5,4 @@ mod attention_probs;
 mod common;
 mod dropout;
 mod gelu;
+mod layer_norm;
