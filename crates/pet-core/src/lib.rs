@@ -7,10 +7,8 @@
 //! ([`delta::prompt`], [`delta::prefix`], [`delta::lora`], [`delta::adapter`], BitFit and partial
 //! tuning as [`Trainability`] policies, tuples as combinations), parameter reports, delta
 //! checkpoints, PEFT adapter interop and the training loop. It is generic over
-//! `B: burn::tensor::backend::Backend` and never names a backend.
-
-// Linked only to switch on burn-flex's `simd` and `rayon` features (see the workspace manifest).
-use burn_flex as _;
+//! `B: burn::tensor::backend::Backend` and never names a backend; its hot operations (GELU, layer
+//! norm, attention probabilities, dropout) go through `pet_kernels`, fused on the CPU.
 
 pub mod backbone;
 pub mod blocks;

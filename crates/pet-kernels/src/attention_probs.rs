@@ -89,21 +89,26 @@ impl FusedOp<1> for AttentionProbs {
         let mask = values(&self.mask_bias);
         let shared_mask = mask.len() == keys;
         let scale = self.scale;
-        let probs = map_rows(values(&scores), keys, |row, scores, out| {
-            let batch = if shared_mask { 0 } else { row / rows_per_batch };
-            let bias = &mask[batch * keys..][..keys];
-            for ((o, &s), &b) in out.iter_mut().zip(scores).zip(bias) {
-                *o = s * scale + b;
-            }
-            let max = max_of(out);
-            for o in out.iter_mut() {
-                *o = exp(*o - max);
-            }
-            let inv_sum = 1.0 / sum_of(out);
-            for o in out.iter_mut() {
-                *o *= inv_sum;
-            }
-        });
+        let probs = map_rows(
+            values(&scores),
+            keys,
+            #[inline(always)]
+            |row, scores, out| {
+                let batch = if shared_mask { 0 } else { row / rows_per_batch };
+                let bias = &mask[batch * keys..][..keys];
+                for ((o, &s), &b) in out.iter_mut().zip(scores).zip(bias) {
+                    *o = s * scale + b;
+                }
+                let max = max_of(out);
+                for o in out.iter_mut() {
+                    *o = exp(*o - max);
+                }
+                let inv_sum = 1.0 / sum_of(out);
+                for o in out.iter_mut() {
+                    *o *= inv_sum;
+                }
+            },
+        );
         let probs = tensor_of(probs, shape);
         (probs.clone(), probs)
     }
@@ -121,12 +126,18 @@ impl FusedOp<1> for AttentionProbs {
         }
         let scale = self.scale;
         // d scores = scale * p * (g - sum_row(g * p))
-        let dscores = zip_map_rows(values(&probs), values(&grad), keys, |_, p, g, out| {
-            let dot = dot(p, g);
-            for ((o, &p), &g) in out.iter_mut().zip(p).zip(g) {
-                *o = scale * p * (g - dot);
-            }
-        });
+        let dscores = zip_map_rows(
+            values(&probs),
+            values(&grad),
+            keys,
+            #[inline(always)]
+            |_, p, g, out| {
+                let dot = dot(p, g);
+                for ((o, &p), &g) in out.iter_mut().zip(p).zip(g) {
+                    *o = scale * p * (g - dot);
+                }
+            },
+        );
         [Some(tensor_of(dscores, shape))]
     }
 }

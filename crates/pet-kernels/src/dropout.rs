@@ -77,6 +77,13 @@ fn splitmix64(seed: u64, index: u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// Element `index` of `value`'s tensor after dropout: scaled when its hash clears `threshold`.
+#[inline(always)]
+fn masked(seed: u64, threshold: u64, scale: f32, index: usize, value: f32) -> f32 {
+    let keep = splitmix64(seed, index as u64) >> 32 >= threshold;
+    if keep { value * scale } else { 0.0 }
+}
+
 /// The dropout kernel pair. It holds everything the backward needs (seed, threshold, scale):
 /// the saved state is empty and the mask is regenerated from the output gradient's indices.
 #[derive(Debug, Clone, Copy)]
@@ -104,17 +111,22 @@ impl Dropout {
     /// usually does.
     fn apply(self, mut tensor: FlexTensor) -> FlexTensor {
         let Dropout { seed, threshold, scale } = self;
-        let kernel = move |i: usize, v: f32| {
-            let keep = splitmix64(seed, i as u64) >> 32 >= threshold;
-            if keep { v * scale } else { 0.0 }
-        };
         let len = tensor.layout().shape().num_elements();
         if let Some(storage) = tensor.try_storage_mut::<f32>() {
             // Contiguous from offset 0: the tensor's elements are the buffer's first `len`.
-            map_indexed_in_place(&mut storage[..len], kernel);
+            map_indexed_in_place(
+                &mut storage[..len],
+                #[inline(always)]
+                move |i, v| masked(seed, threshold, scale, i, v),
+            );
             return tensor;
         }
-        tensor_of(map_indexed(values(&tensor), kernel), tensor.layout().shape().clone())
+        let out = map_indexed(
+            values(&tensor),
+            #[inline(always)]
+            move |i, v| masked(seed, threshold, scale, i, v),
+        );
+        tensor_of(out, tensor.layout().shape().clone())
     }
 }
 

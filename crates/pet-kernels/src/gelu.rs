@@ -26,17 +26,26 @@ impl FusedOp<1> for Gelu {
     type Saved = FlexTensor;
 
     fn forward(&self, [x]: [FlexTensor; 1]) -> (FlexTensor, FlexTensor) {
-        let out = map(values(&x), |x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)));
+        let out = map(
+            values(&x),
+            #[inline(always)]
+            |x| 0.5 * x * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2)),
+        );
         (tensor_of(out, x.layout().shape().clone()), x)
     }
 
     fn backward(&self, x: FlexTensor, grad: FlexTensor, _: [bool; 1]) -> [Option<FlexTensor>; 1] {
         // d/dx = Phi(x) + x phi(x)
         const INV_SQRT_2PI: f32 = 0.398_942_3;
-        let dx = zip_map(values(&x), values(&grad), |x, g| {
-            let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-            g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
-        });
+        let dx = zip_map(
+            values(&x),
+            values(&grad),
+            #[inline(always)]
+            |x, g| {
+                let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
+                g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
+            },
+        );
         [Some(tensor_of(dx, x.layout().shape().clone()))]
     }
 }

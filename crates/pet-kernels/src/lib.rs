@@ -19,10 +19,14 @@ pub mod dropout;
 pub mod fused;
 pub mod gelu;
 pub mod layer_norm;
+pub mod linear;
 pub mod math;
+pub mod norm;
 pub mod parallel;
 
 pub use attention_probs::attention_probs;
 pub use dropout::dropout;
 pub use gelu::gelu;
 pub use layer_norm::layer_norm;
+pub use linear::linear;
+pub use norm::LayerNorm;

@@ -25,10 +25,6 @@ pub fn input<B: Backend, const D: usize>(
     distribution: Distribution,
     seed: u64,
 ) -> Tensor<B, D> {
-    // The seed is global to the backend and tests run in parallel: seed and draw under one lock,
-    // or another test's draw can land in between.
-    static DRAW: Mutex<()> = Mutex::new(());
-    let _draw = DRAW.lock().unwrap_or_else(PoisonError::into_inner);
     let device = Default::default();
     with_rng(|| {
         B::seed(&device, seed);

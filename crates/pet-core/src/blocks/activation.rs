@@ -1,7 +1,8 @@
 //! Feed-forward activations, by their Hugging Face `hidden_act` names.
 
-use burn::tensor::activation::{gelu, relu, silu};
+use burn::tensor::activation::{relu, silu};
 use burn::tensor::{Tensor, backend::Backend};
+use pet_kernels::gelu;
 use serde::{Deserialize, Serialize};
 
 /// An activation function.

@@ -3,8 +3,9 @@
 
 use burn::module::Module;
 use burn::nn::{Dropout, Linear};
-use burn::tensor::activation::softmax;
 use burn::tensor::{Tensor, backend::Backend};
+
+use pet_kernels::{attention_probs, dropout};
 
 use crate::delta::Delta;
 use crate::seam::{AttentionPrefix, LinearKind, LinearSite};
@@ -32,7 +33,7 @@ pub fn project<B: Backend, D: Delta<B>>(
     input: Tensor<B, 3>,
     delta: &D,
 ) -> Tensor<B, 3> {
-    let output = linear.forward(input.clone());
+    let output = pet_kernels::linear(linear, input.clone());
     delta.linear(LinearSite { layer, kind }, input, output)
 }
 
@@ -41,13 +42,13 @@ impl<B: Backend> SelfAttention<B> {
     ///
     /// # Shapes
     /// - `x`: `[batch, seq, hidden]`
-    /// - `mask_bias`: `[batch, 1, 1, n_prefix + seq]`, 0 where attended, the lowest float elsewhere
+    /// - `mask_bias`: `[batch, n_prefix + seq]`, 0 where attended, the lowest float elsewhere
     /// - `prefix`: keys and values `[batch, heads, n_prefix, head_dim]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward<D: Delta<B>>(
         &self,
         x: Tensor<B, 3>,
-        mask_bias: Tensor<B, 4>,
+        mask_bias: Tensor<B, 2>,
         prefix: Option<&AttentionPrefix<B>>,
         layer: usize,
         delta: &D,
@@ -66,8 +67,9 @@ impl<B: Backend> SelfAttention<B> {
             v = Tensor::cat(vec![prefix.value.clone(), v], 2);
         }
         // [batch, heads, seq, n_prefix + seq]
-        let scores = q.matmul(k.swap_dims(2, 3)) / (head_dim as f64).sqrt() + mask_bias;
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let scores = q.matmul(k.swap_dims(2, 3));
+        let probs = attention_probs(scores, mask_bias, 1.0 / (head_dim as f64).sqrt());
+        let probs = dropout(probs, self.dropout.prob);
         // [batch, seq, hidden]
         probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
     }
@@ -77,7 +79,7 @@ impl<B: Backend> SelfAttention<B> {
 /// Hugging Face's `get_extended_attention_mask`.
 ///
 /// # Shapes
-/// - `key_mask`: `[batch, keys]` with 1.0 / 0.0; output: `[batch, 1, 1, keys]`
-pub fn mask_bias<B: Backend>(key_mask: Tensor<B, 2>) -> Tensor<B, 4> {
-    ((key_mask.neg() + 1.0) * f32::MIN as f64).unsqueeze_dims::<4>(&[1, 2])
+/// - `key_mask`: `[batch, keys]` with 1.0 / 0.0; output: `[batch, keys]`
+pub fn mask_bias<B: Backend>(key_mask: Tensor<B, 2>) -> Tensor<B, 2> {
+    (key_mask.neg() + 1.0) * f32::MIN as f64
 }

@@ -2,8 +2,9 @@
 //! `BertEmbeddings` and `RobertaEmbeddings`), and the input-prompt seam.
 
 use burn::module::Module;
-use burn::nn::{Dropout, Embedding, LayerNorm};
+use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Int, Tensor, backend::Backend};
+use pet_kernels::{LayerNorm, dropout};
 use serde::{Deserialize, Serialize};
 
 use crate::seam::PrefixPositions;
@@ -153,6 +154,6 @@ impl<B: Backend> Embeddings<B> {
         if let Some(types) = &self.token_type_embeddings {
             x = add_token_types(x, types, token_type_ids, prompt_len);
         }
-        self.dropout.forward(self.layer_norm.forward(x))
+        dropout(self.layer_norm.forward(x), self.dropout.prob)
     }
 }

@@ -3,8 +3,9 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{DropoutConfig, EmbeddingConfig, LayerNormConfig, Linear, LinearConfig};
+use burn::nn::{DropoutConfig, EmbeddingConfig, Linear, LinearConfig};
 use burn::tensor::{Int, Tensor, backend::Backend};
+use pet_kernels::LayerNorm;
 
 use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
 use crate::blocks::activation::Activation;
@@ -116,7 +117,7 @@ impl PostNormEncoderConfig {
     /// Builds the encoder with random weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PostNormEncoder<B> {
         let h = self.hidden_size;
-        let norm = || LayerNormConfig::new(h).with_epsilon(self.layer_norm_eps).init(device);
+        let norm = || LayerNorm::new(h, self.layer_norm_eps, device);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let dropout = || DropoutConfig::new(self.hidden_dropout_prob).init();
         let embeddings = Embeddings {
@@ -212,7 +213,7 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             self.embeddings.forward(input.input_ids, input.token_type_ids, prompt, prefix_len);
         // [batch, n_prompt + seq]
         let mask = with_leading_ones(input.attention_mask, prompt_len);
-        // [batch, 1, 1, n_prefix + n_prompt + seq]
+        // [batch, n_prefix + n_prompt + seq]
         let bias = mask_bias(with_leading_ones(mask.clone(), prefix_len));
         for (index, layer) in self.encoder.layer.iter().enumerate() {
             x = apply_layer_prompt(x, index, prompt_len, delta);

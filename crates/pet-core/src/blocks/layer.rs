@@ -2,8 +2,9 @@
 //! layer norm, feed-forward, residual and layer norm; with the linear-site and sub-layer seams.
 
 use burn::module::Module;
-use burn::nn::{Dropout, LayerNorm, Linear};
+use burn::nn::{Dropout, Linear};
 use burn::tensor::{Tensor, backend::Backend};
+use pet_kernels::{LayerNorm, dropout};
 
 use crate::blocks::activation::Activation;
 use crate::blocks::attention::{SelfAttention, project};
@@ -44,7 +45,7 @@ impl<B: Backend> AddNorm<B> {
             SublayerKind::Attention => LinearKind::AttentionOutput,
             SublayerKind::FeedForward => LinearKind::Output,
         };
-        let out = self.dropout.forward(project(&self.dense, layer, linear, x, delta));
+        let out = dropout(project(&self.dense, layer, linear, x, delta), self.dropout.prob);
         let out = delta.sublayer(SublayerSite { layer, kind }, residual.clone(), out);
         self.layer_norm.forward(out + residual)
     }
@@ -92,12 +93,12 @@ pub struct PostNormLayer<B: Backend> {
 
 impl<B: Backend> PostNormLayer<B> {
     /// # Shapes
-    /// - `x`: `[batch, seq, hidden]`, `mask_bias`: `[batch, 1, 1, n_prefix + seq]`
+    /// - `x`: `[batch, seq, hidden]`, `mask_bias`: `[batch, n_prefix + seq]`
     /// - output: `[batch, seq, hidden]`
     pub fn forward<D: Delta<B>>(
         &self,
         x: Tensor<B, 3>,
-        mask_bias: Tensor<B, 4>,
+        mask_bias: Tensor<B, 2>,
         prefix: Option<&AttentionPrefix<B>>,
         layer: usize,
         delta: &D,

@@ -169,13 +169,13 @@ pub struct Adapters<B: Backend> {
 
 impl<B: Backend> Adapters<B> {
     fn apply(&self, adapter: &Bottleneck<B>, x: Tensor<B, 3>) -> Tensor<B, 3> {
-        let hidden = adapter.down.forward(x);
+        let hidden = pet_kernels::linear(&adapter.down, x);
         let hidden = match self.activation {
             AdapterActivation::Relu => relu(hidden),
             AdapterActivation::Gelu => gelu(hidden),
             AdapterActivation::Tanh => hidden.tanh(),
         };
-        adapter.up.forward(hidden)
+        pet_kernels::linear(&adapter.up, hidden)
     }
 }
 

@@ -184,7 +184,10 @@ impl<B: Backend> Delta<B> for Lora<B> {
     fn linear(&self, site: LinearSite, input: Tensor<B, 3>, output: Tensor<B, 3>) -> Tensor<B, 3> {
         match self.sites.iter().find(|s| s.site == site) {
             Some(lora) => {
-                let update = lora.lora_b.forward(lora.lora_a.forward(self.dropout.forward(input)));
+                let update = pet_kernels::linear(
+                    &lora.lora_b,
+                    pet_kernels::linear(&lora.lora_a, self.dropout.forward(input)),
+                );
                 output + update * self.scaling
             }
             None => output,

@@ -3,10 +3,11 @@
 //! hidden states of padding positions set to zero; with the input-prompt seam.
 
 use burn::module::Module;
-use burn::nn::{Dropout, Embedding, LayerNorm};
+use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Int, Tensor, backend::Backend};
 use pet_core::PrefixPositions;
 use pet_core::blocks::embeddings::{add_token_types, lookup};
+use pet_kernels::LayerNorm;
 
 /// The embedding layer (`embeddings.*`).
 #[derive(Module, Debug)]
@@ -83,7 +84,7 @@ impl<B: Backend> DebertaEmbeddings<B> {
 
 #[cfg(test)]
 mod tests {
-    use burn::nn::{DropoutConfig, EmbeddingConfig, LayerNormConfig};
+    use burn::nn::{DropoutConfig, EmbeddingConfig};
 
     use super::*;
 
@@ -96,7 +97,7 @@ mod tests {
             word_embeddings: EmbeddingConfig::new(10, 4).init(&device),
             position_embeddings: Some(EmbeddingConfig::new(8, 4).init(&device)),
             token_type_embeddings: None,
-            layer_norm: LayerNormConfig::new(4).init(&device),
+            layer_norm: LayerNorm::new(4, 1e-5, &device),
             dropout: DropoutConfig::new(0.0).init(),
             pad_token_id: Some(0),
             prefix_positions: PrefixPositions::Offset,

@@ -5,11 +5,12 @@
 
 use burn::module::Module;
 use burn::nn::conv::Conv1d;
-use burn::nn::{Dropout, LayerNorm, Linear};
+use burn::nn::{Dropout, Linear};
 use burn::tensor::{Bool, Tensor, backend::Backend};
 use pet_core::blocks::Activation;
 use pet_core::blocks::layer::{AddNorm, Intermediate, LinearSiteLayer};
 use pet_core::{AttentionPrefix, Delta, LinearKind, SublayerKind};
+use pet_kernels::LayerNorm;
 
 use crate::deberta::attention::{DisentangledSelfAttention, RelativePositions};
 

@@ -5,9 +5,7 @@
 use burn::module::Module;
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::Conv1dConfig;
-use burn::nn::{
-    DropoutConfig, Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, LinearConfig,
-};
+use burn::nn::{DropoutConfig, Embedding, EmbeddingConfig, LinearConfig};
 use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
 use pet_core::blocks::EncoderInput;
 use pet_core::blocks::encoder::{apply_layer_prompt, with_leading_ones};
@@ -17,6 +15,7 @@ use pet_core::{
     AttentionPrefix, Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, LinearSite,
     PrefixPositions,
 };
+use pet_kernels::LayerNorm;
 
 use crate::deberta::attention::{
     AttentionOptions, DisentangledSelfAttention, PrefixRelativePosition, RelativePositions,
@@ -68,7 +67,7 @@ impl DebertaV2Config {
             panic!("expected a supported DeBERTa-v2 config, got {e}");
         }
         let h = self.hidden_size;
-        let norm = || LayerNormConfig::new(h).with_epsilon(self.layer_norm_eps).init(device);
+        let norm = || LayerNorm::new(h, self.layer_norm_eps, device);
         let linear = |i, o| LinearConfig::new(i, o).init(device);
         let dropout = || DropoutConfig::new(self.hidden_dropout_prob).init();
         let embedding = |n| EmbeddingConfig::new(n, h).init(device);
