@@ -55,17 +55,22 @@ impl<B: Backend> SelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [batch, seq, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
+        // [batch, seq, heads, head_dim], contiguous from the projection
+        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]);
+        // The prefix joins along the sequence while the projection is still contiguous, so the
+        // concatenation copies whole rows; the head-major views below are free.
+        let with_prefix = |t: Tensor<B, 4>, prefix: Option<&Tensor<B, 4>>| match prefix {
+            Some(p) => Tensor::cat(vec![p.clone().swap_dims(1, 2), t], 1),
+            None => t,
+        };
         // [batch, heads, seq, head_dim]
-        let heads =
-            |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]).swap_dims(1, 2);
-        let q = heads(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
-        let mut k = heads(project(&self.key, layer, LinearKind::Key, x.clone(), delta));
-        let mut v = heads(project(&self.value, layer, LinearKind::Value, x, delta));
-        if let Some(prefix) = prefix {
-            // [batch, heads, n_prefix + seq, head_dim]
-            k = Tensor::cat(vec![prefix.key.clone(), k], 2);
-            v = Tensor::cat(vec![prefix.value.clone(), v], 2);
-        }
+        let q = split(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
+        let q = q.swap_dims(1, 2);
+        // [batch, heads, n_prefix + seq, head_dim]
+        let k = split(project(&self.key, layer, LinearKind::Key, x.clone(), delta));
+        let k = with_prefix(k, prefix.map(|p| &p.key)).swap_dims(1, 2);
+        let v = split(project(&self.value, layer, LinearKind::Value, x, delta));
+        let v = with_prefix(v, prefix.map(|p| &p.value)).swap_dims(1, 2);
         // [batch, heads, seq, n_prefix + seq]
         let scores = q.matmul(k.swap_dims(2, 3));
         let probs = attention_probs(scores, mask_bias, 1.0 / (head_dim as f64).sqrt());
