@@ -22,6 +22,7 @@ use crate::backbone::Backbone;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 use crate::seam::{LinearSite, LinearSiteInfo};
+use pet_kernels::dropout;
 
 /// LoRA configuration, with PEFT's field names.
 #[derive(Config, Debug)]
@@ -186,7 +187,7 @@ impl<B: Backend> Delta<B> for Lora<B> {
             Some(lora) => {
                 let update = pet_kernels::linear(
                     &lora.lora_b,
-                    pet_kernels::linear(&lora.lora_a, self.dropout.forward(input)),
+                    pet_kernels::linear(&lora.lora_a, dropout(input, self.dropout.prob)),
                 );
                 output + update * self.scaling
             }

@@ -26,6 +26,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 use crate::seam::{AttentionPrefix, BackboneShape};
+use pet_kernels::dropout;
 
 /// Prefix tuning configuration, with PEFT's field names.
 #[derive(Config, Debug)]
@@ -189,7 +190,7 @@ impl<B: Backend> Delta<B> for PrefixTuning<B> {
         let head_dim = width / (2 * self.num_layers * self.num_heads);
         // [batch, n, L * 2 * d]
         let table = table.unsqueeze::<3>().expand([batch, n, width]);
-        let table = self.dropout.forward(table);
+        let table = dropout(table, self.dropout.prob);
         // [L * 2, batch, heads, n, head_dim]
         let table = table
             .reshape([batch, n, self.num_layers * 2, self.num_heads, head_dim])

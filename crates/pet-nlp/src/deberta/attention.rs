@@ -17,6 +17,7 @@ use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use pet_core::blocks::attention::project;
 use pet_core::{AttentionPrefix, Delta, LinearKind};
+use pet_kernels::dropout;
 use serde::{Deserialize, Serialize};
 
 /// How attention-prefix keys (prefix tuning, P-Tuning v2) take part in the relative-position
@@ -148,7 +149,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         // Masked scores take the lowest float (`masked_fill`, no gradient), so a padded query,
         // which sees no key, averages every value as in transformers.
         let scores = scores.mask_fill(masked.expand([batch, heads, seq, keys]), f32::MIN);
-        let probs = self.dropout.forward(softmax(scores, 3));
+        let probs = dropout(softmax(scores, 3), self.dropout.prob);
         // [batch, seq, hidden]
         probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
     }
@@ -211,7 +212,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         let k = k.narrow(2, zero, keys - zero);
         let [span2, _] = relative.embeddings.dims();
         // [1, 2 * att_span, hidden]
-        let rel = self.pos_dropout.forward(relative.embeddings.clone()).unsqueeze::<3>();
+        let rel = dropout(relative.embeddings.clone(), self.pos_dropout.prob).unsqueeze::<3>();
         // [batch, heads, head_dim, 2 * att_span]
         let pos_heads = |t: Tensor<B, 3>| {
             t.reshape([1, span2, heads, head_dim])

@@ -8,6 +8,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use pet_core::PrefixPositions;
 use pet_core::blocks::embeddings::{add_token_types, lookup};
 use pet_kernels::LayerNorm;
+use pet_kernels::dropout;
 
 /// The embedding layer (`embeddings.*`).
 #[derive(Module, Debug)]
@@ -78,7 +79,7 @@ impl<B: Backend> DebertaEmbeddings<B> {
         // [batch, n_prompt + seq, hidden], padding positions zeroed
         let x =
             self.layer_norm.forward(x) * mask.unsqueeze_dim::<3>(2).expand([batch, total, hidden]);
-        self.dropout.forward(x)
+        dropout(x, self.dropout.prob)
     }
 }
 

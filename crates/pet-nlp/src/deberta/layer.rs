@@ -13,6 +13,7 @@ use pet_core::{AttentionPrefix, Delta, LinearKind, SublayerKind};
 use pet_kernels::LayerNorm;
 
 use crate::deberta::attention::{DisentangledSelfAttention, RelativePositions};
+use pet_kernels::dropout;
 
 /// Disentangled self-attention and its output block (`attention`).
 #[derive(Module, Debug)]
@@ -134,7 +135,7 @@ impl<B: Backend> ConvLayer<B> {
         // [batch, seq, hidden]
         let out = self.conv.forward(embeddings.swap_dims(1, 2)).swap_dims(1, 2);
         let out = out.mask_fill(keep.clone().lower_elem(0.5), 0.0);
-        let out = self.activation.forward(self.dropout.forward(out));
+        let out = self.activation.forward(dropout(out, self.dropout.prob));
         self.layer_norm.forward(residual + out) * keep
     }
 }

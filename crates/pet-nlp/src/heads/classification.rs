@@ -16,6 +16,7 @@ use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Tensor, TensorData, backend::Backend};
 use pet_core::EncoderOutput;
 use pet_core::blocks::Activation;
+use pet_kernels::dropout;
 use serde::{Deserialize, Serialize};
 
 /// A dense layer with an activation on the first position, in place of the backbone's pooler.
@@ -117,11 +118,11 @@ impl<B: Backend> ClassificationHead<B> {
         };
         let features = match (&self.dense, encoded.pooled.clone()) {
             (Some(dense), _) => {
-                self.activation.forward(dense.forward(self.dense_dropout.forward(first())))
+                self.activation.forward(dense.forward(dropout(first(), self.dense_dropout.prob)))
             }
             (None, Some(pooled)) => pooled,
             (None, None) => first(),
         };
-        self.classifier.forward(self.dropout.forward(features))
+        self.classifier.forward(dropout(features, self.dropout.prob))
     }
 }

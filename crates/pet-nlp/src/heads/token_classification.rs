@@ -11,6 +11,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use pet_core::EncoderOutput;
 
 use crate::heads::crf::{Crf, CrfConfig};
+use pet_kernels::dropout;
 
 /// Head settings.
 #[derive(Config, Debug)]
@@ -68,7 +69,7 @@ impl<B: Backend> TokenClassificationHead<B> {
             .expand([batch, words, hidden]);
         // [batch, words, hidden]
         let at_words = encoded.hidden.gather(1, index);
-        self.classifier.forward(self.dropout.forward(at_words))
+        self.classifier.forward(dropout(at_words, self.dropout.prob))
     }
 
     /// Mean loss over real words: the CRF's negative log-likelihood per sentence, or
