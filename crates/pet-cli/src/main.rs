@@ -12,6 +12,11 @@ use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
 
+/// mimalloc, keeping freed memory mapped: tensor-sized blocks are reused instead of being
+/// returned to the OS and faulted in again (`crates/pet-alloc`).
+#[global_allocator]
+static ALLOCATOR: pet_alloc::Allocator = pet_alloc::Allocator;
+
 #[derive(Parser, Debug)]
 #[command(name = "pet", version, about = "Parameter-efficient tuning of pretrained transformers")]
 struct Cli {
@@ -212,6 +217,7 @@ impl BackendJob for Probe {
 }
 
 fn main() -> Result<()> {
+    pet_alloc::keep_freed_memory();
     match Cli::parse().command {
         Command::Inspect { delta } => print!("{}", pet_cli::inspect::describe(&delta)?),
         Command::Train(args) => {
