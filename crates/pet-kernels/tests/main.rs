@@ -5,4 +5,5 @@ mod attention_probs;
 mod common;
 mod dropout;
 mod gelu;
+mod heads;
 mod layer_norm;

@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, Linear};
 use burn::tensor::{Tensor, backend::Backend};
 
-use pet_kernels::{attention_probs, dropout};
+use pet_kernels::{attention_probs, dropout, merge_heads, split_heads};
 
 use crate::delta::Delta;
 use crate::seam::{AttentionPrefix, LinearKind, LinearSite};
@@ -53,30 +53,32 @@ impl<B: Backend> SelfAttention<B> {
         layer: usize,
         delta: &D,
     ) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
+        let [batch, _, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        // [batch, seq, heads, head_dim], contiguous from the projection
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, self.num_heads, head_dim]);
-        // The prefix joins along the sequence while the projection is still contiguous, so the
-        // concatenation copies whole rows; the head-major views below are free.
-        let with_prefix = |t: Tensor<B, 4>, prefix: Option<&Tensor<B, 4>>| match prefix {
-            Some(p) => Tensor::cat(vec![p.clone().swap_dims(1, 2), t], 1),
+        // The prefix joins along the sequence while keys and values are still `[batch, seq,
+        // hidden]` rows, so the concatenation copies whole rows.
+        let with_prefix = |t: Tensor<B, 3>, prefix: Option<&Tensor<B, 4>>| match prefix {
+            Some(p) => {
+                let [_, _, n_prefix, _] = p.dims();
+                let p = p.clone().swap_dims(1, 2).reshape([batch, n_prefix, hidden]);
+                Tensor::cat(vec![p, t], 1)
+            }
             None => t,
         };
+        let heads = |t: Tensor<B, 3>| split_heads(t, self.num_heads);
         // [batch, heads, seq, head_dim]
-        let q = split(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
-        let q = q.swap_dims(1, 2);
+        let q = heads(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
         // [batch, heads, n_prefix + seq, head_dim]
-        let k = split(project(&self.key, layer, LinearKind::Key, x.clone(), delta));
-        let k = with_prefix(k, prefix.map(|p| &p.key)).swap_dims(1, 2);
-        let v = split(project(&self.value, layer, LinearKind::Value, x, delta));
-        let v = with_prefix(v, prefix.map(|p| &p.value)).swap_dims(1, 2);
+        let k = project(&self.key, layer, LinearKind::Key, x.clone(), delta);
+        let k = heads(with_prefix(k, prefix.map(|p| &p.key)));
+        let v = project(&self.value, layer, LinearKind::Value, x, delta);
+        let v = heads(with_prefix(v, prefix.map(|p| &p.value)));
         // [batch, heads, seq, n_prefix + seq]
         let scores = q.matmul(k.swap_dims(2, 3));
         let probs = attention_probs(scores, mask_bias, 1.0 / (head_dim as f64).sqrt());
         let probs = dropout(probs, self.dropout.prob);
         // [batch, seq, hidden]
-        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
+        merge_heads(probs.matmul(v))
     }
 }
 
