@@ -10,7 +10,10 @@ pub fn exp(x: f32) -> f32 {
     // Adding and subtracting 1.5 * 2^23 rounds to the nearest integer.
     const ROUND: f32 = 12_582_912.0;
     let x = x.clamp(-87.0, 88.0);
-    let n = (x * LOG2E + ROUND) - ROUND;
+    // `shifted`'s low mantissa bits hold the integer n (its ulp is 1), which also gives 2^n
+    // below by integer arithmetic alone (a float-to-int cast is a saturating, scalar branch).
+    let shifted = x * LOG2E + ROUND;
+    let n = shifted - ROUND;
     let r = (x - n * LN2_HI) - n * LN2_LO;
     // Taylor polynomial of degree 7 on |r| <= ln(2)/2.
     let p = 1.0 / 5040.0;
@@ -21,7 +24,8 @@ pub fn exp(x: f32) -> f32 {
     let p = p * r + 0.5;
     let p = p * r + 1.0;
     let p = p * r + 1.0;
-    let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // bits(shifted) = bits(1.5 * 2^23) + n; shifting by 23 drops everything but n + 127.
+    let scale = f32::from_bits(shifted.to_bits().wrapping_add(127) << 23);
     p * scale
 }
 

@@ -18,6 +18,37 @@ pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
     pulp::Arch::new().dispatch(f)
 }
 
+/// `out[i] = f(i, input[i])` over one chunk. Plain index loops, here and in [`each2`] and
+/// [`each_in_place`]: iterator adapters end in a `fold` that LLVM may keep out of line, where it
+/// is compiled for the baseline CPU (SSE2) instead of the SIMD level [`vectorized`] chose.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)] // the point: index loops, not iterator adapters
+fn each(out: &mut [f32], input: &[f32], f: impl Fn(usize, f32) -> f32) {
+    let input = &input[..out.len()];
+    for i in 0..out.len() {
+        out[i] = f(i, input[i]);
+    }
+}
+
+/// `out[i] = f(a[i], b[i])` over one chunk.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn each2(out: &mut [f32], a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32) {
+    let (a, b) = (&a[..out.len()], &b[..out.len()]);
+    for i in 0..out.len() {
+        out[i] = f(a[i], b[i]);
+    }
+}
+
+/// `values[i] = f(i, values[i])` over one chunk.
+#[inline(always)]
+#[allow(clippy::needless_range_loop)]
+fn each_in_place(values: &mut [f32], f: impl Fn(usize, f32) -> f32) {
+    for i in 0..values.len() {
+        values[i] = f(i, values[i]);
+    }
+}
+
 /// Rows of `row_len` elements per task.
 fn rows_per_task(row_len: usize) -> usize {
     (TASK_ELEMS / row_len.max(1)).max(1)
@@ -29,7 +60,14 @@ pub fn map(input: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
     out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).for_each(|(out, input)| {
         vectorized(
             #[inline(always)]
-            || out.iter_mut().zip(input).for_each(|(o, &x)| *o = f(x)),
+            || {
+                each(
+                    out,
+                    input,
+                    #[inline(always)]
+                    |_, x| f(x),
+                )
+            },
         )
     });
     out
@@ -42,9 +80,17 @@ pub fn map_indexed(input: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f
     out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).enumerate().for_each(
         |(task, (out, input))| {
             let start = task * TASK_ELEMS;
-            vectorized(|| {
-                out.iter_mut().zip(input).enumerate().for_each(|(i, (o, &x))| *o = f(start + i, x))
-            })
+            vectorized(
+                #[inline(always)]
+                || {
+                    each(
+                        out,
+                        input,
+                        #[inline(always)]
+                        |i, x| f(start + i, x),
+                    )
+                },
+            )
         },
     );
     out
@@ -55,7 +101,16 @@ pub fn map_indexed(input: &[f32], f: impl Fn(usize, f32) -> f32 + Sync) -> Vec<f
 pub fn map_indexed_in_place(values: &mut [f32], f: impl Fn(usize, f32) -> f32 + Sync) {
     values.par_chunks_mut(TASK_ELEMS).enumerate().for_each(|(task, values)| {
         let start = task * TASK_ELEMS;
-        vectorized(|| values.iter_mut().enumerate().for_each(|(i, v)| *v = f(start + i, *v)))
+        vectorized(
+            #[inline(always)]
+            || {
+                each_in_place(
+                    values,
+                    #[inline(always)]
+                    |i, x| f(start + i, x),
+                )
+            },
+        )
     });
 }
 
@@ -68,7 +123,7 @@ pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
         .for_each(|(out, (a, b))| {
             vectorized(
                 #[inline(always)]
-                || out.iter_mut().zip(a.iter().zip(b)).for_each(|(o, (&a, &b))| *o = f(a, b)),
+                || each2(out, a, b, &f),
             )
         });
     out
