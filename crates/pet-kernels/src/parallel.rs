@@ -123,7 +123,18 @@ pub fn zip_map(a: &[f32], b: &[f32], f: impl Fn(f32, f32) -> f32 + Sync) -> Vec<
         .for_each(|(out, (a, b))| {
             vectorized(
                 #[inline(always)]
-                || each2(out, a, b, &f),
+                || {
+                    // A closure, not `&f`: calls through `&F` are not inlined (measured: 15% of a
+                    // training step in `<&F as Fn>::call`).
+                    #[allow(clippy::redundant_closure)]
+                    each2(
+                        out,
+                        a,
+                        b,
+                        #[inline(always)]
+                        |a, b| f(a, b),
+                    )
+                },
             )
         });
     out
