@@ -188,7 +188,9 @@ impl BackendJob for BenchJob {
                 })?
             }
             BenchMode::Infer => {
-                let model = model.valid();
+                // Prefix key/values are constant per task: a reparameterized prefix is folded
+                // into its table once (as `pet predict` reads it from a checkpoint), not per batch.
+                let model = SequenceClassifier { delta: model.delta.export(), ..model }.valid();
                 timed::<B::InnerBackend>(&args, &device, || {
                     // Reading the logits back forces the forward on a lazy backend.
                     model.logits(&batch.inputs).into_data();
