@@ -187,15 +187,20 @@ impl<B: Backend> Delta<B> for PrefixTuning<B> {
     fn attention_prefixes(&self, batch: usize) -> Option<Vec<AttentionPrefix<B>>> {
         let table = self.table();
         let [n, width] = table.dims();
-        let head_dim = width / (2 * self.num_layers * self.num_heads);
-        // [batch, n, L * 2 * d]
-        let table = table.unsqueeze::<3>().expand([batch, n, width]);
-        let table = dropout(table, self.dropout.prob);
-        // [L * 2, batch, heads, n, head_dim]
-        let table = table
-            .reshape([batch, n, self.num_layers * 2, self.num_heads, head_dim])
-            .permute([2, 0, 3, 1, 4]);
-        let slot = |i: usize| table.clone().narrow(0, i, 1).squeeze_dim::<4>(0);
+        let slots = 2 * self.num_layers;
+        let hidden = width / slots;
+        let head_dim = hidden / self.num_heads;
+        // [n, L * 2, hidden]
+        let table = table.reshape([n, slots, hidden]);
+        // Each slot is made contiguous once ([1, n, heads, head_dim], n * hidden values) and
+        // broadcast over the batch as a view; dropout, when on, draws per batch element.
+        let slot = |i: usize| {
+            let rows = table.clone().narrow(1, i, 1).reshape([1, n, self.num_heads, head_dim]);
+            let rows =
+                dropout(rows.expand([batch, n, self.num_heads, head_dim]), self.dropout.prob);
+            // [batch, heads, n, head_dim]
+            rows.swap_dims(1, 2)
+        };
         Some(
             (0..self.num_layers)
                 .map(|layer| AttentionPrefix { key: slot(2 * layer), value: slot(2 * layer + 1) })
