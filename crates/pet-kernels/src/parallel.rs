@@ -56,21 +56,11 @@ fn rows_per_task(row_len: usize) -> usize {
 
 /// `out[i] = f(input[i])` in parallel.
 pub fn map(input: &[f32], f: impl Fn(f32) -> f32 + Sync) -> Vec<f32> {
-    let mut out = vec![0.0; input.len()];
-    out.par_chunks_mut(TASK_ELEMS).zip(input.par_chunks(TASK_ELEMS)).for_each(|(out, input)| {
-        vectorized(
-            #[inline(always)]
-            || {
-                each(
-                    out,
-                    input,
-                    #[inline(always)]
-                    |_, x| f(x),
-                )
-            },
-        )
-    });
-    out
+    map_indexed(
+        input,
+        #[inline(always)]
+        |_, x| f(x),
+    )
 }
 
 /// `out[i] = f(i, input[i])` in parallel: [`map`] that also passes each element's index in
