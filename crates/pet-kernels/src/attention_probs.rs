@@ -13,7 +13,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Shape};
 use burn_flex::FlexTensor;
 
-use crate::dispatch::{FlexAutodiff, Route, flex, from_flex, route, tensor_of, unroute, values};
+use crate::dispatch::{FlexAutodiff, Route, flex, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 use crate::math::exp;
 use crate::parallel::{map_rows, zip_map_rows};
@@ -34,13 +34,13 @@ pub fn attention_probs<B: Backend>(
     match route(scores) {
         Route::Flex(scores) => {
             // `route` matched `B` as `Flex`, so the mask is a `Flex` tensor too.
-            let op = AttentionProbs::new(unroute::<Flex, B, 2>(mask_bias), scale);
-            unroute(from_flex::<4>(infer(&op, [scores.into_primitive().tensor()])))
+            let op = AttentionProbs::new(recast(mask_bias), scale);
+            recast(from_flex::<4>(infer(&op, [scores.into_primitive().tensor()])))
         }
         Route::Autodiff(scores) => {
-            let mask_bias = unroute::<FlexAutodiff, B, 2>(mask_bias).inner();
+            let mask_bias = recast::<B, FlexAutodiff, 2>(mask_bias).inner();
             let op = AttentionProbs::new(mask_bias, scale);
-            unroute(wrap::<4>(record(op, [primitive(scores)])))
+            recast(wrap::<4>(record(op, [primitive(scores)])))
         }
         Route::Composed(scores) => burn::tensor::activation::softmax(
             scores * scale + mask_bias.unsqueeze_dims::<4>(&[1, 2]),

@@ -53,26 +53,16 @@ pub fn route<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Route<B, D> {
     }
 }
 
-/// Moves a tensor of a backend [`route`] matched back into the caller's `B`.
+/// Moves a tensor from one name of a backend type to another: back into the caller's `B` after
+/// [`route`] matched it as `Flex` or `Autodiff<Flex>`, or a second tensor of that `B` (a layer's
+/// parameters, a mask) into the backend its routed input landed in.
 ///
 /// # Panics
-/// When `C` is not `B`, which [`route`] rules out for tensors it returned.
-pub fn unroute<B: Backend, C: Backend, const D: usize>(tensor: Tensor<C, D>) -> Tensor<B, D> {
-    match cast::<_, Tensor<B, D>>(tensor) {
-        Ok(tensor) => tensor,
-        Err(_) => unreachable!("only tensors routed from `B` are moved back"),
-    }
-}
-
-/// Moves a tensor of the caller's `B` into the backend `C` that [`route`] matched for another
-/// tensor of the same `B` (a layer's parameters alongside its input).
-///
-/// # Panics
-/// When `C` is not `B`, which a `C` taken from a [`Route`] of a `B` tensor rules out.
-pub fn alongside<B: Backend, C: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<C, D> {
+/// When `B` and `C` are different types, which a [`Route`] of a `B` tensor rules out.
+pub fn recast<B: Backend, C: Backend, const D: usize>(tensor: Tensor<B, D>) -> Tensor<C, D> {
     match cast::<_, Tensor<C, D>>(tensor) {
         Ok(tensor) => tensor,
-        Err(_) => unreachable!("`C` was routed from a tensor of the same `B`"),
+        Err(_) => unreachable!("`B` and `C` name the same backend after a `route`"),
     }
 }
 

@@ -13,7 +13,7 @@ use burn::tensor::ops::IntTensorOps;
 use burn::tensor::{Distribution, IntDType, Shape, Tensor};
 use burn_flex::FlexTensor;
 
-use crate::dispatch::{Route, route, tensor_of, unroute, values};
+use crate::dispatch::{Route, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, primitive, record, wrap};
 use crate::parallel::{map_indexed, map_indexed_in_place};
 
@@ -38,10 +38,10 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, prob: f64) -> Tensor
     }
     match route(x) {
         // Unreachable in practice: burn-flex alone has no autodiff, handled above.
-        Route::Flex(x) => unroute(x),
+        Route::Flex(x) => recast(x),
         Route::Autodiff(x) => {
             let op = Dropout::new(prob, draw_seed());
-            unroute(wrap::<D>(record(op, [primitive(x)])))
+            recast(wrap::<D>(record(op, [primitive(x)])))
         }
         Route::Composed(x) => burn::nn::DropoutConfig::new(prob).init().forward(x),
     }

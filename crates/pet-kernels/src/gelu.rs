@@ -4,7 +4,7 @@ use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 
-use crate::dispatch::{Route, from_flex, route, tensor_of, unroute, values};
+use crate::dispatch::{Route, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 use crate::math::{erf, exp};
 use crate::parallel::{map, zip_map};
@@ -12,8 +12,8 @@ use crate::parallel::{map, zip_map};
 /// Exact GELU of every element; fused on burn-flex, `burn::tensor::activation::gelu` elsewhere.
 pub fn gelu<B: Backend, const D: usize>(x: Tensor<B, D>) -> Tensor<B, D> {
     match route(x) {
-        Route::Flex(x) => unroute(from_flex::<D>(infer(&Gelu, [x.into_primitive().tensor()]))),
-        Route::Autodiff(x) => unroute(wrap::<D>(record(Gelu, [primitive(x)]))),
+        Route::Flex(x) => recast(from_flex::<D>(infer(&Gelu, [x.into_primitive().tensor()]))),
+        Route::Autodiff(x) => recast(wrap::<D>(record(Gelu, [primitive(x)]))),
         Route::Composed(x) => burn::tensor::activation::gelu(x),
     }
 }

@@ -11,7 +11,7 @@ use burn::tensor::backend::Backend;
 use burn_flex::FlexTensor;
 use rayon::prelude::*;
 
-use crate::dispatch::{Route, from_flex, route, tensor_of, unroute, values};
+use crate::dispatch::{Route, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 
 /// `[batch, seq, heads * head_dim]` -> `[batch, heads, seq, head_dim]`. On burn-flex without
@@ -27,9 +27,9 @@ pub fn split_heads<B: Backend>(x: Tensor<B, 3>, heads: usize) -> Tensor<B, 4> {
                 input_shape: vec![batch, seq, hidden],
                 output_rank: 4,
             };
-            unroute(wrap::<4>(record(op, [primitive(x)])))
+            recast(wrap::<4>(record(op, [primitive(x)])))
         }
-        Route::Flex(x) => unroute(x.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2)),
+        Route::Flex(x) => recast(x.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2)),
         Route::Composed(x) => x.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2),
     }
 }
@@ -43,8 +43,8 @@ pub fn merge_heads<B: Backend>(x: Tensor<B, 4>) -> Tensor<B, 3> {
         output_rank: 3,
     };
     match route(x) {
-        Route::Flex(x) => unroute(from_flex::<3>(infer(&op, [x.into_primitive().tensor()]))),
-        Route::Autodiff(x) => unroute(wrap::<3>(record(op, [primitive(x)]))),
+        Route::Flex(x) => recast(from_flex::<3>(infer(&op, [x.into_primitive().tensor()]))),
+        Route::Autodiff(x) => recast(wrap::<3>(record(op, [primitive(x)]))),
         Route::Composed(x) => x.swap_dims(1, 2).reshape([batch, seq, heads * head_dim]),
     }
 }

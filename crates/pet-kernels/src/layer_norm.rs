@@ -6,9 +6,7 @@ use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, TensorPrimitive};
 use burn_flex::FlexTensor;
 
-use crate::dispatch::{
-    FlexAutodiff, Route, alongside, from_flex, route, tensor_of, unroute, values,
-};
+use crate::dispatch::{FlexAutodiff, Route, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 use crate::parallel::{fold_rows, map_rows_with, zip_map_rows};
 
@@ -34,13 +32,12 @@ pub fn layer_norm<B: Backend, const D: usize>(
     match routed {
         Route::Flex(x) => {
             let [gamma, beta] =
-                [gamma, beta].map(|p| alongside::<B, Flex, 1>(p).into_primitive().tensor());
-            unroute(from_flex::<D>(infer(&op, [x.into_primitive().tensor(), gamma, beta])))
+                [gamma, beta].map(|p| recast::<B, Flex, 1>(p).into_primitive().tensor());
+            recast(from_flex::<D>(infer(&op, [x.into_primitive().tensor(), gamma, beta])))
         }
         Route::Autodiff(x) => {
-            let [gamma, beta] =
-                [gamma, beta].map(|p| primitive(alongside::<B, FlexAutodiff, 1>(p)));
-            unroute(wrap::<D>(record(op, [primitive(x), gamma, beta])))
+            let [gamma, beta] = [gamma, beta].map(|p| primitive(recast::<B, FlexAutodiff, 1>(p)));
+            recast(wrap::<D>(record(op, [primitive(x), gamma, beta])))
         }
         Route::Composed(x) => Tensor::from_primitive(TensorPrimitive::Float(B::layer_norm(
             x.into_primitive().tensor(),
