@@ -53,18 +53,8 @@ impl<B: Backend> SelfAttention<B> {
         layer: usize,
         delta: &D,
     ) -> Tensor<B, 3> {
-        let [batch, _, hidden] = x.dims();
+        let [_, _, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        // The prefix joins along the sequence while keys and values are still `[batch, seq,
-        // hidden]` rows, so the concatenation copies whole rows.
-        let with_prefix = |t: Tensor<B, 3>, prefix: Option<&Tensor<B, 4>>| match prefix {
-            Some(p) => {
-                let [_, _, n_prefix, _] = p.dims();
-                let p = p.clone().swap_dims(1, 2).reshape([batch, n_prefix, hidden]);
-                Tensor::cat(vec![p, t], 1)
-            }
-            None => t,
-        };
         let heads = |t: Tensor<B, 3>| split_heads(t, self.num_heads);
         // [batch, heads, seq, head_dim]
         let q = heads(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
@@ -79,6 +69,25 @@ impl<B: Backend> SelfAttention<B> {
         let probs = dropout(probs, self.dropout.prob);
         // [batch, seq, hidden]
         merge_heads(probs.matmul(v))
+    }
+}
+
+/// `[prefix rows; rows]` along the sequence: keys or values `[batch, seq, hidden]` with a layer's
+/// prefix (`[batch, heads, n_prefix, head_dim]`, as [`AttentionPrefix`] holds it) in front. The
+/// join happens while keys and values are still rows, so the concatenation copies whole rows;
+/// the head-major view comes after (`pet_kernels::split_heads`).
+///
+/// # Shapes
+/// - output: `[batch, n_prefix + seq, hidden]`
+pub fn with_prefix<B: Backend>(rows: Tensor<B, 3>, prefix: Option<&Tensor<B, 4>>) -> Tensor<B, 3> {
+    match prefix {
+        Some(p) => {
+            let [batch, _, hidden] = rows.dims();
+            let n_prefix = p.dims()[2];
+            let p = p.clone().swap_dims(1, 2).reshape([batch, n_prefix, hidden]);
+            Tensor::cat(vec![p, rows], 1)
+        }
+        None => rows,
     }
 }
 

@@ -15,9 +15,9 @@ use burn::module::Module;
 use burn::nn::{Dropout, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
-use pet_core::blocks::attention::project;
+use pet_core::blocks::attention::{project, with_prefix};
 use pet_core::{AttentionPrefix, Delta, LinearKind};
-use pet_kernels::dropout;
+use pet_kernels::{dropout, merge_heads, split_heads};
 use serde::{Deserialize, Serialize};
 
 /// How attention-prefix keys (prefix tuning, P-Tuning v2) take part in the relative-position
@@ -143,7 +143,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         layer: usize,
         delta: &D,
     ) -> Tensor<B, 3> {
-        let [batch, seq, hidden] = x.dims();
+        let [batch, seq, _] = x.dims();
         let (scores, v) = self.scores(x, relative, prefix, layer, delta);
         let [_, heads, _, keys] = scores.dims();
         // Masked scores take the lowest float (`masked_fill`, no gradient), so a padded query,
@@ -151,7 +151,7 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         let scores = scores.mask_fill(masked.expand([batch, heads, seq, keys]), f32::MIN);
         let probs = dropout(softmax(scores, 3), self.dropout.prob);
         // [batch, seq, hidden]
-        probs.matmul(v).swap_dims(1, 2).reshape([batch, seq, hidden])
+        merge_heads(probs.matmul(v))
     }
 
     /// The attention scores before the mask and the softmax: content scores plus the relative
@@ -169,19 +169,19 @@ impl<B: Backend> DisentangledSelfAttention<B> {
         layer: usize,
         delta: &D,
     ) -> (Tensor<B, 4>, Tensor<B, 4>) {
-        let [batch, seq, hidden] = x.dims();
+        let [_, _, hidden] = x.dims();
         let heads = self.options.num_heads;
         let head_dim = hidden / heads;
         // [batch, heads, seq, head_dim]
-        let split = |t: Tensor<B, 3>| t.reshape([batch, seq, heads, head_dim]).swap_dims(1, 2);
-        let q = split(project(&self.query_proj, layer, LinearKind::Query, x.clone(), delta));
-        let mut k = split(project(&self.key_proj, layer, LinearKind::Key, x.clone(), delta));
-        let mut v = split(project(&self.value_proj, layer, LinearKind::Value, x, delta));
-        if let Some(prefix) = prefix {
-            // [batch, heads, n_prefix + seq, head_dim]
-            k = Tensor::cat(vec![prefix.key.clone(), k], 2);
-            v = Tensor::cat(vec![prefix.value.clone(), v], 2);
-        }
+        let q = split_heads(
+            project(&self.query_proj, layer, LinearKind::Query, x.clone(), delta),
+            heads,
+        );
+        // [batch, heads, n_prefix + seq, head_dim]
+        let k = project(&self.key_proj, layer, LinearKind::Key, x.clone(), delta);
+        let k = split_heads(with_prefix(k, prefix.map(|p| &p.key)), heads);
+        let v = project(&self.value_proj, layer, LinearKind::Value, x, delta);
+        let v = split_heads(with_prefix(v, prefix.map(|p| &p.value)), heads);
         // sqrt(head_dim * scale_factor), in f32 as transformers' `scaled_size_sqrt`
         let scale = ((head_dim * self.options.scale_factor) as f32).sqrt() as f64;
         // [batch, heads, seq, n_prefix + seq]
