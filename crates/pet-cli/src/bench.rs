@@ -11,6 +11,7 @@ use burn::optim::{AdamWConfig, GradientsParams, Optimizer};
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use pet_core::Backbone;
 use pet_core::delta::set::DeltaSpec;
+use pet_core::precision::Precision;
 use pet_core::rng::SplitMix64;
 use pet_core::train::TrainTask;
 use pet_nlp::batch::PaddedBatch;
@@ -20,6 +21,9 @@ use serde::Serialize;
 
 use crate::device::BackendJob;
 use crate::train::resolve_folder;
+
+/// Classes of the benchmark's classification head.
+const CLASSES: usize = 2;
 
 /// What a benchmark times.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum, Serialize)]
@@ -61,6 +65,9 @@ pub struct BenchArgs {
     /// Seed of the backend (initialization) and of the token ids.
     #[arg(long, default_value_t = 42)]
     pub seed: u64,
+    /// Precision of the backbone's linear layers, `f32` or `bf16` (inference only).
+    #[arg(long, default_value_t = Precision::F32)]
+    pub precision: Precision,
 }
 
 /// One measurement, as `pet bench` prints it.
@@ -87,6 +94,41 @@ pub struct Measurement {
     pub device: String,
     /// Threads the CPU backend uses.
     pub threads: usize,
+    /// Precision of the backbone's linear layers.
+    pub precision: Precision,
+    /// How far the logits moved from `f32`'s on the timed batch (not `f32` itself).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub logit_error: Option<LogitError>,
+}
+
+/// The logits of a lower precision against `f32`'s, on the same model and batch.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogitError {
+    /// Largest absolute difference.
+    pub max_abs: f64,
+    /// Largest absolute `f32` logit, the scale of `max_abs`.
+    pub max_abs_f32: f64,
+    /// Fraction of rows whose highest logit is the same class.
+    pub argmax_agreement: f64,
+}
+
+impl LogitError {
+    /// Compares `logits` with `reference` (both `[batch, classes]`, row-major).
+    fn between(logits: &[f32], reference: &[f32], classes: usize) -> Self {
+        let max_abs =
+            logits.iter().zip(reference).map(|(a, b)| f64::from((a - b).abs())).fold(0.0, f64::max);
+        let max_abs_f32 = reference.iter().map(|v| f64::from(v.abs())).fold(0.0, f64::max);
+        let argmax = |row: &[f32]| {
+            row.iter().enumerate().fold(0, |best, (i, v)| if *v > row[best] { i } else { best })
+        };
+        let rows = reference.len() / classes.max(1);
+        let agreeing = logits
+            .chunks(classes.max(1))
+            .zip(reference.chunks(classes.max(1)))
+            .filter(|(a, b)| argmax(a) == argmax(b))
+            .count();
+        Self { max_abs, max_abs_f32, argmax_agreement: agreeing as f64 / rows.max(1) as f64 }
+    }
 }
 
 /// Runs one measurement on the device the command line selects.
@@ -161,6 +203,11 @@ impl BackendJob for BenchJob {
         let args = self.0;
         ensure!(args.batch > 0 && args.seq > 0, "--batch and --seq must be at least 1");
         ensure!(args.steps > 0, "--steps must be at least 1");
+        ensure!(
+            args.mode == BenchMode::Infer || args.precision == Precision::F32,
+            "--precision {} is an inference setting: training runs in f32",
+            args.precision
+        );
         let folder = resolve_folder(&args.model)?;
         let mut spec =
             DeltaSpec::preset(&args.method).with_context(|| format!("method `{}`", args.method))?;
@@ -173,9 +220,10 @@ impl BackendJob for BenchJob {
             .with_context(|| format!("loading {}", folder.display()))?;
         let backbone = spec.trainability.apply(backbone);
         let delta = spec.build(&backbone, &device)?;
-        let head = backbone.classification_head(2, false).init(&device);
+        let head = backbone.classification_head(CLASSES, false).init(&device);
         let batch = synthetic_batch(&args, backbone.shape().vocab_size.max(1));
         let model = SequenceClassifier { backbone, delta, head };
+        let mut logit_error = None;
         let seconds = match args.mode {
             BenchMode::Train => {
                 let mut optimizer = AdamWConfig::new().init::<B, SequenceClassifier<B>>();
@@ -191,6 +239,21 @@ impl BackendJob for BenchJob {
                 // Prefix key/values are constant per task: a reparameterized prefix is folded
                 // into its table once (as `pet predict` reads it from a checkpoint), not per batch.
                 let model = SequenceClassifier { delta: model.delta.export(), ..model }.valid();
+                let model = if args.precision == Precision::F32 {
+                    model
+                } else {
+                    let logits_of = |model: &SequenceClassifier<B::InnerBackend>| {
+                        model.logits(&batch.inputs).into_data().to_vec::<f32>()
+                    };
+                    let reference = logits_of(&model).context("reading the f32 logits")?;
+                    let model = SequenceClassifier {
+                        backbone: args.precision.apply(model.backbone),
+                        ..model
+                    };
+                    let logits = logits_of(&model).context("reading the logits")?;
+                    logit_error = Some(LogitError::between(&logits, &reference, CLASSES));
+                    model
+                };
                 timed::<B::InnerBackend>(&args, &device, || {
                     // Reading the logits back forces the forward on a lazy backend.
                     model.logits(&batch.inputs).into_data();
@@ -209,6 +272,8 @@ impl BackendJob for BenchJob {
             peak_rss_mib: peak_rss_mib(),
             device: name.to_string(),
             threads: backend_threads(),
+            precision: args.precision,
+            logit_error,
         })
     }
 }

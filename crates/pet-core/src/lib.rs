@@ -19,6 +19,7 @@ pub mod error;
 pub mod metrics;
 pub mod params;
 pub mod peft;
+pub mod precision;
 pub mod report;
 pub mod rng;
 pub mod safetensors_io;

@@ -7,3 +7,4 @@ mod dropout;
 mod gelu;
 mod heads;
 mod layer_norm;
+mod linear;
