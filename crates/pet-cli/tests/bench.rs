@@ -5,6 +5,7 @@ use std::path::Path;
 
 use pet_cli::bench::{BenchArgs, BenchJob, BenchMode};
 use pet_cli::device::{DeviceSpec, run_on};
+use pet_core::precision::Precision;
 
 fn args(mode: BenchMode, method: &str) -> BenchArgs {
     BenchArgs {
@@ -20,6 +21,7 @@ fn args(mode: BenchMode, method: &str) -> BenchArgs {
         steps: 1,
         warmup: 1,
         seed: 42,
+        precision: Precision::F32,
     }
 }
 
@@ -40,8 +42,36 @@ fn every_mode_and_method_reports_a_measurement_line() {
             assert!(line["peak_rss_mib"].as_f64().is_some_and(|r| r > 0.0), "{line}");
             assert!(line["threads"].as_u64().is_some_and(|t| t >= 1), "{line}");
             assert_eq!(line["device"], "flex");
+            assert_eq!(line["precision"], "f32");
+            assert!(line.get("logit_error").is_none(), "{line}");
         }
     }
+}
+
+#[test]
+fn bf16_inference_reports_its_logit_error_against_f32() {
+    for method in ["ptuning-v2", "lora", "full"] {
+        let args = BenchArgs { precision: Precision::Bf16, ..args(BenchMode::Infer, method) };
+        let m = run_on(DeviceSpec::Cpu, BenchJob(args)).expect("bf16 bench runs");
+        let line: serde_json::Value = serde_json::to_value(&m).expect("the measurement serializes");
+        assert_eq!(line["precision"], "bf16");
+        let error = &line["logit_error"];
+        let max_abs = error["max_abs"].as_f64().expect("max_abs");
+        let scale = error["max_abs_f32"].as_f64().expect("max_abs_f32");
+        // bf16 moves the logits, but only by rounding: far less than their own size.
+        assert!(max_abs > 0.0 && max_abs < 0.1 * scale, "{line}");
+        assert!(
+            error["argmax_agreement"].as_f64().is_some_and(|a| (0.0..=1.0).contains(&a)),
+            "{line}"
+        );
+    }
+}
+
+#[test]
+fn bf16_training_is_refused() {
+    let args = BenchArgs { precision: Precision::Bf16, ..args(BenchMode::Train, "lora") };
+    let err = run_on(DeviceSpec::Cpu, BenchJob(args)).expect_err("bf16 training");
+    assert!(format!("{err:#}").contains("inference"), "{err:#}");
 }
 
 #[test]

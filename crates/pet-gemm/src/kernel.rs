@@ -1,29 +1,25 @@
-//! The AVX512-BF16 kernel: rows of `a` converted to bf16 pairs block by block, and an
-//! [`ROWS`] x [`PANEL`] tile of `c` held in 24 `f32` accumulators while one `vdpbf16ps` per
-//! accumulator and pair index sums the products.
+//! The AVX-512 kernels: a tile of `ROWS` rows of `c` by one panel of `16 * V` columns held in
+//! `ROWS * V` (24) accumulators, while for each row of the panel one broadcast element of each
+//! row of `a` is multiplied into them: an FMA per accumulator for `f32` operands, a `vdpbf16ps`
+//! (two products per lane) for bf16 ones.
 //!
-//! Threads take blocks of rows of `c` ([`block_rows`]); inside a block the loop runs panel by
-//! panel, tile by tile, over all of `k`, so a block's converted rows (at most 64 x `k` bf16) and
-//! one panel (`k` x 48 bf16) stay in the core's L2 while the tile's rows sit in L1.
-//! Measured on the benchmark machine (2 Zen 4 cores, `[4096 x 384] x [384 x 1536]`): 370-410
-//! GFLOP/s against 176-190 for the `f32` GEMM burn-flex uses.
+//! `a` is read in place for `f32` operands; for bf16 it is first converted to bf16 pairs row by
+//! row (`vcvtneps2bf16`, nearest even). A tile's rows past the last row of `a` repeat the last
+//! row and are not stored. Packing `b` ([`Panels`]) runs here too, vectorized where a source's
+//! rows are contiguous.
+//!
+//! Everything is reached through [`run`], the crate's one `unsafe` call.
 
 use std::arch::x86_64::{
-    __m512, __m512bh, _mm512_cvtneps_pbh, _mm512_dpbf16_ps, _mm512_set1_epi32,
+    __m256i, __m512, __m512bh, _mm512_cvtepu16_epi32, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
+    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_slli_epi32,
 };
 
 use half::bf16;
-use rayon::prelude::*;
 
-use crate::pack::{self, PANEL, PanelRow, VECTORS};
+use crate::pack::{Lanes, Operands, Panels, Source};
 
-/// Rows of `c` per tile.
-const ROWS: usize = 8;
-
-/// The most rows of `c` per thread's block.
-const MAX_BLOCK: usize = 64;
-
-/// Whether the CPU has every feature [`rows`] and [`convert`] are compiled with.
+/// Whether the CPU has every feature the kernels are compiled with.
 pub fn available() -> bool {
     std::is_x86_feature_detected!("avx512f")
         && std::is_x86_feature_detected!("avx512bf16")
@@ -31,87 +27,244 @@ pub fn available() -> bool {
         && std::is_x86_feature_detected!("avx512vl")
 }
 
-/// Rows per block: a multiple of [`ROWS`], at most [`MAX_BLOCK`], small enough that every
-/// thread gets about four blocks.
-fn block_rows(m: usize) -> usize {
-    let per_block = m.div_ceil(4 * rayon::current_num_threads().max(1));
-    per_block.next_multiple_of(ROWS).clamp(ROWS, MAX_BLOCK)
+/// One operation for the kernels.
+pub enum Job<'a> {
+    /// `c[r * ldc + j] = bias[j] + sum_p a[r * lda + p] * b[p][j]` for `r < rows`, `j < b.n()`.
+    Product {
+        a: &'a [f32],
+        lda: usize,
+        rows: usize,
+        b: &'a Panels,
+        bias: Option<&'a [f32]>,
+        c: &'a mut [f32],
+        ldc: usize,
+    },
+    /// Fill `panels` (zeroed, of the source's shape) from `source`.
+    Pack { source: Source<'a>, panels: &'a mut Panels },
 }
 
-/// See [`crate::matmul_bf16`]; the caller has checked [`available`].
-pub fn matmul(a: &[f32], b: &[bf16], bias: Option<&[f32]>, m: usize, k: usize, n: usize) -> Vec<f32> {
-    let mut c = vec![0f32; m * n];
-    if m == 0 || n == 0 {
-        return c;
+/// Runs `job`; the caller holds a `Kernel`, so [`available`] was true.
+pub fn run(job: Job<'_>) {
+    // SAFETY: `run_avx512` is compiled with AVX512F, AVX512-BF16, AVX512BW and AVX512VL, and
+    // this function is only reached through a `Kernel`, which exists only after `available()`
+    // found all four on this CPU. The kernels touch memory through slices only.
+    #[allow(unsafe_code)]
+    unsafe {
+        run_avx512(job);
     }
-    let panels = pack::panels(b, k, n);
-    let bias = pack::bias_panels(bias, n);
-    let block = block_rows(m);
-    c.par_chunks_mut(block * n).enumerate().for_each(|(index, c)| {
-        let first = index * block;
-        let rows = c.len() / n;
-        let a = &a[first * k..(first + rows) * k];
-        // SAFETY: `rows` is compiled with AVX512F, AVX512-BF16, AVX512BW and AVX512VL, and
-        // `matmul` is only reached after `available()` found all four on this CPU. The kernel
-        // itself touches memory through slices only.
-        #[allow(unsafe_code)]
-        unsafe {
-            self::rows(a, &panels, &bias, c, rows, k, n);
-        }
-    });
-    c
 }
 
-/// `c = a · b + bias` for one block of `rows` rows.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-fn rows(
-    a: &[f32],
-    panels: &[PanelRow],
-    bias: &[[__m512; VECTORS]],
-    c: &mut [f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-) {
-    let pairs = k.div_ceil(2);
-    let padded = rows.next_multiple_of(ROWS);
-    let mut pairs_of_a = vec![0u32; padded * pairs];
-    for (row, converted) in a.chunks_exact(k.max(1)).zip(pairs_of_a.chunks_exact_mut(pairs.max(1))) {
-        convert(row, converted);
+fn run_avx512(job: Job<'_>) {
+    match job {
+        Job::Product { a, lda, rows, b, bias, c, ldc } => product(a, lda, rows, b, bias, c, ldc),
+        Job::Pack { source, panels } => pack(source, panels),
     }
-    for (panel, bias) in bias.iter().enumerate() {
-        let columns = &panels[panel * pairs..(panel + 1) * pairs];
-        let first = panel * PANEL;
-        let width = (n - first).min(PANEL);
-        for tile in 0..padded / ROWS {
-            let top = tile * ROWS;
-            let acc = dot(&pairs_of_a[top * pairs..(top + ROWS) * pairs], columns, bias, pairs);
-            for (r, lanes) in acc.iter().enumerate().take(rows.saturating_sub(top)) {
-                let start = (top + r) * n + first;
-                let values: [[f32; 16]; VECTORS] = lanes.map(bytemuck::cast);
-                c[start..start + width].copy_from_slice(&values.as_flattened()[..width]);
+}
+
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn product(
+    a: &[f32],
+    lda: usize,
+    rows: usize,
+    b: &Panels,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    match b.operands() {
+        Operands::F32 => {
+            let a: &[u32] = bytemuck::cast_slice(a);
+            match b.vectors() {
+                2 => tiles::<12, 2, false>(a, lda, rows, b, bias, c, ldc),
+                _ => tiles::<8, 3, false>(a, lda, rows, b, bias, c, ldc),
+            }
+        }
+        Operands::Bf16 => {
+            let depth = b.depth();
+            let mut pairs = vec![0u32; rows * depth];
+            for (r, converted) in pairs.chunks_exact_mut(depth.max(1)).enumerate() {
+                convert(&a[r * lda..r * lda + b.k()], converted);
+            }
+            match b.vectors() {
+                2 => tiles::<12, 2, true>(&pairs, depth, rows, b, bias, c, ldc),
+                _ => tiles::<8, 3, true>(&pairs, depth, rows, b, bias, c, ldc),
             }
         }
     }
 }
 
-/// One tile: `bias + sum_q a[r][q] · columns[q]` for the tile's [`ROWS`] rows.
+/// Fills `panels` from `source`: whole 16-column blocks of rows with vector instructions, the
+/// rest lane by lane.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn pack(source: Source<'_>, panels: &mut Panels) {
+    let (k, n, depth) = (panels.k(), panels.n(), panels.depth());
+    let blocks = n.div_ceil(16);
+    match (source, panels.operands()) {
+        (Source::Rows(matrix), Operands::F32) => {
+            for p in 0..k {
+                let row = matrix.row(p, n);
+                for block in 0..blocks {
+                    let columns = &row[16 * block..n.min(16 * block + 16)];
+                    for (lane, value) in panels.lanes_mut(p, block).iter_mut().zip(columns) {
+                        *lane = value.to_bits();
+                    }
+                }
+            }
+        }
+        (Source::Rows(matrix), Operands::Bf16) => {
+            for q in 0..depth {
+                let low = matrix.row(2 * q, n);
+                let high = (2 * q + 1 < k).then(|| matrix.row(2 * q + 1, n));
+                for block in 0..blocks {
+                    let range = 16 * block..n.min(16 * block + 16);
+                    let lanes = panels.lanes_mut(q, block);
+                    let whole = (
+                        <&[f32; 16]>::try_from(&low[range.clone()]),
+                        high.map(|h| <&[f32; 16]>::try_from(&h[range.clone()])),
+                    );
+                    if let (Ok(low), Some(Ok(high))) = whole {
+                        *lanes = interleave(rounded(*low), rounded(*high));
+                        continue;
+                    }
+                    for (at, lane) in range.zip(lanes.iter_mut()) {
+                        let high = high.map_or(0, |h| u32::from(bf16::from_f32(h[at]).to_bits()));
+                        *lane = u32::from(bf16::from_f32(low[at]).to_bits()) | (high << 16);
+                    }
+                }
+            }
+        }
+        (Source::Columns(matrix), Operands::F32) => {
+            for j in 0..n {
+                let column = matrix.row(j, k);
+                for (p, value) in column.iter().enumerate() {
+                    panels.lanes_mut(p, j / 16)[j % 16] = value.to_bits();
+                }
+            }
+        }
+        (Source::Columns(matrix), Operands::Bf16) => {
+            let mut pairs = vec![0u32; depth];
+            for j in 0..n {
+                convert(matrix.row(j, k), &mut pairs);
+                for (q, &pair) in pairs.iter().enumerate() {
+                    panels.lanes_mut(q, j / 16)[j % 16] = pair;
+                }
+            }
+        }
+        (Source::Bf16(b), Operands::Bf16) => {
+            let bits: &[u16] = bytemuck::cast_slice(b);
+            for q in 0..depth {
+                let low = &bits[2 * q * n..][..n];
+                let high = (2 * q + 1 < k).then(|| &bits[(2 * q + 1) * n..][..n]);
+                for block in 0..blocks {
+                    let range = 16 * block..n.min(16 * block + 16);
+                    let lanes = panels.lanes_mut(q, block);
+                    let whole = (
+                        <&[u16; 16]>::try_from(&low[range.clone()]),
+                        high.map(|h| <&[u16; 16]>::try_from(&h[range.clone()])),
+                    );
+                    if let (Ok(low), Some(Ok(high))) = whole {
+                        *lanes = interleave(bytemuck::cast(*low), bytemuck::cast(*high));
+                        continue;
+                    }
+                    for (at, lane) in range.zip(lanes.iter_mut()) {
+                        *lane = u32::from(low[at]) | (high.map_or(0, |h| u32::from(h[at])) << 16);
+                    }
+                }
+            }
+        }
+        (Source::Bf16(b), Operands::F32) => {
+            for p in 0..k {
+                for j in 0..n {
+                    panels.lanes_mut(p, j / 16)[j % 16] = b[p * n + j].to_f32().to_bits();
+                }
+            }
+        }
+    }
+}
+
+/// 16 values rounded to bf16 (nearest even).
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 #[inline]
-fn dot(a: &[u32], columns: &[PanelRow], bias: &[__m512; VECTORS], pairs: usize) -> [[__m512; VECTORS]; ROWS] {
-    let mut acc = [*bias; ROWS];
-    for (q, column) in columns.iter().enumerate() {
-        for (r, acc) in acc.iter_mut().enumerate() {
-            let pair: __m512bh = bytemuck::cast(_mm512_set1_epi32(a[r * pairs + q] as i32));
-            for (acc, column) in acc.iter_mut().zip(column) {
-                *acc = _mm512_dpbf16_ps(*acc, pair, *column);
+fn rounded(values: [f32; 16]) -> __m256i {
+    bytemuck::cast(_mm512_cvtneps_pbh(bytemuck::cast(values)))
+}
+
+/// Pairs `(low[l], high[l])` of 16 bf16 values each: `low` in the low half of each lane.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+#[inline]
+fn interleave(low: __m256i, high: __m256i) -> Lanes {
+    let low = _mm512_cvtepu16_epi32(low);
+    let high = _mm512_slli_epi32::<16>(_mm512_cvtepu16_epi32(high));
+    bytemuck::cast(_mm512_or_si512(low, high))
+}
+
+/// Every tile of the product; `a` holds `f32` bits (`BF16` false) or bf16 pairs.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
+    a: &[u32],
+    lda: usize,
+    rows: usize,
+    b: &Panels,
+    bias: Option<&[f32]>,
+    c: &mut [f32],
+    ldc: usize,
+) {
+    let depth = b.depth();
+    let width = 16 * V;
+    for panel in 0..b.count() {
+        let columns = b.panel(panel);
+        let first = panel * width;
+        let count = (b.n() - first).min(width);
+        let mut start = [[0f32; 16]; V];
+        if let Some(bias) = bias {
+            start.as_flattened_mut()[..count].copy_from_slice(&bias[first..first + count]);
+        }
+        let start: [__m512; V] = start.map(bytemuck::cast);
+        for top in (0..rows).step_by(ROWS) {
+            let a_rows: [&[u32]; ROWS] = std::array::from_fn(|r| {
+                let row = (top + r).min(rows - 1);
+                &a[row * lda..row * lda + depth]
+            });
+            let acc = dot::<ROWS, V, BF16>(a_rows, columns, start);
+            for (r, lanes) in acc.iter().enumerate().take(rows - top) {
+                let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
+                let at = (top + r) * ldc + first;
+                c[at..at + count].copy_from_slice(&values.as_flattened()[..count]);
+            }
+        }
+    }
+}
+
+/// One tile: `start + sum_q a[r][q] * columns[q]`.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+#[inline]
+fn dot<const ROWS: usize, const V: usize, const BF16: bool>(
+    a: [&[u32]; ROWS],
+    columns: &[Lanes],
+    start: [__m512; V],
+) -> [[__m512; V]; ROWS] {
+    let mut acc = [start; ROWS];
+    for (q, column) in columns.chunks_exact(V).enumerate() {
+        let column: [__m512; V] = std::array::from_fn(|v| bytemuck::cast(column[v]));
+        for (acc, a) in acc.iter_mut().zip(&a) {
+            if BF16 {
+                let pair: __m512bh = bytemuck::cast(_mm512_set1_epi32(a[q] as i32));
+                for (acc, column) in acc.iter_mut().zip(&column) {
+                    *acc = _mm512_dpbf16_ps(*acc, pair, bytemuck::cast(*column));
+                }
+            } else {
+                let value = _mm512_set1_ps(f32::from_bits(a[q]));
+                for (acc, column) in acc.iter_mut().zip(&column) {
+                    *acc = _mm512_fmadd_ps(value, *column, *acc);
+                }
             }
         }
     }
     acc
 }
 
-/// One row of `a` as bf16 pairs (rounded to nearest even; an odd `k` padded with a zero).
+/// One row of `a` as bf16 pairs (rounded to nearest even; an odd length padded with a zero).
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn convert(row: &[f32], pairs: &mut [u32]) {
     let (chunks, tail) = row.as_chunks::<16>();
@@ -121,8 +274,8 @@ fn convert(row: &[f32], pairs: &mut [u32]) {
         *out = bytemuck::cast(_mm512_cvtneps_pbh(vector));
     }
     for (values, out) in tail.chunks(2).zip(pair_tail.iter_mut()) {
-        let low = bf16::from_f32(values[0]).to_bits() as u32;
-        let high = values.get(1).map_or(0, |&v| bf16::from_f32(v).to_bits() as u32);
+        let low = u32::from(bf16::from_f32(values[0]).to_bits());
+        let high = values.get(1).map_or(0, |&v| u32::from(bf16::from_f32(v).to_bits()));
         *out = low | (high << 16);
     }
 }

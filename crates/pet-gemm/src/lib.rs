@@ -1,66 +1,131 @@
-//! pet-gemm: the matrix product of pet's bf16 inference path.
+//! pet-gemm: the matrix products of pet's CPU inference: the bf16 linear layers, and the small
+//! per-head products of fused attention in `f32` or bf16.
 //!
-//! `c = a · b + bias` with `a` (activations, `f32`) and `b` (a weight stored in bf16) rounded to
-//! bf16, every product exact in `f32` and the sums kept in `f32`: the numerics of a bf16 linear
-//! layer with `f32` accumulation. On a CPU with AVX512-BF16 (`vdpbf16ps`: 32 multiply-adds per
-//! instruction, twice the `f32` FMA's 16) it runs a packed, register-blocked kernel
-//! ([`kernel`]) on rayon's threads; elsewhere [`matmul_bf16`] returns `None` and the caller
-//! composes the same product from `f32` operations.
+//! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
+//! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`
+//! rows and `b` packed into [`Panels`], and compute `c = a · b + bias` with `f32` sums; with
+//! bf16 [`Operands`] both operands are rounded to bf16 first, every product is then exact in
+//! `f32`: the numerics of a bf16 matrix product with `f32` accumulation. Where no `Kernel` can
+//! be made, callers compose the same product from other operations.
 //!
-//! The crate's only `unsafe` is the call into the kernel, made after the CPU was checked for
-//! every feature the kernel is compiled with.
+//! The crate's only `unsafe` is the call into the kernels, made behind a `Kernel`.
 
 #[cfg(target_arch = "x86_64")]
 mod kernel;
-#[cfg(target_arch = "x86_64")]
 mod pack;
 
 pub use half::bf16;
+pub use pack::{Operands, Panels, Source, Strided};
+use rayon::prelude::*;
 
-/// Whether this CPU runs the bf16 kernel (x86-64 with AVX512F, AVX512-BF16, AVX512BW, AVX512VL).
-pub fn available() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        kernel::available()
+/// Proof that this CPU runs the kernels (x86-64 with AVX512F, AVX512-BF16, AVX512BW, AVX512VL).
+#[derive(Clone, Copy, Debug)]
+pub struct Kernel {
+    _checked: (),
+}
+
+/// The most rows of `c` per parallel task of [`Kernel::matmul_bf16`].
+const MAX_BLOCK: usize = 64;
+
+impl Kernel {
+    /// The kernel, when this CPU has every feature it needs.
+    pub fn detect() -> Option<Self> {
+        #[cfg(target_arch = "x86_64")]
+        if kernel::available() {
+            return Some(Self { _checked: () });
+        }
+        None
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
+
+    /// `c[r * ldc + j] = bias[j] + sum_p a[r * lda + p] * b[p][j]` for `r < rows`, `j < b.n()`,
+    /// on the calling thread.
+    ///
+    /// # Panics
+    /// When `a`, `c` or `bias` is too short for `rows`, `lda`, `ldc` and `b`'s shape.
+    #[allow(clippy::too_many_arguments)]
+    pub fn product(
+        self,
+        a: &[f32],
+        lda: usize,
+        rows: usize,
+        b: &Panels,
+        bias: Option<&[f32]>,
+        c: &mut [f32],
+        ldc: usize,
+    ) {
+        if rows == 0 || b.n() == 0 {
+            return;
+        }
+        assert!(
+            lda >= b.k() && ldc >= b.n(),
+            "row strides {lda}, {ldc} for b of {}x{}",
+            b.k(),
+            b.n()
+        );
+        assert!(a.len() >= (rows - 1) * lda + b.k(), "`a` is too short for {rows} rows");
+        assert!(c.len() >= (rows - 1) * ldc + b.n(), "`c` is too short for {rows} rows");
+        if let Some(bias) = bias {
+            assert_eq!(bias.len(), b.n(), "`bias` holds {} values, not n = {}", bias.len(), b.n());
+        }
+        #[cfg(target_arch = "x86_64")]
+        kernel::run(kernel::Job::Product { a, lda, rows, b, bias, c, ldc });
+    }
+
+    /// `b` (`[k, n]`) packed from `source` for products with `operands`.
+    ///
+    /// # Panics
+    /// When the source is too short for `k` and `n`.
+    pub fn pack(self, operands: Operands, k: usize, n: usize, source: Source<'_>) -> Panels {
+        let mut panels = Panels::zeroed(operands, k, n);
+        if k > 0 && n > 0 {
+            if let Source::Bf16(b) = source {
+                assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
+            }
+            #[cfg(target_arch = "x86_64")]
+            kernel::run(kernel::Job::Pack { source, panels: &mut panels });
+        }
+        panels
+    }
+
+    /// `a · b + bias` with bf16 operands, on rayon's threads.
+    ///
+    /// # Shapes
+    /// - `a`: `[m, k]` row-major, `f32` (rounded to bf16, to nearest even)
+    /// - `b`: `[k, n]` row-major, bf16
+    /// - `bias`: `[n]`, added in `f32`
+    /// - returns `[m, n]` row-major, `f32`
+    ///
+    /// # Panics
+    /// When a slice's length does not match `m`, `k`, `n`.
+    pub fn matmul_bf16(
+        self,
+        a: &[f32],
+        b: &[bf16],
+        bias: Option<&[f32]>,
+        m: usize,
+        k: usize,
+        n: usize,
+    ) -> Vec<f32> {
+        assert_eq!(a.len(), m * k, "`a` holds {} values, not m * k = {m} * {k}", a.len());
+        assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
+        let mut c = vec![0f32; m * n];
+        if m == 0 || n == 0 {
+            return c;
+        }
+        let panels = self.pack(Operands::Bf16, k, n, Source::Bf16(b));
+        let block = block_rows(m);
+        c.par_chunks_mut(block * n).enumerate().for_each(|(index, c)| {
+            let first = index * block;
+            let rows = c.len() / n;
+            self.product(&a[first * k..(first + rows) * k], k, rows, &panels, bias, c, n);
+        });
+        c
     }
 }
 
-/// `a · b + bias` on the bf16 kernel, or `None` when the CPU lacks it ([`available`]).
-///
-/// # Shapes
-/// - `a`: `[m, k]` row-major, `f32` (rounded to bf16, to nearest even)
-/// - `b`: `[k, n]` row-major, bf16
-/// - `bias`: `[n]`, added in `f32`
-/// - returns `[m, n]` row-major, `f32`
-///
-/// # Panics
-/// When a slice's length does not match `m`, `k`, `n`.
-pub fn matmul_bf16(
-    a: &[f32],
-    b: &[bf16],
-    bias: Option<&[f32]>,
-    m: usize,
-    k: usize,
-    n: usize,
-) -> Option<Vec<f32>> {
-    assert_eq!(a.len(), m * k, "`a` holds {} values, not m * k = {m} * {k}", a.len());
-    assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
-    if let Some(bias) = bias {
-        assert_eq!(bias.len(), n, "`bias` holds {} values, not n = {n}", bias.len());
-    }
-    if !available() {
-        return None;
-    }
-    #[cfg(target_arch = "x86_64")]
-    {
-        Some(kernel::matmul(a, b, bias, m, k, n))
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        None
-    }
+/// Rows per parallel task: at most [`MAX_BLOCK`] (a block's bf16 rows, a panel and the tile
+/// stay in L2), small enough that every thread gets about four tasks.
+fn block_rows(m: usize) -> usize {
+    let per_block = m.div_ceil(4 * rayon::current_num_threads().max(1));
+    per_block.clamp(1, MAX_BLOCK)
 }

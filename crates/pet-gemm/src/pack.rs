@@ -1,66 +1,131 @@
-//! The weight's layout for the kernel: column panels of bf16 pairs.
+//! The right-hand operand's layout for the kernel: column panels of 16-lane vectors.
 //!
-//! `vdpbf16ps` multiplies 16 lanes, each holding two consecutive-`k` bf16 values, and adds both
-//! products to one `f32` lane. The kernel broadcasts one pair `(a[i][2q], a[i][2q + 1])` of a
-//! row of `a` and needs, for 16 columns `j`, the pairs `(b[2q][j], b[2q + 1][j])`. So `b` is
-//! repacked once per product into panels of [`PANEL`] columns: for each pair index `q` the
-//! panel holds [`VECTORS`] vectors of 16 such pairs, zero-padded past `k` and `n`.
-
-use std::arch::x86_64::{__m512, __m512bh};
+//! The kernel broadcasts one element of a row of `a` and multiplies it by [`Panels::vectors`]
+//! vectors of 16 consecutive columns of `b`, so `b` is repacked once per product into panels of
+//! `16 * vectors` columns, each holding its rows one after the other, zero-padded past `n`.
+//!
+//! For bf16 operands, `vdpbf16ps` multiplies 16 lanes that each hold two consecutive-`k` values
+//! and adds both products to one `f32` lane: a panel row then holds the pairs
+//! `(b[2q][j], b[2q + 1][j])` (low half, high half) of 16 columns `j` per vector, and there are
+//! `k.div_ceil(2)` rows (an odd `k` padded with a zero).
 
 use half::bf16;
-use rayon::prelude::*;
 
-/// Vectors of 16 columns per panel.
-pub const VECTORS: usize = 3;
-
-/// Columns per panel.
-pub const PANEL: usize = 16 * VECTORS;
-
-/// One pair index of one panel: [`VECTORS`] vectors of 16 column pairs.
-pub type PanelRow = [__m512bh; VECTORS];
-
-/// `b` (`[k, n]`, row-major) as `n.div_ceil(PANEL)` panels of `k.div_ceil(2)` rows each, one
-/// after the other.
-pub fn panels(b: &[bf16], k: usize, n: usize) -> Vec<PanelRow> {
-    let pairs = k.div_ceil(2);
-    let zero = bytemuck::Zeroable::zeroed();
-    let mut packed: Vec<PanelRow> = vec![zero; n.div_ceil(PANEL) * pairs];
-    if pairs == 0 {
-        return packed;
-    }
-    packed.par_chunks_mut(pairs).enumerate().for_each(|(panel, rows)| {
-        let first = panel * PANEL;
-        let width = (n - first).min(PANEL);
-        for (q, row) in rows.iter_mut().enumerate() {
-            let mut lanes = [[0u16; 32]; VECTORS];
-            for half_index in 0..2 {
-                let kk = 2 * q + half_index;
-                if kk >= k {
-                    continue;
-                }
-                let source = &b[kk * n + first..kk * n + first + width];
-                for (j, value) in source.iter().enumerate() {
-                    lanes[j / 16][2 * (j % 16) + half_index] = value.to_bits();
-                }
-            }
-            *row = lanes.map(bytemuck::cast);
-        }
-    });
-    packed
+/// How the kernel rounds the operands of a product.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Operands {
+    /// `f32` operands, fused multiply-adds.
+    F32,
+    /// bf16 operands (rounded to nearest even), `f32` sums.
+    Bf16,
 }
 
-/// `bias` (or zeros) as [`VECTORS`] `f32` vectors per panel, zero-padded past `n`.
-pub fn bias_panels(bias: Option<&[f32]>, n: usize) -> Vec<[__m512; VECTORS]> {
-    (0..n.div_ceil(PANEL))
-        .map(|panel| {
-            let mut lanes = [[0f32; 16]; VECTORS];
-            if let Some(bias) = bias {
-                for (j, &value) in bias[panel * PANEL..n.min((panel + 1) * PANEL)].iter().enumerate() {
-                    lanes[j / 16][j % 16] = value;
-                }
-            }
-            lanes.map(bytemuck::cast)
-        })
-        .collect()
+/// One vector of a panel row: 16 `f32` lanes, or 16 bf16 pairs, as raw bits.
+pub type Lanes = [u32; 16];
+
+/// A matrix of `f32` rows inside a larger buffer: row `r` starts at `first + r * stride`.
+#[derive(Clone, Copy, Debug)]
+pub struct Strided<'a> {
+    /// The buffer.
+    pub values: &'a [f32],
+    /// Where row 0 starts.
+    pub first: usize,
+    /// Distance between the starts of consecutive rows.
+    pub stride: usize,
+}
+
+impl<'a> Strided<'a> {
+    /// The `len` values of row `r`.
+    pub fn row(&self, r: usize, len: usize) -> &'a [f32] {
+        &self.values[self.first + r * self.stride..][..len]
+    }
+}
+
+/// Where the values of `b` (`[k, n]`) come from.
+#[derive(Clone, Copy, Debug)]
+pub enum Source<'a> {
+    /// Row `p` of `b` is row `p` of the matrix (`n` values): a weight, an attention head's values.
+    Rows(Strided<'a>),
+    /// Column `j` of `b` is row `j` of the matrix (`k` values): an attention head's keys, whose
+    /// transpose the scores take.
+    Columns(Strided<'a>),
+    /// `b` itself, row-major bf16 (bf16 operands only): a weight stored in bf16.
+    Bf16(&'a [bf16]),
+}
+
+/// A packed right-hand operand `b` of shape `[k, n]`.
+#[derive(Clone, Debug)]
+pub struct Panels {
+    operands: Operands,
+    k: usize,
+    n: usize,
+    vectors: usize,
+    data: Vec<Lanes>,
+}
+
+impl Panels {
+    /// Zeros in the layout of a `[k, n]` operand.
+    pub(crate) fn zeroed(operands: Operands, k: usize, n: usize) -> Self {
+        let vectors = vectors_for(n);
+        let data = vec![[0u32; 16]; n.div_ceil(16 * vectors) * depth(operands, k) * vectors];
+        Self { operands, k, n, vectors, data }
+    }
+
+    /// How the product rounds its operands.
+    pub fn operands(&self) -> Operands {
+        self.operands
+    }
+
+    /// Rows of `b`.
+    pub fn k(&self) -> usize {
+        self.k
+    }
+
+    /// Columns of `b`.
+    pub fn n(&self) -> usize {
+        self.n
+    }
+
+    /// Vectors of 16 columns per panel (2 or 3).
+    pub fn vectors(&self) -> usize {
+        self.vectors
+    }
+
+    /// Rows per panel: `k`, or `k.div_ceil(2)` bf16 pairs.
+    pub fn depth(&self) -> usize {
+        depth(self.operands, self.k)
+    }
+
+    /// Number of panels.
+    pub fn count(&self) -> usize {
+        self.n.div_ceil(16 * self.vectors)
+    }
+
+    /// Panel `panel`: [`Panels::depth`] rows of [`Panels::vectors`] vectors.
+    pub fn panel(&self, panel: usize) -> &[Lanes] {
+        let size = self.depth() * self.vectors;
+        &self.data[panel * size..(panel + 1) * size]
+    }
+
+    /// The vector holding columns `16 * block..16 * block + 16` of panel row `q`.
+    pub(crate) fn lanes_mut(&mut self, q: usize, block: usize) -> &mut Lanes {
+        let (panel, v) = (block / self.vectors, block % self.vectors);
+        let at = (panel * self.depth() + q) * self.vectors + v;
+        &mut self.data[at]
+    }
+}
+
+/// Rows per panel for `k` rows of `b`.
+fn depth(operands: Operands, k: usize) -> usize {
+    match operands {
+        Operands::F32 => k,
+        Operands::Bf16 => k.div_ceil(2),
+    }
+}
+
+/// Vectors per panel: 2 (a 32-column panel, 12-row tiles) where `n` fills such panels better,
+/// such as one attention head of 32 or 64 values; 3 (48 columns, 8-row tiles) otherwise.
+fn vectors_for(n: usize) -> usize {
+    let vectors = n.div_ceil(16);
+    if vectors == 1 || vectors.is_multiple_of(2) && !vectors.is_multiple_of(3) { 2 } else { 3 }
 }

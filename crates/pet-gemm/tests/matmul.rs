@@ -1,6 +1,6 @@
-//! The bf16 product against an `f64` product of the same bf16-rounded operands.
+//! The products against `f64` products of the same (bf16-rounded, for bf16 operands) values.
 
-use pet_gemm::{bf16, matmul_bf16};
+use pet_gemm::{Kernel, Operands, Source, Strided, bf16};
 
 /// Worst `|c - reference| / (1 + sum |products|)` allowed: the operands are rounded identically
 /// on both sides and every product is exact in `f32`, so what remains is the rounding of `f32`
@@ -47,11 +47,8 @@ fn check(m: usize, k: usize, n: usize, with_bias: bool) {
     let a = values(m * k, 1 + m as u64);
     let b: Vec<bf16> = values(k * n, 2 + n as u64).into_iter().map(bf16::from_f32).collect();
     let bias = with_bias.then(|| values(n, 3));
-    let Some(c) = matmul_bf16(&a, &b, bias.as_deref(), m, k, n) else {
-        assert!(!pet_gemm::available(), "the kernel is available but returned nothing");
-        eprintln!("skipped [{m} x {k}] x [{k} x {n}]: this CPU has no AVX512-BF16");
-        return;
-    };
+    let Some(kernel) = kernel() else { return };
+    let c = kernel.matmul_bf16(&a, &b, bias.as_deref(), m, k, n);
     let expected = reference(&a, &b, bias.as_deref(), m, k, n);
     assert_eq!(c.len(), expected.len());
     for (index, (&got, &(want, magnitude))) in c.iter().zip(&expected).enumerate() {
@@ -72,7 +69,9 @@ fn whole_tiles_and_panels() {
 
 #[test]
 fn ragged_rows_columns_and_odd_depth() {
-    for (m, k, n) in [(1, 1, 1), (7, 3, 17), (9, 33, 49), (130, 17, 47), (13, 47, 200), (57, 96, 80)] {
+    for (m, k, n) in
+        [(1, 1, 1), (7, 3, 17), (9, 33, 49), (130, 17, 47), (13, 47, 200), (57, 96, 80)]
+    {
         check(m, k, n, m % 2 == 1);
     }
 }
@@ -95,15 +94,76 @@ fn rounds_activations_to_nearest_even() {
     // 1 + 2^-8 lies halfway between two bf16 values: nearest even is 1.0; 1 + 3 * 2^-8 rounds up.
     let a = [1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0];
     let b = [bf16::ONE];
-    let Some(c) = matmul_bf16(&a, &b, None, 2, 1, 1) else {
-        assert!(!pet_gemm::available());
-        return;
-    };
+    let Some(kernel) = kernel() else { return };
+    let c = kernel.matmul_bf16(&a, &b, None, 2, 1, 1);
     assert_eq!(c, vec![1.0, 1.0 + 4.0 / 256.0]);
 }
 
 #[test]
-#[should_panic(expected = "not m * k")]
 fn mismatched_lengths_panic() {
-    let _ = matmul_bf16(&[0.0; 5], &[bf16::ZERO; 6], None, 2, 3, 2);
+    let Some(kernel) = kernel() else { return };
+    let result =
+        std::panic::catch_unwind(|| kernel.matmul_bf16(&[0.0; 5], &[bf16::ZERO; 6], None, 2, 3, 2));
+    assert!(result.is_err(), "five values accepted as a 2 x 3 matrix");
+}
+
+/// A strided product on the calling thread, `c[r][j] = sum_p a[r][p] b[p][j]` for rows of `a`
+/// and `c` inside wider matrices, with `b` packed from rows or from columns (its transpose), for
+/// `f32` or bf16 operands: the products of fused attention.
+fn check_strided(rows: usize, k: usize, n: usize, operands: Operands, by_columns: bool) {
+    let Some(kernel) = kernel() else { return };
+    let (lda, ldc, ldb) = (k + 5, n + 3, k.max(n) + 2);
+    let a = values(rows * lda, 5);
+    let stored = values(k.max(n) * ldb + 1, 6);
+    // b[p][j], stored from offset 1 either row by row or column by column.
+    let b = |p: usize, j: usize| {
+        if by_columns { stored[1 + j * ldb + p] } else { stored[1 + p * ldb + j] }
+    };
+    let matrix = Strided { values: &stored, first: 1, stride: ldb };
+    let source = if by_columns { Source::Columns(matrix) } else { Source::Rows(matrix) };
+    let panels = kernel.pack(operands, k, n, source);
+    let round = |v: f32| match operands {
+        Operands::F32 => v as f64,
+        Operands::Bf16 => bf16::from_f32(v).to_f64(),
+    };
+    let mut c = vec![f32::NAN; rows * ldc];
+    kernel.product(&a, lda, rows, &panels, None, &mut c, ldc);
+    for r in 0..rows {
+        for j in 0..ldc {
+            let got = c[r * ldc + j];
+            if j >= n {
+                assert!(got.is_nan(), "column {j} past n = {n} was written");
+                continue;
+            }
+            let terms = (0..k).map(|p| round(a[r * lda + p]) * round(b(p, j)));
+            let (want, magnitude) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
+            assert!(
+                (got as f64 - want).abs() <= SUM_TOLERANCE * (1.0 + magnitude),
+                "{operands:?} [{rows} x {k}] x [{k} x {n}] (columns: {by_columns}) at ({r}, {j}): \
+                 {got} against {want}"
+            );
+        }
+    }
+}
+
+#[test]
+fn strided_products_from_rows_and_columns() {
+    // Attention-head shapes (scores: [seq x head_dim] x [head_dim x keys]; context: [seq x keys]
+    // x [keys x head_dim]) and ragged ones.
+    for (rows, k, n) in [(128, 32, 144), (128, 144, 32), (13, 64, 64), (1, 1, 1), (25, 7, 50)] {
+        for operands in [Operands::F32, Operands::Bf16] {
+            for by_columns in [false, true] {
+                check_strided(rows, k, n, operands, by_columns);
+            }
+        }
+    }
+}
+
+/// The kernel, or `None` (and a note) on a CPU without AVX512-BF16.
+fn kernel() -> Option<Kernel> {
+    let kernel = Kernel::detect();
+    if kernel.is_none() {
+        eprintln!("skipped: this CPU has no AVX512-BF16");
+    }
+    kernel
 }

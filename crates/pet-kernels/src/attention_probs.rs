@@ -95,18 +95,7 @@ impl FusedOp<1> for AttentionProbs {
             #[inline(always)]
             |row, scores, out| {
                 let batch = if shared_mask { 0 } else { row / rows_per_batch };
-                let bias = &mask[batch * keys..][..keys];
-                for ((o, &s), &b) in out.iter_mut().zip(scores).zip(bias) {
-                    *o = s * scale + b;
-                }
-                let max = max_of(out);
-                for o in out.iter_mut() {
-                    *o = exp(*o - max);
-                }
-                let inv_sum = 1.0 / sum_of(out);
-                for o in out.iter_mut() {
-                    *o *= inv_sum;
-                }
+                softmax_row(scores, &mask[batch * keys..][..keys], scale, out);
             },
         );
         let probs = tensor_of(probs, shape);
@@ -139,6 +128,22 @@ impl FusedOp<1> for AttentionProbs {
             },
         );
         [Some(tensor_of(dscores, shape))]
+    }
+}
+
+/// `out = softmax(scores * scale + bias)` for one row; call inside [`crate::parallel::vectorized`].
+#[inline(always)]
+pub(crate) fn softmax_row(scores: &[f32], bias: &[f32], scale: f32, out: &mut [f32]) {
+    for ((o, &s), &b) in out.iter_mut().zip(scores).zip(bias) {
+        *o = s * scale + b;
+    }
+    let max = max_of(out);
+    for o in out.iter_mut() {
+        *o = exp(*o - max);
+    }
+    let inv_sum = 1.0 / sum_of(out);
+    for o in out.iter_mut() {
+        *o *= inv_sum;
     }
 }
 

@@ -13,6 +13,7 @@
 //! ndarray) gets the composed Burn operations, unchanged. Only `f32` tensors take the fused path.
 //! Parity with the composed operations, values and gradients, is tested in `tests/`.
 
+pub mod attention;
 pub mod attention_probs;
 pub mod dispatch;
 pub mod dropout;
@@ -25,6 +26,7 @@ pub mod math;
 pub mod norm;
 pub mod parallel;
 
+pub use attention::attention;
 pub use attention_probs::attention_probs;
 pub use dropout::dropout;
 pub use gelu::gelu;

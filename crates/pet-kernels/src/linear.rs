@@ -17,6 +17,8 @@ use burn::nn::Linear;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor, bf16};
 
+use pet_gemm::Kernel;
+
 use crate::dispatch::{Route, contiguous, flex, from_flex, recast, route, tensor_of, values};
 
 /// `linear(x)` with `x`'s leading dimensions flattened into one.
@@ -48,18 +50,21 @@ pub fn bf16_product<B: Backend>(
     bias: Option<Tensor<B, 1>>,
 ) -> Tensor<B, 2> {
     let x = match route(x) {
-        Route::Flex(x) if pet_gemm::available() => {
-            return recast(kernel_product(x, recast(weight), bias.map(recast)));
-        }
-        Route::Flex(x) => recast(x),
+        Route::Flex(x) => match Kernel::detect() {
+            Some(kernel) => {
+                return recast(kernel_product(kernel, x, recast(weight), bias.map(recast)));
+            }
+            None => recast(x),
+        },
         Route::Autodiff(x) => recast(x),
         Route::Composed(x) => x,
     };
     composed_product(x, weight, bias)
 }
 
-/// The product on `pet_gemm`'s kernel, which the caller found available.
+/// The product on `pet_gemm`'s kernel.
 fn kernel_product(
+    kernel: Kernel,
     x: Tensor<Flex, 2>,
     weight: Tensor<Flex, 2>,
     bias: Option<Tensor<Flex, 1>>,
@@ -72,10 +77,8 @@ fn kernel_product(
     let Some(weights) = weight.as_slice::<bf16>() else {
         unreachable!("a contiguous bf16 weight");
     };
-    match pet_gemm::matmul_bf16(values(&x), weights, bias.as_ref().map(values), m, k, n) {
-        Some(out) => from_flex(tensor_of(out, [m, n].into())),
-        None => unreachable!("the caller checked `pet_gemm::available()`"),
-    }
+    let out = kernel.matmul_bf16(values(&x), weights, bias.as_ref().map(values), m, k, n);
+    from_flex(tensor_of(out, [m, n].into()))
 }
 
 /// [`bf16_product`] from Burn operations: `x` rounded through bf16, then an `f32` product.

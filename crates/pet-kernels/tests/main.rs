@@ -1,6 +1,7 @@
 //! Parity of every fused kernel with Burn's composed operations: forward values on burn-flex with
 //! and without autodiff, and the gradients of every input.
 
+mod attention;
 mod attention_probs;
 mod common;
 mod dropout;

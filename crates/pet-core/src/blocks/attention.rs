@@ -5,7 +5,7 @@ use burn::module::Module;
 use burn::nn::{Dropout, Linear};
 use burn::tensor::{Tensor, backend::Backend};
 
-use pet_kernels::{attention_probs, dropout, merge_heads, split_heads};
+use pet_kernels::attention;
 
 use crate::delta::Delta;
 use crate::seam::{AttentionPrefix, LinearKind, LinearSite};
@@ -55,27 +55,25 @@ impl<B: Backend> SelfAttention<B> {
     ) -> Tensor<B, 3> {
         let [_, _, hidden] = x.dims();
         let head_dim = hidden / self.num_heads;
-        let heads = |t: Tensor<B, 3>| split_heads(t, self.num_heads);
-        // [batch, heads, seq, head_dim]
-        let q = heads(project(&self.query, layer, LinearKind::Query, x.clone(), delta));
-        // [batch, heads, n_prefix + seq, head_dim]
-        let k = project(&self.key, layer, LinearKind::Key, x.clone(), delta);
-        let k = heads(with_prefix(k, prefix.map(|p| &p.key)));
-        let v = project(&self.value, layer, LinearKind::Value, x, delta);
-        let v = heads(with_prefix(v, prefix.map(|p| &p.value)));
-        // [batch, heads, seq, n_prefix + seq]
-        let scores = q.matmul(k.swap_dims(2, 3));
-        let probs = attention_probs(scores, mask_bias, 1.0 / (head_dim as f64).sqrt());
-        let probs = dropout(probs, self.dropout.prob);
         // [batch, seq, hidden]
-        merge_heads(probs.matmul(v))
+        let q = project(&self.query, layer, LinearKind::Query, x.clone(), delta);
+        // [batch, n_prefix + seq, hidden]
+        let k = project(&self.key, layer, LinearKind::Key, x.clone(), delta);
+        let k = with_prefix(k, prefix.map(|p| &p.key));
+        let v = project(&self.value, layer, LinearKind::Value, x, delta);
+        let v = with_prefix(v, prefix.map(|p| &p.value));
+        // A bf16 model (`crate::precision`) takes its attention products in bf16 too.
+        let products = self.query.weight.val().dtype();
+        let scale = 1.0 / (head_dim as f64).sqrt();
+        // [batch, seq, hidden]
+        attention(q, k, v, mask_bias, self.num_heads, scale, products, self.dropout.prob)
     }
 }
 
 /// `[prefix rows; rows]` along the sequence: keys or values `[batch, seq, hidden]` with a layer's
 /// prefix (`[batch, heads, n_prefix, head_dim]`, as [`AttentionPrefix`] holds it) in front. The
 /// join happens while keys and values are still rows, so the concatenation copies whole rows;
-/// the head-major view comes after (`pet_kernels::split_heads`).
+/// heads are taken from the rows after (`pet_kernels::attention`, `pet_kernels::split_heads`).
 ///
 /// # Shapes
 /// - output: `[batch, n_prefix + seq, hidden]`
