@@ -15,7 +15,7 @@ mod kernel;
 mod pack;
 
 pub use half::bf16;
-pub use pack::{Operands, Panels, Source, Strided};
+pub use pack::{Operands, Panels, Rows, Source, Strided};
 use rayon::prelude::*;
 
 /// Proof that this CPU runs the kernels (x86-64 with AVX512F, AVX512-BF16, AVX512BW, AVX512VL).

@@ -34,10 +34,33 @@ pub struct Strided<'a> {
     pub stride: usize,
 }
 
-impl<'a> Strided<'a> {
-    /// The `len` values of row `r`.
+/// The rows of a matrix: one [`Strided`] block, or two stacked (such as an attention prefix's
+/// keys above a sequence's, kept apart instead of concatenated).
+#[derive(Clone, Copy, Debug)]
+pub struct Rows<'a> {
+    above: Option<(Strided<'a>, usize)>,
+    rest: Strided<'a>,
+}
+
+impl<'a> Rows<'a> {
+    /// Row `r` is row `r` of `block`.
+    pub fn of(block: Strided<'a>) -> Self {
+        Self { above: None, rest: block }
+    }
+
+    /// Rows `0..count` from `above`, then the rows of `self`.
+    pub fn below(self, above: Strided<'a>, count: usize) -> Self {
+        Self { above: Some((above, count)), ..self }
+    }
+
+    /// The first `len` values of row `r`.
     pub fn row(&self, r: usize, len: usize) -> &'a [f32] {
-        &self.values[self.first + r * self.stride..][..len]
+        let (block, r) = match self.above {
+            Some((above, count)) if r < count => (above, r),
+            Some((_, count)) => (self.rest, r - count),
+            None => (self.rest, r),
+        };
+        &block.values[block.first + r * block.stride..][..len]
     }
 }
 
@@ -45,10 +68,10 @@ impl<'a> Strided<'a> {
 #[derive(Clone, Copy, Debug)]
 pub enum Source<'a> {
     /// Row `p` of `b` is row `p` of the matrix (`n` values): a weight, an attention head's values.
-    Rows(Strided<'a>),
+    Rows(Rows<'a>),
     /// Column `j` of `b` is row `j` of the matrix (`k` values): an attention head's keys, whose
     /// transpose the scores take.
-    Columns(Strided<'a>),
+    Columns(Rows<'a>),
     /// `b` itself, row-major bf16 (bf16 operands only): a weight stored in bf16.
     Bf16(&'a [bf16]),
 }

@@ -1,6 +1,6 @@
 //! The products against `f64` products of the same (bf16-rounded, for bf16 operands) values.
 
-use pet_gemm::{Kernel, Operands, Source, Strided, bf16};
+use pet_gemm::{Kernel, Operands, Rows, Source, Strided, bf16};
 
 /// Worst `|c - reference| / (1 + sum |products|)` allowed: the operands are rounded identically
 /// on both sides and every product is exact in `f32`, so what remains is the rounding of `f32`
@@ -119,7 +119,7 @@ fn check_strided(rows: usize, k: usize, n: usize, operands: Operands, by_columns
     let b = |p: usize, j: usize| {
         if by_columns { stored[1 + j * ldb + p] } else { stored[1 + p * ldb + j] }
     };
-    let matrix = Strided { values: &stored, first: 1, stride: ldb };
+    let matrix = Rows::of(Strided { values: &stored, first: 1, stride: ldb });
     let source = if by_columns { Source::Columns(matrix) } else { Source::Rows(matrix) };
     let panels = kernel.pack(operands, k, n, source);
     let round = |v: f32| match operands {

@@ -180,7 +180,7 @@ fn sum_of(x: &[f32]) -> f32 {
 
 /// `sum_i a[i] * b[i]`.
 #[inline(always)]
-fn dot(a: &[f32], b: &[f32]) -> f32 {
+pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     let mut acc = [0.0; LANES];
     let mut a_chunks = a.chunks_exact(LANES);
     let mut b_chunks = b.chunks_exact(LANES);

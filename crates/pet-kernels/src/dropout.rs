@@ -49,7 +49,7 @@ pub fn dropout<B: Backend, const D: usize>(x: Tensor<B, D>, prob: f64) -> Tensor
 
 /// One 64-bit seed from burn-flex's RNG, the one `Autodiff<Flex>::seed` seeds (it seeds the
 /// inner backend).
-fn draw_seed() -> u64 {
+pub(crate) fn draw_seed() -> u64 {
     let drawn = Flex::int_random(
         Shape::new([1]),
         Distribution::Default,
@@ -87,7 +87,7 @@ fn masked(seed: u64, threshold: u64, scale: f32, index: usize, value: f32) -> f3
 /// The dropout kernel pair. It holds everything the backward needs (seed, threshold, scale):
 /// the saved state is empty and the mask is regenerated from the output gradient's indices.
 #[derive(Debug, Clone, Copy)]
-struct Dropout {
+pub(crate) struct Dropout {
     /// Where this call's mask starts in the SplitMix64 stream.
     seed: u64,
     /// `round(prob * 2^32)`: element `i` is kept iff the top 32 bits of its hash are at least
@@ -98,11 +98,27 @@ struct Dropout {
 }
 
 impl Dropout {
-    fn new(prob: f64, seed: u64) -> Self {
+    pub(crate) fn new(prob: f64, seed: u64) -> Self {
         // prob is in [0, 1], so the threshold is in [0, 2^32].
         let threshold = (prob * 4_294_967_296.0).round() as u64;
         let scale = if prob < 1.0 { (1.0 / (1.0 - prob)) as f32 } else { 0.0 };
         Dropout { seed, threshold, scale }
+    }
+
+    /// Element `index` of a tensor after this dropout, `value` before: call inside
+    /// [`crate::parallel::vectorized`].
+    #[inline(always)]
+    pub(crate) fn element(self, index: usize, value: f32) -> f32 {
+        masked(self.seed, self.threshold, self.scale, index, value)
+    }
+
+    /// The gradient of an element before dropout from `grad`, its gradient after, given `kept`,
+    /// its value after. A kept element whose value is 0 (it was 0 before) counts as dropped:
+    /// where this feeds a product with the value before dropout, as the softmax backward does,
+    /// its term is 0 either way, and no mask needs regenerating.
+    #[inline(always)]
+    pub(crate) fn through(self, kept: f32, grad: f32) -> f32 {
+        if kept != 0.0 { grad * self.scale } else { 0.0 }
     }
 
     /// `values[i] * scale` where element `i` is kept, else 0: the forward on `x` and the

@@ -1,11 +1,11 @@
 //! Fused inference attention (burn-flex with `pet_gemm`'s kernel) against Burn's composed
 //! operations (ndarray) in `f32`, and against an `f64` reference of the bf16 numerics.
 
-use burn::backend::{Flex, NdArray};
+use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Distribution, Tensor, TensorData, bf16};
 
-use crate::common::{assert_close, input};
+use crate::common::{Train, assert_close, input, with_rng};
 
 /// Both sides compute the same `f32` products and softmax; sums run in a different order.
 const F32_TOLERANCE: f32 = 1e-5;
@@ -46,7 +46,7 @@ fn mask_bias<B: Backend>(shared: bool) -> Tensor<B, 2> {
 
 fn attention<B: Backend>(shared_mask: bool, products: DType) -> Tensor<B, 3> {
     let [q, k, v] = operands::<B>();
-    pet_kernels::attention(q, k, v, mask_bias(shared_mask), HEADS, SCALE, products, 0.0)
+    pet_kernels::attention(q, k, v, None, mask_bias(shared_mask), HEADS, SCALE, products, 0.0)
 }
 
 fn on_flex<B: Backend>(t: Tensor<B, 3>) -> Tensor<Flex, 3> {
@@ -110,4 +110,132 @@ fn bf16_products_match_reference_and_stay_close_to_f32() {
     let moved = (bf16_out.clone() - f32_out.clone()).abs().max().into_scalar();
     assert!(moved > 0.0, "bf16 products changed nothing: the bf16 path was not taken");
     assert_close(bf16_out, f32_out, BF16_AGAINST_F32_TOLERANCE, "bf16 against f32 attention");
+}
+
+/// Under autodiff the fused operation and the composed one (Burn's head split and matmuls with
+/// pet-kernels' probabilities and dropout) compute the same `f32` values.
+const TRAINING_TOLERANCE: f32 = 2e-5;
+
+/// Output and the gradients of `q`, `k`, `v` under `(out * weights).sum()`, with the backend
+/// seeded first (the dropout mask's seed is drawn from it).
+fn training_run(fused: bool, dropout_prob: f64) -> [Tensor<Flex, 3>; 4] {
+    let weights = input::<Train, 3>([BATCH, QUERIES, HIDDEN], Distribution::Normal(0.0, 1.0), 24);
+    let [q, k, v] = operands::<Train>().map(|t| t.require_grad());
+    let mask = mask_bias::<Train>(false);
+    let out = with_rng(|| {
+        Train::seed(&Default::default(), 25);
+        if fused {
+            pet_kernels::attention(
+                q.clone(),
+                k.clone(),
+                v.clone(),
+                None,
+                mask,
+                HEADS,
+                SCALE,
+                DType::F32,
+                dropout_prob,
+            )
+        } else {
+            let heads = |t: Tensor<Train, 3>| pet_kernels::split_heads(t, HEADS);
+            let scores = heads(q.clone()).matmul(heads(k.clone()).swap_dims(2, 3));
+            let probs = pet_kernels::attention_probs(scores, mask, SCALE);
+            let probs = pet_kernels::dropout(probs, dropout_prob);
+            pet_kernels::merge_heads(probs.matmul(heads(v.clone())))
+        }
+    });
+    let grads = (out.clone() * weights).sum().backward();
+    let grad = |t: &Tensor<Train, 3>| t.grad(&grads).expect("tracked input");
+    [out.inner(), grad(&q), grad(&k), grad(&v)]
+}
+
+#[test]
+fn training_matches_composed_values_and_gradients_with_and_without_dropout() {
+    for dropout_prob in [0.0, 0.3] {
+        let fused = training_run(true, dropout_prob);
+        let composed = training_run(false, dropout_prob);
+        for (what, (a, b)) in
+            ["output", "dq", "dk", "dv"].iter().zip(fused.into_iter().zip(composed))
+        {
+            assert_close(a, b, TRAINING_TOLERANCE, &format!("{what}, dropout {dropout_prob}"));
+        }
+    }
+}
+
+#[test]
+fn training_without_dropout_matches_ndarray() {
+    let fused = training_run(true, 0.0);
+    let weights =
+        input::<Autodiff<NdArray>, 3>([BATCH, QUERIES, HIDDEN], Distribution::Normal(0.0, 1.0), 24);
+    let [q, k, v] = operands::<Autodiff<NdArray>>().map(|t| t.require_grad());
+    let out = pet_kernels::attention(
+        q.clone(),
+        k.clone(),
+        v.clone(),
+        None,
+        mask_bias(false),
+        HEADS,
+        SCALE,
+        DType::F32,
+        0.0,
+    );
+    let grads = (out.clone() * weights).sum().backward();
+    let grad = |t: &Tensor<Autodiff<NdArray>, 3>| on_flex(t.grad(&grads).expect("tracked input"));
+    let composed = [on_flex(out.inner()), grad(&q), grad(&k), grad(&v)];
+    for (what, (a, b)) in ["output", "dq", "dk", "dv"].iter().zip(fused.into_iter().zip(composed)) {
+        assert_close(a, b, TRAINING_TOLERANCE, &format!("{what} against ndarray"));
+    }
+}
+
+/// Keys `0..PREFIX` of the operands as a prefix: shared (`[1, PREFIX, hidden]`, element 0's) or
+/// per batch element.
+const PREFIX: usize = 5;
+
+/// Attention with the first [`PREFIX`] keys and values passed as a prefix; with `shared`, every
+/// batch element gets element 0's prefix (so the joined reference uses that too).
+fn with_prefix<B: Backend>(shared: bool) -> [Tensor<B, 3>; 2] {
+    let [q, k, v] = operands::<B>();
+    let rows = if shared { 1 } else { BATCH };
+    let split = |t: Tensor<B, 3>| {
+        let prefix = t.clone().slice([0..rows, 0..PREFIX, 0..HIDDEN]);
+        let joined = Tensor::cat(
+            vec![
+                prefix.clone().expand([BATCH, PREFIX, HIDDEN]),
+                t.clone().slice([0..BATCH, PREFIX..KEYS, 0..HIDDEN]),
+            ],
+            1,
+        );
+        (prefix, t.slice([0..BATCH, PREFIX..KEYS, 0..HIDDEN]), joined)
+    };
+    let ((pk, k_rest, k_joined), (pv, v_rest, v_joined)) = (split(k), split(v));
+    let mask = || mask_bias::<B>(false);
+    let split_call = pet_kernels::attention(
+        q.clone(),
+        k_rest,
+        v_rest,
+        Some((pk, pv)),
+        mask(),
+        HEADS,
+        SCALE,
+        DType::F32,
+        0.0,
+    );
+    let joined_call =
+        pet_kernels::attention(q, k_joined, v_joined, None, mask(), HEADS, SCALE, DType::F32, 0.0);
+    [split_call, joined_call]
+}
+
+#[test]
+fn a_prefix_read_in_place_matches_joined_keys() {
+    for shared in [true, false] {
+        let [fused_split, fused_joined] = with_prefix::<Flex>(shared);
+        assert_close(fused_split.clone(), fused_joined, F32_TOLERANCE, "prefix in place, flex");
+        let [composed_split, _] = with_prefix::<NdArray>(shared);
+        assert_close(
+            fused_split,
+            on_flex(composed_split),
+            F32_TOLERANCE,
+            "prefix, against ndarray",
+        );
+    }
 }

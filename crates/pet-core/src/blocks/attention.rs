@@ -57,36 +57,40 @@ impl<B: Backend> SelfAttention<B> {
         let head_dim = hidden / self.num_heads;
         // [batch, seq, hidden]
         let q = project(&self.query, layer, LinearKind::Query, x.clone(), delta);
-        // [batch, n_prefix + seq, hidden]
+        // [batch, seq, hidden]
         let k = project(&self.key, layer, LinearKind::Key, x.clone(), delta);
-        let k = with_prefix(k, prefix.map(|p| &p.key));
         let v = project(&self.value, layer, LinearKind::Value, x, delta);
-        let v = with_prefix(v, prefix.map(|p| &p.value));
+        // [batch, n_prefix, hidden] each
+        let prefix = prefix.map(|p| (prefix_rows(&p.key), prefix_rows(&p.value)));
         // A bf16 model (`crate::precision`) takes its attention products in bf16 too.
         let products = self.query.weight.val().dtype();
         let scale = 1.0 / (head_dim as f64).sqrt();
         // [batch, seq, hidden]
-        attention(q, k, v, mask_bias, self.num_heads, scale, products, self.dropout.prob)
+        attention(q, k, v, prefix, mask_bias, self.num_heads, scale, products, self.dropout.prob)
     }
 }
 
 /// `[prefix rows; rows]` along the sequence: keys or values `[batch, seq, hidden]` with a layer's
 /// prefix (`[batch, heads, n_prefix, head_dim]`, as [`AttentionPrefix`] holds it) in front. The
 /// join happens while keys and values are still rows, so the concatenation copies whole rows;
-/// heads are taken from the rows after (`pet_kernels::attention`, `pet_kernels::split_heads`).
+/// heads are taken from the rows after.
 ///
 /// # Shapes
 /// - output: `[batch, n_prefix + seq, hidden]`
 pub fn with_prefix<B: Backend>(rows: Tensor<B, 3>, prefix: Option<&Tensor<B, 4>>) -> Tensor<B, 3> {
     match prefix {
-        Some(p) => {
-            let [batch, _, hidden] = rows.dims();
-            let n_prefix = p.dims()[2];
-            let p = p.clone().swap_dims(1, 2).reshape([batch, n_prefix, hidden]);
-            Tensor::cat(vec![p, rows], 1)
-        }
+        Some(p) => Tensor::cat(vec![prefix_rows(p), rows], 1),
         None => rows,
     }
+}
+
+/// A layer's prefix keys or values (`[batch, heads, n_prefix, head_dim]`) as rows.
+///
+/// # Shapes
+/// - output: `[batch, n_prefix, heads * head_dim]`
+pub fn prefix_rows<B: Backend>(prefix: &Tensor<B, 4>) -> Tensor<B, 3> {
+    let [batch, heads, n_prefix, head_dim] = prefix.dims();
+    prefix.clone().swap_dims(1, 2).reshape([batch, n_prefix, heads * head_dim])
 }
 
 /// The additive attention mask: 0 for keys to attend to, the lowest `f32` for the others, as
