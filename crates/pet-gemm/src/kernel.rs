@@ -12,12 +12,12 @@
 
 use std::arch::x86_64::{
     __m256i, __m512, __m512bh, _mm512_cvtepu16_epi32, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
-    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_slli_epi32,
+    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_ps, _mm512_slli_epi32,
 };
 
 use half::bf16;
 
-use crate::pack::{Lanes, Operands, Panels, Source};
+use crate::pack::{Lanes, Layout, Lhs, Operands, Panels, Source, Strided};
 
 /// Whether the CPU has every feature the kernels are compiled with.
 pub fn available() -> bool {
@@ -29,18 +29,17 @@ pub fn available() -> bool {
 
 /// One operation for the kernels.
 pub enum Job<'a> {
-    /// `c[r * ldc + j] = bias[j] + sum_p a[r * lda + p] * b[p][j]` for `r < rows`, `j < b.n()`.
+    /// `c[r * ldc + j] = bias[j] + sum_p a[r][p] * b[p][j]` for `r < rows`, `j < b.n()`.
     Product {
-        a: &'a [f32],
-        lda: usize,
+        a: Lhs<'a>,
         rows: usize,
-        b: &'a Panels,
+        b: &'a Panels<'a>,
         bias: Option<&'a [f32]>,
         c: &'a mut [f32],
         ldc: usize,
     },
     /// Fill `panels` (zeroed, of the source's shape) from `source`.
-    Pack { source: Source<'a>, panels: &'a mut Panels },
+    Pack { source: Source<'a>, panels: &'a mut Panels<'static> },
 }
 
 /// Runs `job`; the caller holds a `Kernel`, so [`available`] was true.
@@ -57,47 +56,57 @@ pub fn run(job: Job<'_>) {
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn run_avx512(job: Job<'_>) {
     match job {
-        Job::Product { a, lda, rows, b, bias, c, ldc } => product(a, lda, rows, b, bias, c, ldc),
+        Job::Product { a, rows, b, bias, c, ldc } => product(a, rows, b, bias, c, ldc),
         Job::Pack { source, panels } => pack(source, panels),
     }
 }
 
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn product(
-    a: &[f32],
-    lda: usize,
+    a: Lhs<'_>,
     rows: usize,
-    b: &Panels,
+    b: &Panels<'_>,
     bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
 ) {
-    match b.operands() {
-        Operands::F32 => {
-            let a: &[u32] = bytemuck::cast_slice(a);
-            match b.vectors() {
-                2 => tiles::<12, 2, false>(a, lda, rows, b, bias, c, ldc),
-                _ => tiles::<8, 3, false>(a, lda, rows, b, bias, c, ldc),
-            }
-        }
-        Operands::Bf16 => {
-            let depth = b.depth();
+    match (b.operands(), b.vectors()) {
+        (Operands::F32, 2) => tiles::<12, 2, false>(a, rows, b, bias, c, ldc),
+        (Operands::F32, _) => tiles::<8, 3, false>(a, rows, b, bias, c, ldc),
+        (Operands::Bf16, vectors) => {
+            // Rows of `a` as bf16 pairs, then read as rows.
+            let (k, depth) = (b.k(), b.depth());
             let mut pairs = vec![0u32; rows * depth];
             for (r, converted) in pairs.chunks_exact_mut(depth.max(1)).enumerate() {
-                convert(&a[r * lda..r * lda + b.k()], converted);
+                match a {
+                    Lhs::Rows(m) => convert(&m.values[m.first + r * m.stride..][..k], converted),
+                    Lhs::Transposed(_) => {
+                        for (q, pair) in converted.iter_mut().enumerate() {
+                            let high = if 2 * q + 1 < k { a.at(r, 2 * q + 1) } else { 0.0 };
+                            *pair = bf16_pair(a.at(r, 2 * q), high);
+                        }
+                    }
+                }
             }
-            match b.vectors() {
-                2 => tiles::<12, 2, true>(&pairs, depth, rows, b, bias, c, ldc),
-                _ => tiles::<8, 3, true>(&pairs, depth, rows, b, bias, c, ldc),
+            let pairs: &[f32] = bytemuck::cast_slice(&pairs);
+            let a = Lhs::Rows(Strided { values: pairs, first: 0, stride: depth });
+            match vectors {
+                2 => tiles::<12, 2, true>(a, rows, b, bias, c, ldc),
+                _ => tiles::<8, 3, true>(a, rows, b, bias, c, ldc),
             }
         }
     }
 }
 
+/// `(low, high)` rounded to bf16 (nearest even) as one pair, `low` in the low half.
+fn bf16_pair(low: f32, high: f32) -> u32 {
+    u32::from(bf16::from_f32(low).to_bits()) | (u32::from(bf16::from_f32(high).to_bits()) << 16)
+}
+
 /// Fills `panels` from `source`: whole 16-column blocks of rows with vector instructions, the
 /// rest lane by lane.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-fn pack(source: Source<'_>, panels: &mut Panels) {
+fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
     let (k, n, depth) = (panels.k(), panels.n(), panels.depth());
     let blocks = n.div_ceil(16);
     match (source, panels.operands()) {
@@ -135,19 +144,31 @@ fn pack(source: Source<'_>, panels: &mut Panels) {
             }
         }
         (Source::Columns(matrix), Operands::F32) => {
-            for j in 0..n {
-                let column = matrix.row(j, k);
-                for (p, value) in column.iter().enumerate() {
-                    panels.lanes_mut(p, j / 16)[j % 16] = value.to_bits();
+            // 16 columns of `b` (16 rows of the matrix) at a time, one vector per row of `b`.
+            for block in 0..blocks {
+                let columns: Vec<&[f32]> =
+                    (16 * block..n.min(16 * block + 16)).map(|j| matrix.row(j, k)).collect();
+                for p in 0..k {
+                    let lanes = panels.lanes_mut(p, block);
+                    for (lane, column) in lanes.iter_mut().zip(&columns) {
+                        *lane = column[p].to_bits();
+                    }
                 }
             }
         }
         (Source::Columns(matrix), Operands::Bf16) => {
-            let mut pairs = vec![0u32; depth];
-            for j in 0..n {
-                convert(matrix.row(j, k), &mut pairs);
-                for (q, &pair) in pairs.iter().enumerate() {
-                    panels.lanes_mut(q, j / 16)[j % 16] = pair;
+            let mut pairs = vec![[0u32; 16]; depth];
+            for block in 0..blocks {
+                let columns = 16 * block..n.min(16 * block + 16);
+                let mut converted = vec![0u32; depth];
+                for (l, j) in columns.enumerate() {
+                    convert(matrix.row(j, k), &mut converted);
+                    for (pair, &value) in pairs.iter_mut().zip(&converted) {
+                        pair[l] = value;
+                    }
+                }
+                for (q, pair) in pairs.iter_mut().enumerate() {
+                    *panels.lanes_mut(q, block) = std::mem::take(pair);
                 }
             }
         }
@@ -199,34 +220,42 @@ fn interleave(low: __m256i, high: __m256i) -> Lanes {
     bytemuck::cast(_mm512_or_si512(low, high))
 }
 
-/// Every tile of the product; `a` holds `f32` bits (`BF16` false) or bf16 pairs.
+/// Every tile of the product; `a` holds `f32` values, or (`BF16`) bf16 pairs as `f32` bits.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
-    a: &[u32],
-    lda: usize,
+    a: Lhs<'_>,
     rows: usize,
-    b: &Panels,
+    b: &Panels<'_>,
     bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
 ) {
-    let depth = b.depth();
-    let width = 16 * V;
+    let (depth, n, width) = (b.depth(), b.n(), 16 * V);
     for panel in 0..b.count() {
-        let columns = b.panel(panel);
         let first = panel * width;
-        let count = (b.n() - first).min(width);
+        let count = (n - first).min(width);
         let mut start = [[0f32; 16]; V];
         if let Some(bias) = bias {
             start.as_flattened_mut()[..count].copy_from_slice(&bias[first..first + count]);
         }
         let start: [__m512; V] = start.map(bytemuck::cast);
         for top in (0..rows).step_by(ROWS) {
-            let a_rows: [&[u32]; ROWS] = std::array::from_fn(|r| {
-                let row = (top + r).min(rows - 1);
-                &a[row * lda..row * lda + depth]
-            });
-            let acc = dot::<ROWS, V, BF16>(a_rows, columns, start);
+            let acc = match &b.layout {
+                Layout::Packed(data) => {
+                    let columns = Panels::panel(data, depth, V, panel);
+                    let column = |q: usize| -> [__m512; V] {
+                        std::array::from_fn(|v| bytemuck::cast(columns[q * V + v]))
+                    };
+                    tile::<ROWS, V, BF16>(a, top, rows, depth, column, start)
+                }
+                Layout::Rows(matrix) => {
+                    let column = |q: usize| -> [__m512; V] {
+                        let row = &matrix.row(q, n)[first..];
+                        std::array::from_fn(|v| load(&row[16 * v..]))
+                    };
+                    tile::<ROWS, V, BF16>(a, top, rows, depth, column, start)
+                }
+            };
             for (r, lanes) in acc.iter().enumerate().take(rows - top) {
                 let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
                 let at = (top + r) * ldc + first;
@@ -236,25 +265,75 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     }
 }
 
-/// One tile: `start + sum_q a[r][q] * columns[q]`.
+/// The first 16 values of `values` as a vector.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+#[inline]
+fn load(values: &[f32]) -> __m512 {
+    match values.first_chunk::<16>() {
+        Some(chunk) => bytemuck::cast(*chunk),
+        None => unreachable!("in-place rows hold whole vectors"),
+    }
+}
+
+/// The tile of rows `top..top + ROWS` (rows past `rows` repeat the last one):
+/// `start + sum_q a[r][q] * column(q)`.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+#[inline]
+fn tile<const ROWS: usize, const V: usize, const BF16: bool>(
+    a: Lhs<'_>,
+    top: usize,
+    rows: usize,
+    depth: usize,
+    column: impl Fn(usize) -> [__m512; V],
+    start: [__m512; V],
+) -> [[__m512; V]; ROWS] {
+    let whole = top + ROWS <= rows;
+    match a {
+        Lhs::Rows(m) => {
+            let a_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
+                let row = (top + r).min(rows - 1);
+                &m.values[m.first + row * m.stride..][..depth]
+            });
+            dot::<ROWS, V, BF16>(depth, |q| std::array::from_fn(|r| a_rows[r][q]), column, start)
+        }
+        Lhs::Transposed(m) if whole => dot::<ROWS, V, BF16>(
+            depth,
+            |q| match m.values[m.first + q * m.stride + top..].first_chunk::<ROWS>() {
+                Some(values) => *values,
+                None => unreachable!("a whole tile's rows are in the matrix"),
+            },
+            column,
+            start,
+        ),
+        Lhs::Transposed(_) => dot::<ROWS, V, BF16>(
+            depth,
+            |q| std::array::from_fn(|r| a.at((top + r).min(rows - 1), q)),
+            column,
+            start,
+        ),
+    }
+}
+
+/// `start + sum_q a(q)[r] * column(q)` for the tile's `ROWS` rows.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 #[inline]
 fn dot<const ROWS: usize, const V: usize, const BF16: bool>(
-    a: [&[u32]; ROWS],
-    columns: &[Lanes],
+    depth: usize,
+    a: impl Fn(usize) -> [f32; ROWS],
+    column: impl Fn(usize) -> [__m512; V],
     start: [__m512; V],
 ) -> [[__m512; V]; ROWS] {
     let mut acc = [start; ROWS];
-    for (q, column) in columns.chunks_exact(V).enumerate() {
-        let column: [__m512; V] = std::array::from_fn(|v| bytemuck::cast(column[v]));
-        for (acc, a) in acc.iter_mut().zip(&a) {
+    for q in 0..depth {
+        let (values, column) = (a(q), column(q));
+        for (acc, &value) in acc.iter_mut().zip(&values) {
             if BF16 {
-                let pair: __m512bh = bytemuck::cast(_mm512_set1_epi32(a[q] as i32));
+                let pair: __m512bh = bytemuck::cast(_mm512_set1_ps(value));
                 for (acc, column) in acc.iter_mut().zip(&column) {
                     *acc = _mm512_dpbf16_ps(*acc, pair, bytemuck::cast(*column));
                 }
             } else {
-                let value = _mm512_set1_ps(f32::from_bits(a[q]));
+                let value = _mm512_set1_ps(value);
                 for (acc, column) in acc.iter_mut().zip(&column) {
                     *acc = _mm512_fmadd_ps(value, *column, *acc);
                 }

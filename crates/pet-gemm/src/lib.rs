@@ -15,7 +15,7 @@ mod kernel;
 mod pack;
 
 pub use half::bf16;
-pub use pack::{Operands, Panels, Rows, Source, Strided};
+pub use pack::{Lhs, Operands, Panels, Rows, Source, Strided};
 use rayon::prelude::*;
 
 /// Proof that this CPU runs the kernels (x86-64 with AVX512F, AVX512-BF16, AVX512BW, AVX512VL).
@@ -37,18 +37,16 @@ impl Kernel {
         None
     }
 
-    /// `c[r * ldc + j] = bias[j] + sum_p a[r * lda + p] * b[p][j]` for `r < rows`, `j < b.n()`,
-    /// on the calling thread.
+    /// `c[r * ldc + j] = bias[j] + sum_p a[r][p] * b[p][j]` for `r < rows`, `j < b.n()`, on the
+    /// calling thread.
     ///
     /// # Panics
-    /// When `a`, `c` or `bias` is too short for `rows`, `lda`, `ldc` and `b`'s shape.
-    #[allow(clippy::too_many_arguments)]
+    /// When `a`, `c` or `bias` is too short for `rows`, `ldc` and `b`'s shape.
     pub fn product(
         self,
-        a: &[f32],
-        lda: usize,
+        a: Lhs<'_>,
         rows: usize,
-        b: &Panels,
+        b: &Panels<'_>,
         bias: Option<&[f32]>,
         c: &mut [f32],
         ldc: usize,
@@ -56,26 +54,39 @@ impl Kernel {
         if rows == 0 || b.n() == 0 {
             return;
         }
-        assert!(
-            lda >= b.k() && ldc >= b.n(),
-            "row strides {lda}, {ldc} for b of {}x{}",
-            b.k(),
-            b.n()
-        );
-        assert!(a.len() >= (rows - 1) * lda + b.k(), "`a` is too short for {rows} rows");
+        let k = b.k();
+        let needed = match a {
+            Lhs::Rows(m) => m.first + (rows - 1) * m.stride + k,
+            Lhs::Transposed(m) => m.first + k.saturating_sub(1) * m.stride + rows,
+        };
+        let (Lhs::Rows(m) | Lhs::Transposed(m)) = a;
+        assert!(m.values.len() >= needed || k == 0, "`a` is too short for {rows} x {k}");
+        assert!(ldc >= b.n(), "row stride {ldc} of `c` for {} columns", b.n());
         assert!(c.len() >= (rows - 1) * ldc + b.n(), "`c` is too short for {rows} rows");
         if let Some(bias) = bias {
             assert_eq!(bias.len(), b.n(), "`bias` holds {} values, not n = {}", bias.len(), b.n());
         }
         #[cfg(target_arch = "x86_64")]
-        kernel::run(kernel::Job::Product { a, lda, rows, b, bias, c, ldc });
+        kernel::run(kernel::Job::Product { a, rows, b, bias, c, ldc });
     }
 
-    /// `b` (`[k, n]`) packed from `source` for products with `operands`.
+    /// `b` (`[k, n]`) from `source` as the kernel reads it with `operands`: packed, or for `f32`
+    /// rows whose columns fill whole panels (such as 32, 48 or 144), in place.
     ///
     /// # Panics
     /// When the source is too short for `k` and `n`.
-    pub fn pack(self, operands: Operands, k: usize, n: usize, source: Source<'_>) -> Panels {
+    pub fn pack<'a>(
+        self,
+        operands: Operands,
+        k: usize,
+        n: usize,
+        source: Source<'a>,
+    ) -> Panels<'a> {
+        if let (Operands::F32, Source::Rows(rows)) = (operands, source)
+            && let Some(panels) = Panels::in_place(k, n, rows)
+        {
+            return panels;
+        }
         let mut panels = Panels::zeroed(operands, k, n);
         if k > 0 && n > 0 {
             if let Source::Bf16(b) = source {
@@ -117,7 +128,8 @@ impl Kernel {
         c.par_chunks_mut(block * n).enumerate().for_each(|(index, c)| {
             let first = index * block;
             let rows = c.len() / n;
-            self.product(&a[first * k..(first + rows) * k], k, rows, &panels, bias, c, n);
+            let a = Lhs::Rows(Strided { values: a, first: first * k, stride: k });
+            self.product(a, rows, &panels, bias, c, n);
         });
         c
     }

@@ -76,22 +76,64 @@ pub enum Source<'a> {
     Bf16(&'a [bf16]),
 }
 
-/// A packed right-hand operand `b` of shape `[k, n]`.
+/// The left-hand operand `a` of a product, `[rows, k]`.
+#[derive(Clone, Copy, Debug)]
+pub enum Lhs<'a> {
+    /// `a[r][p]` is element `p` of row `r` of the matrix.
+    Rows(Strided<'a>),
+    /// `a[r][p]` is element `r` of row `p` of the matrix: `a` is its transpose.
+    Transposed(Strided<'a>),
+}
+
+impl Lhs<'_> {
+    /// `a[r][p]`.
+    #[inline(always)]
+    pub(crate) fn at(&self, r: usize, p: usize) -> f32 {
+        match *self {
+            Self::Rows(m) => m.values[m.first + r * m.stride + p],
+            Self::Transposed(m) => m.values[m.first + p * m.stride + r],
+        }
+    }
+}
+
+/// A right-hand operand `b` of shape `[k, n]`, as the kernel reads it.
 #[derive(Clone, Debug)]
-pub struct Panels {
+pub struct Panels<'a> {
     operands: Operands,
     k: usize,
     n: usize,
     vectors: usize,
-    data: Vec<Lanes>,
+    pub(crate) layout: Layout<'a>,
 }
 
-impl Panels {
+/// Where a panel's vectors are.
+#[derive(Clone, Debug)]
+pub(crate) enum Layout<'a> {
+    /// Packed panels, one after the other.
+    Packed(Vec<Lanes>),
+    /// `f32` rows of `n` values (whole panels), read in place: row `p`, columns
+    /// `16 * block..16 * block + 16` is vector `block` of panel row `p`.
+    Rows(Rows<'a>),
+}
+
+impl<'a> Panels<'a> {
     /// Zeros in the layout of a `[k, n]` operand.
     pub(crate) fn zeroed(operands: Operands, k: usize, n: usize) -> Self {
         let vectors = vectors_for(n);
         let data = vec![[0u32; 16]; n.div_ceil(16 * vectors) * depth(operands, k) * vectors];
-        Self { operands, k, n, vectors, data }
+        Self { operands, k, n, vectors, layout: Layout::Packed(data) }
+    }
+
+    /// `f32` rows read in place, when every panel of `n` columns is whole.
+    pub(crate) fn in_place(k: usize, n: usize, rows: Rows<'a>) -> Option<Self> {
+        let vectors = vectors_for(n);
+        n.is_multiple_of(16 * vectors).then_some(Self {
+            operands: Operands::F32,
+            k,
+            n,
+            vectors,
+            layout: Layout::Rows(rows),
+        })
     }
 
     /// How the product rounds its operands.
@@ -124,17 +166,21 @@ impl Panels {
         self.n.div_ceil(16 * self.vectors)
     }
 
-    /// Panel `panel`: [`Panels::depth`] rows of [`Panels::vectors`] vectors.
-    pub fn panel(&self, panel: usize) -> &[Lanes] {
-        let size = self.depth() * self.vectors;
-        &self.data[panel * size..(panel + 1) * size]
+    /// Packed panel `panel`: [`Panels::depth`] rows of [`Panels::vectors`] vectors.
+    pub(crate) fn panel(data: &[Lanes], depth: usize, vectors: usize, panel: usize) -> &[Lanes] {
+        let size = depth * vectors;
+        &data[panel * size..(panel + 1) * size]
     }
 
-    /// The vector holding columns `16 * block..16 * block + 16` of panel row `q`.
+    /// The vector of panel row `q` holding columns `16 * block..16 * block + 16`: where packing
+    /// writes.
     pub(crate) fn lanes_mut(&mut self, q: usize, block: usize) -> &mut Lanes {
-        let (panel, v) = (block / self.vectors, block % self.vectors);
-        let at = (panel * self.depth() + q) * self.vectors + v;
-        &mut self.data[at]
+        let (depth, vectors) = (self.depth(), self.vectors);
+        let Layout::Packed(data) = &mut self.layout else {
+            unreachable!("only packed panels are written");
+        };
+        let (panel, v) = (block / vectors, block % vectors);
+        &mut data[(panel * depth + q) * vectors + v]
     }
 }
 

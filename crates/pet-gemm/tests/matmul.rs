@@ -1,6 +1,6 @@
 //! The products against `f64` products of the same (bf16-rounded, for bf16 operands) values.
 
-use pet_gemm::{Kernel, Operands, Rows, Source, Strided, bf16};
+use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided, bf16};
 
 /// Worst `|c - reference| / (1 + sum |products|)` allowed: the operands are rounded identically
 /// on both sides and every product is exact in `f32`, so what remains is the rounding of `f32`
@@ -107,27 +107,52 @@ fn mismatched_lengths_panic() {
     assert!(result.is_err(), "five values accepted as a 2 x 3 matrix");
 }
 
-/// A strided product on the calling thread, `c[r][j] = sum_p a[r][p] b[p][j]` for rows of `a`
-/// and `c` inside wider matrices, with `b` packed from rows or from columns (its transpose), for
-/// `f32` or bf16 operands: the products of fused attention.
-fn check_strided(rows: usize, k: usize, n: usize, operands: Operands, by_columns: bool) {
+/// How [`check_strided`] lays out its operands.
+#[derive(Clone, Copy, Debug)]
+struct Layouts {
+    operands: Operands,
+    /// `b` packed from columns (the stored matrix is its transpose) instead of rows.
+    b_by_columns: bool,
+    /// The stored matrix's first rows come from a second buffer (a prefix before a sequence).
+    b_stacked: bool,
+    /// `a` given transposed.
+    a_transposed: bool,
+}
+
+/// A strided product on the calling thread, `c[r][j] = sum_p a[r][p] b[p][j]` for operands
+/// inside wider matrices, in every layout fused attention uses.
+fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
     let Some(kernel) = kernel() else { return };
-    let (lda, ldc, ldb) = (k + 5, n + 3, k.max(n) + 2);
-    let a = values(rows * lda, 5);
+    let Layouts { operands, b_by_columns, b_stacked, a_transposed } = layouts;
+    let (lda, ldc, ldb) = (if a_transposed { rows + 5 } else { k + 5 }, n + 3, k.max(n) + 2);
+    let a = values(rows.max(k) * lda, 5);
+    let a_at = |r: usize, p: usize| if a_transposed { a[p * lda + r] } else { a[r * lda + p] };
     let stored = values(k.max(n) * ldb + 1, 6);
+    // The stored matrix's rows 0..split also live in `top`, with a stride of its own.
+    let (split, top_stride) = (if b_stacked { 3.min(k.max(n)) } else { 0 }, ldb + 7);
+    let mut top = vec![f32::NAN; split * top_stride + 2];
+    for row in 0..split {
+        top[2 + row * top_stride..][..ldb - 1].copy_from_slice(&stored[1 + row * ldb..][..ldb - 1]);
+    }
     // b[p][j], stored from offset 1 either row by row or column by column.
     let b = |p: usize, j: usize| {
-        if by_columns { stored[1 + j * ldb + p] } else { stored[1 + p * ldb + j] }
+        if b_by_columns { stored[1 + j * ldb + p] } else { stored[1 + p * ldb + j] }
     };
-    let matrix = Rows::of(Strided { values: &stored, first: 1, stride: ldb });
-    let source = if by_columns { Source::Columns(matrix) } else { Source::Rows(matrix) };
+    let rest = Strided { values: &stored, first: 1 + split * ldb, stride: ldb };
+    let matrix = match split {
+        0 => Rows::of(Strided { values: &stored, first: 1, stride: ldb }),
+        _ => Rows::of(rest).below(Strided { values: &top, first: 2, stride: top_stride }, split),
+    };
+    let source = if b_by_columns { Source::Columns(matrix) } else { Source::Rows(matrix) };
     let panels = kernel.pack(operands, k, n, source);
     let round = |v: f32| match operands {
         Operands::F32 => v as f64,
         Operands::Bf16 => bf16::from_f32(v).to_f64(),
     };
+    let strided_a = Strided { values: &a, first: 0, stride: lda };
+    let lhs = if a_transposed { Lhs::Transposed(strided_a) } else { Lhs::Rows(strided_a) };
     let mut c = vec![f32::NAN; rows * ldc];
-    kernel.product(&a, lda, rows, &panels, None, &mut c, ldc);
+    kernel.product(lhs, rows, &panels, None, &mut c, ldc);
     for r in 0..rows {
         for j in 0..ldc {
             let got = c[r * ldc + j];
@@ -135,25 +160,32 @@ fn check_strided(rows: usize, k: usize, n: usize, operands: Operands, by_columns
                 assert!(got.is_nan(), "column {j} past n = {n} was written");
                 continue;
             }
-            let terms = (0..k).map(|p| round(a[r * lda + p]) * round(b(p, j)));
+            let terms = (0..k).map(|p| round(a_at(r, p)) * round(b(p, j)));
             let (want, magnitude) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
             assert!(
                 (got as f64 - want).abs() <= SUM_TOLERANCE * (1.0 + magnitude),
-                "{operands:?} [{rows} x {k}] x [{k} x {n}] (columns: {by_columns}) at ({r}, {j}): \
-                 {got} against {want}"
+                "{layouts:?} [{rows} x {k}] x [{k} x {n}] at ({r}, {j}): {got} against {want}"
             );
         }
     }
 }
 
 #[test]
-fn strided_products_from_rows_and_columns() {
+fn strided_products_in_every_layout() {
     // Attention-head shapes (scores: [seq x head_dim] x [head_dim x keys]; context: [seq x keys]
-    // x [keys x head_dim]) and ragged ones.
-    for (rows, k, n) in [(128, 32, 144), (128, 144, 32), (13, 64, 64), (1, 1, 1), (25, 7, 50)] {
+    // x [keys x head_dim]; gradients with transposed probabilities) and ragged ones.
+    let shapes =
+        [(128, 32, 144), (128, 144, 32), (13, 64, 64), (1, 1, 1), (25, 7, 50), (20, 9, 16)];
+    for (rows, k, n) in shapes {
         for operands in [Operands::F32, Operands::Bf16] {
-            for by_columns in [false, true] {
-                check_strided(rows, k, n, operands, by_columns);
+            for code in 0..8 {
+                let layouts = Layouts {
+                    operands,
+                    b_by_columns: code & 1 != 0,
+                    b_stacked: code & 2 != 0,
+                    a_transposed: code & 4 != 0,
+                };
+                check_strided(rows, k, n, layouts);
             }
         }
     }

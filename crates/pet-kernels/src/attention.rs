@@ -21,7 +21,7 @@ use burn::backend::Flex;
 use burn::tensor::backend::Backend;
 use burn::tensor::{DType, Tensor};
 use burn_flex::FlexTensor;
-use pet_gemm::{Kernel, Operands, Rows, Source, Strided};
+use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided};
 use rayon::prelude::*;
 
 use crate::attention_probs::{dot, softmax_row};
@@ -194,8 +194,18 @@ impl Geometry {
     }
 
     /// Head `head`'s columns of a batch element's rows (`[rows, hidden]`).
+    fn head_strided<'a>(&self, rows: &'a [f32], head: usize) -> Strided<'a> {
+        Strided { values: rows, first: head * self.head_dim, stride: self.hidden }
+    }
+
+    /// [`Geometry::head_strided`] as the rows of a right-hand operand.
     fn head<'a>(&self, rows: &'a [f32], head: usize) -> Rows<'a> {
-        Rows::of(Strided { values: rows, first: head * self.head_dim, stride: self.hidden })
+        Rows::of(self.head_strided(rows, head))
+    }
+
+    /// A head's scores or probabilities, `[queries, keys]`.
+    fn scores<'a>(&self, values: &'a [f32]) -> Strided<'a> {
+        Strided { values, first: 0, stride: self.keys }
     }
 
     /// Head `head`'s columns of a batch element's keys or values, after its prefix rows.
@@ -288,7 +298,8 @@ impl FusedAttention {
             // b[p][j] = k[j][first + p]: the head's keys, transposed.
             let keys = Source::Columns(g.head_after(k, prefix_keys, head));
             let keys = kernel.pack(operands, g.head_dim, g.keys, keys);
-            kernel.product(&q[first..], g.hidden, g.queries, &keys, None, &mut scores, g.keys);
+            let q_rows = Lhs::Rows(g.head_strided(q, head));
+            kernel.product(q_rows, g.queries, &keys, None, &mut scores, g.keys);
             let origin = (b * self.heads + head) * per_head;
             let range = of_head(kept.len(), head);
             let kept = &mut kept[range];
@@ -309,7 +320,8 @@ impl FusedAttention {
             let weights = if self.dropout.is_some() { &*kept } else { &*probs };
             let values = Source::Rows(g.head_after(v, prefix_values, head));
             let values = kernel.pack(operands, g.keys, g.head_dim, values);
-            kernel.product(weights, g.keys, g.queries, &values, None, &mut out[first..], g.hidden);
+            let weights = Lhs::Rows(g.scores(weights));
+            kernel.product(weights, g.queries, &values, None, &mut out[first..], g.hidden);
         }
     }
 }
@@ -409,32 +421,23 @@ impl FusedOp<3> for FusedAttention {
                 .for_each(|(b, ((dq, dk), dv))| {
                     let [q, k, v] = rows_of(b, inputs, q_rows, kv_rows);
                     let d_out = &d_out[b * q_rows..][..q_rows];
-                    let mut transposed = vec![0f32; per_head];
                     let mut d_scores = vec![0f32; per_head];
                     for head in 0..self.heads {
                         let first = head * g.head_dim;
                         let origin = (b * self.heads + head) * per_head;
                         let (p, w) = (&probs[origin..][..per_head], &weights[origin..][..per_head]);
                         // dV = W^T dO, with W the probabilities after dropout.
-                        transpose(w, g.queries, g.keys, &mut transposed);
                         let d_out_head = Source::Rows(g.head(d_out, head));
                         let d_out_head = kernel.pack(f32s, g.queries, g.head_dim, d_out_head);
-                        kernel.product(
-                            &transposed,
-                            g.queries,
-                            g.keys,
-                            &d_out_head,
-                            None,
-                            &mut dv[first..],
-                            g.hidden,
-                        );
+                        let w_t = Lhs::Transposed(g.scores(w));
+                        kernel.product(w_t, g.keys, &d_out_head, None, &mut dv[first..], g.hidden);
                         // dW = dO V^T, then back through dropout and the softmax:
                         // dS = scale * P * (dP - sum_j dP P).
                         let values_t = Source::Columns(g.head(v, head));
                         let values_t = kernel.pack(f32s, g.head_dim, g.keys, values_t);
+                        let d_out_rows = Lhs::Rows(g.head_strided(d_out, head));
                         kernel.product(
-                            &d_out[first..],
-                            g.hidden,
+                            d_out_rows,
                             g.queries,
                             &values_t,
                             None,
@@ -463,41 +466,17 @@ impl FusedOp<3> for FusedAttention {
                         // dQ = dS K, dK = dS^T Q
                         let keys =
                             kernel.pack(f32s, g.keys, g.head_dim, Source::Rows(g.head(k, head)));
-                        kernel.product(
-                            &d_scores,
-                            g.keys,
-                            g.queries,
-                            &keys,
-                            None,
-                            &mut dq[first..],
-                            g.hidden,
-                        );
-                        transpose(&d_scores, g.queries, g.keys, &mut transposed);
-                        let queries =
-                            kernel.pack(f32s, g.queries, g.head_dim, Source::Rows(g.head(q, head)));
-                        kernel.product(
-                            &transposed,
-                            g.queries,
-                            g.keys,
-                            &queries,
-                            None,
-                            &mut dk[first..],
-                            g.hidden,
-                        );
+                        let ds = Lhs::Rows(g.scores(&d_scores));
+                        kernel.product(ds, g.queries, &keys, None, &mut dq[first..], g.hidden);
+                        let queries = Source::Rows(g.head(q, head));
+                        let queries = kernel.pack(f32s, g.queries, g.head_dim, queries);
+                        let ds_t = Lhs::Transposed(g.scores(&d_scores));
+                        kernel.product(ds_t, g.keys, &queries, None, &mut dk[first..], g.hidden);
                     }
                 });
         }
         let shapes = [q, k, v].map(|t| t.layout().shape().clone());
         let mut grads = [dq, dk, dv].into_iter().zip(shapes).map(|(g, shape)| tensor_of(g, shape));
         wanted.map(|wanted| grads.next().filter(|_| wanted))
-    }
-}
-
-/// `out[j * rows + i] = values[i * cols + j]`: a `[rows, cols]` matrix transposed.
-fn transpose(values: &[f32], rows: usize, cols: usize, out: &mut [f32]) {
-    for (i, row) in values.chunks(cols.max(1)).enumerate().take(rows) {
-        for (j, &value) in row.iter().enumerate() {
-            out[j * rows + i] = value;
-        }
     }
 }
