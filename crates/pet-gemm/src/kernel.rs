@@ -3,21 +3,21 @@
 //! row of `a` is multiplied into them: an FMA per accumulator for `f32` operands, a `vdpbf16ps`
 //! (two products per lane) for bf16 ones.
 //!
-//! `a` is read in place for `f32` operands; for bf16 it is first converted to bf16 pairs row by
-//! row (`vcvtneps2bf16`, nearest even). A tile's rows past the last row of `a` repeat the last
-//! row and are not stored. Packing `b` ([`Panels`]) runs here too, vectorized where a source's
+//! `a` is first packed tile by tile, depth-major, so that each depth step's broadcasts read one
+//! place (converted to bf16 pairs, `vcvtneps2bf16`, nearest even, for bf16 operands); a tile's
+//! rows past the last row of `a` are zeros and are not stored. Packing `b` ([`Panels`]) runs here too, vectorized where a source's
 //! rows are contiguous.
 //!
 //! Everything is reached through [`run`], the crate's one `unsafe` call.
 
 use std::arch::x86_64::{
     __m256i, __m512, __m512bh, _mm512_cvtepu16_epi32, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
-    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_ps, _mm512_slli_epi32,
+    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_slli_epi32,
 };
 
 use half::bf16;
 
-use crate::pack::{Lanes, Layout, Lhs, Operands, Panels, Source, Strided};
+use crate::pack::{Lanes, Layout, Lhs, Operands, Panels, Source};
 
 /// Whether the CPU has every feature the kernels are compiled with.
 pub fn available() -> bool {
@@ -73,29 +73,48 @@ fn product(
     match (b.operands(), b.vectors()) {
         (Operands::F32, 2) => tiles::<12, 2, false>(a, rows, b, bias, c, ldc),
         (Operands::F32, _) => tiles::<8, 3, false>(a, rows, b, bias, c, ldc),
-        (Operands::Bf16, vectors) => {
-            // Rows of `a` as bf16 pairs, then read as rows.
-            let (k, depth) = (b.k(), b.depth());
-            let mut pairs = vec![0u32; rows * depth];
-            for (r, converted) in pairs.chunks_exact_mut(depth.max(1)).enumerate() {
-                match a {
-                    Lhs::Rows(m) => convert(&m.values[m.first + r * m.stride..][..k], converted),
-                    Lhs::Transposed(_) => {
-                        for (q, pair) in converted.iter_mut().enumerate() {
-                            let high = if 2 * q + 1 < k { a.at(r, 2 * q + 1) } else { 0.0 };
-                            *pair = bf16_pair(a.at(r, 2 * q), high);
-                        }
-                    }
+        (Operands::Bf16, 2) => tiles::<12, 2, true>(a, rows, b, bias, c, ldc),
+        (Operands::Bf16, _) => tiles::<8, 3, true>(a, rows, b, bias, c, ldc),
+    }
+}
+
+/// `a` in tiles of `ROWS` rows, each tile's elements depth-major (`[depth][ROWS]`), so that
+/// the kernel reads the `ROWS` values of one depth step from one place; rows past `rows` are
+/// zeros. Elements are `f32` bits, or (`BF16`) bf16 pairs along the depth.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize) -> Vec<u32> {
+    let depth = if BF16 { k.div_ceil(2) } else { k };
+    let mut packed = vec![0u32; rows.div_ceil(ROWS) * depth * ROWS];
+    let mut pairs = vec![0u32; if BF16 { depth } else { 0 }];
+    for r in 0..rows {
+        let tile = &mut packed[(r / ROWS) * depth * ROWS..][..depth * ROWS];
+        let lane = r % ROWS;
+        match (BF16, a) {
+            (true, Lhs::Rows(m)) => {
+                convert(&m.values[m.first + r * m.stride..][..k], &mut pairs);
+                for (q, &pair) in pairs.iter().enumerate() {
+                    tile[q * ROWS + lane] = pair;
                 }
             }
-            let pairs: &[f32] = bytemuck::cast_slice(&pairs);
-            let a = Lhs::Rows(Strided { values: pairs, first: 0, stride: depth });
-            match vectors {
-                2 => tiles::<12, 2, true>(a, rows, b, bias, c, ldc),
-                _ => tiles::<8, 3, true>(a, rows, b, bias, c, ldc),
+            (true, Lhs::Transposed(_)) => {
+                for q in 0..depth {
+                    let high = if 2 * q + 1 < k { a.at(r, 2 * q + 1) } else { 0.0 };
+                    tile[q * ROWS + lane] = bf16_pair(a.at(r, 2 * q), high);
+                }
+            }
+            (false, Lhs::Rows(m)) => {
+                for (p, value) in m.values[m.first + r * m.stride..][..k].iter().enumerate() {
+                    tile[p * ROWS + lane] = value.to_bits();
+                }
+            }
+            (false, Lhs::Transposed(_)) => {
+                for p in 0..k {
+                    tile[p * ROWS + lane] = a.at(r, p).to_bits();
+                }
             }
         }
     }
+    packed
 }
 
 /// `(low, high)` rounded to bf16 (nearest even) as one pair, `low` in the low half.
@@ -220,7 +239,7 @@ fn interleave(low: __m256i, high: __m256i) -> Lanes {
     bytemuck::cast(_mm512_or_si512(low, high))
 }
 
-/// Every tile of the product; `a` holds `f32` values, or (`BF16`) bf16 pairs as `f32` bits.
+/// Every tile of the product.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     a: Lhs<'_>,
@@ -231,6 +250,7 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     ldc: usize,
 ) {
     let (depth, n, width) = (b.depth(), b.n(), 16 * V);
+    let packed_a = pack_a::<ROWS, BF16>(a, rows, b.k());
     for panel in 0..b.count() {
         let first = panel * width;
         let count = (n - first).min(width);
@@ -239,27 +259,41 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
             start.as_flattened_mut()[..count].copy_from_slice(&bias[first..first + count]);
         }
         let start: [__m512; V] = start.map(bytemuck::cast);
-        for top in (0..rows).step_by(ROWS) {
+        for tile in 0..rows.div_ceil(ROWS) {
+            let a = &packed_a[tile * depth * ROWS..][..depth * ROWS];
+            let a = |q: usize| match a[q * ROWS..].first_chunk::<ROWS>() {
+                Some(values) => *values,
+                None => unreachable!("a tile holds depth x ROWS values"),
+            };
             let acc = match &b.layout {
                 Layout::Packed(data) => {
                     let columns = Panels::panel(data, depth, V, panel);
                     let column = |q: usize| -> [__m512; V] {
                         std::array::from_fn(|v| bytemuck::cast(columns[q * V + v]))
                     };
-                    tile::<ROWS, V, BF16>(a, top, rows, depth, column, start)
+                    dot::<ROWS, V, BF16>(depth, a, column, start)
                 }
                 Layout::Rows(matrix) => {
                     let column = |q: usize| -> [__m512; V] {
                         let row = &matrix.row(q, n)[first..];
                         std::array::from_fn(|v| load(&row[16 * v..]))
                     };
-                    tile::<ROWS, V, BF16>(a, top, rows, depth, column, start)
+                    dot::<ROWS, V, BF16>(depth, a, column, start)
                 }
             };
+            let top = tile * ROWS;
             for (r, lanes) in acc.iter().enumerate().take(rows - top) {
                 let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
-                let at = (top + r) * ldc + first;
-                c[at..at + count].copy_from_slice(&values.as_flattened()[..count]);
+                let out = &mut c[(top + r) * ldc + first..][..count];
+                match out.as_chunks_mut::<16>() {
+                    // Whole vectors stored as such (not through a `memcpy` call per row).
+                    (whole, []) if whole.len() == V => {
+                        for (out, values) in whole.iter_mut().zip(values) {
+                            *out = values;
+                        }
+                    }
+                    _ => out.copy_from_slice(&values.as_flattened()[..count]),
+                }
             }
         }
     }
@@ -275,51 +309,12 @@ fn load(values: &[f32]) -> __m512 {
     }
 }
 
-/// The tile of rows `top..top + ROWS` (rows past `rows` repeat the last one):
-/// `start + sum_q a[r][q] * column(q)`.
-#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-#[inline]
-fn tile<const ROWS: usize, const V: usize, const BF16: bool>(
-    a: Lhs<'_>,
-    top: usize,
-    rows: usize,
-    depth: usize,
-    column: impl Fn(usize) -> [__m512; V],
-    start: [__m512; V],
-) -> [[__m512; V]; ROWS] {
-    let whole = top + ROWS <= rows;
-    match a {
-        Lhs::Rows(m) => {
-            let a_rows: [&[f32]; ROWS] = std::array::from_fn(|r| {
-                let row = (top + r).min(rows - 1);
-                &m.values[m.first + row * m.stride..][..depth]
-            });
-            dot::<ROWS, V, BF16>(depth, |q| std::array::from_fn(|r| a_rows[r][q]), column, start)
-        }
-        Lhs::Transposed(m) if whole => dot::<ROWS, V, BF16>(
-            depth,
-            |q| match m.values[m.first + q * m.stride + top..].first_chunk::<ROWS>() {
-                Some(values) => *values,
-                None => unreachable!("a whole tile's rows are in the matrix"),
-            },
-            column,
-            start,
-        ),
-        Lhs::Transposed(_) => dot::<ROWS, V, BF16>(
-            depth,
-            |q| std::array::from_fn(|r| a.at((top + r).min(rows - 1), q)),
-            column,
-            start,
-        ),
-    }
-}
-
 /// `start + sum_q a(q)[r] * column(q)` for the tile's `ROWS` rows.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 #[inline]
 fn dot<const ROWS: usize, const V: usize, const BF16: bool>(
     depth: usize,
-    a: impl Fn(usize) -> [f32; ROWS],
+    a: impl Fn(usize) -> [u32; ROWS],
     column: impl Fn(usize) -> [__m512; V],
     start: [__m512; V],
 ) -> [[__m512; V]; ROWS] {
@@ -328,12 +323,12 @@ fn dot<const ROWS: usize, const V: usize, const BF16: bool>(
         let (values, column) = (a(q), column(q));
         for (acc, &value) in acc.iter_mut().zip(&values) {
             if BF16 {
-                let pair: __m512bh = bytemuck::cast(_mm512_set1_ps(value));
+                let pair: __m512bh = bytemuck::cast(_mm512_set1_epi32(value as i32));
                 for (acc, column) in acc.iter_mut().zip(&column) {
                     *acc = _mm512_dpbf16_ps(*acc, pair, bytemuck::cast(*column));
                 }
             } else {
-                let value = _mm512_set1_ps(value);
+                let value = _mm512_set1_ps(f32::from_bits(value));
                 for (acc, column) in acc.iter_mut().zip(&column) {
                     *acc = _mm512_fmadd_ps(value, *column, *acc);
                 }
