@@ -1,7 +1,8 @@
 //! `cargo xtask bench [--quick]`: `pet bench` (release build) against the PyTorch + PEFT
 //! reference `benchmarks/torch_bench.py` on all-MiniLM-L6-v2, batch 32, seq 128, prefix 16,
-//! train and infer for P-Tuning v2, LoRA and full fine-tuning. Both run as subprocesses of this
-//! one invocation, alternating which goes first per repeat, with the same thread count; an fp32
+//! train and infer for P-Tuning v2, LoRA and full fine-tuning, and pet's bf16 inference against
+//! PyTorch's fp32 with its logit error. Both run as subprocesses of this one invocation,
+//! alternating which goes first per repeat, with the same thread count; an fp32
 //! matrix-product peak is measured in each repeat for the FLOP utilization. Writes
 //! `docs/benchmarks/minilm-cpu.jsonl` (run metadata, then every measurement) and the table
 //! `docs/benchmarks/minilm-cpu.md`.
@@ -131,12 +132,12 @@ impl Runner {
         .collect()
     }
 
-    fn pet(&self, mode: &str, method: &str, profile: &Profile) -> Result<Value> {
+    fn pet(&self, mode: &str, method: &str, precision: &str, profile: &Profile) -> Result<Value> {
         let mut command = Command::new(&self.pet);
         command
             .args(["bench", "--model"])
             .arg(&self.folder)
-            .args(["--mode", mode, "--method", method])
+            .args(["--mode", mode, "--method", method, "--precision", precision])
             .args(self.common_args(profile))
             .env("RAYON_NUM_THREADS", self.threads.to_string())
             .current_dir(&self.root);
@@ -278,15 +279,22 @@ pub fn bench(quick: bool) -> Result<()> {
         for mode in MODES {
             for method in METHODS {
                 let pet_first = repeat % 2 == 0;
+                // bf16 inference follows pet's fp32 inference, beside the same PyTorch runs.
+                let pet_runs: &[&str] = if *mode == "infer" { &["f32", "bf16"] } else { &["f32"] };
                 for turn in 0..2 {
-                    let mut record = if (turn == 0) == pet_first {
-                        runner.pet(mode, method, &profile)?
+                    let runs = if (turn == 0) == pet_first {
+                        pet_runs
+                            .iter()
+                            .map(|precision| runner.pet(mode, method, precision, &profile))
+                            .collect::<Result<Vec<_>>>()?
                     } else {
-                        runner.torch(mode, method, &profile)?
+                        vec![runner.torch(mode, method, &profile)?]
                     };
-                    record["repeat"] = repeat.into();
-                    eprintln!("xtask: {record}");
-                    records.push(record);
+                    for mut record in runs {
+                        record["repeat"] = repeat.into();
+                        eprintln!("xtask: {record}");
+                        records.push(record);
+                    }
                 }
             }
         }
@@ -304,12 +312,17 @@ pub fn bench(quick: bool) -> Result<()> {
 }
 
 fn table(meta: &Value, records: &[Value], shape: &Shape) -> String {
-    let select = |implementation: &str, mode: &str, method: &str, key: &str| -> Vec<f64> {
+    let select_in = |precision: &str, implementation: &str, mode: &str, method: &str, key: &str| {
         records
             .iter()
             .filter(|r| r["impl"] == implementation && r["mode"] == mode && r["method"] == method)
-            .filter_map(|r| r[key].as_f64())
-            .collect()
+            .filter(|r| r["precision"].as_str().unwrap_or("f32") == precision)
+            .filter_map(|r| key.split('.').try_fold(r, |value, part| value.get(part)))
+            .filter_map(Value::as_f64)
+            .collect::<Vec<f64>>()
+    };
+    let select = |implementation: &str, mode: &str, method: &str, key: &str| {
+        select_in("f32", implementation, mode, method, key)
     };
     let peaks: Vec<f64> = records
         .iter()
@@ -389,6 +402,45 @@ fn table(meta: &Value, records: &[Value], shape: &Shape) -> String {
             ));
         }
     }
+    out.push_str(
+        "\n## bf16 inference\n\n\
+         pet with `--precision bf16` (the linears' weights and activations and the attention \
+         products in bf16, `f32` sums; AVX512-BF16) against PyTorch's fp32 inference of the same \
+         repeats. Logit error: the largest `|bf16 - f32|` over the timed batch's logits (pet's \
+         own fp32 forward of the same model and batch), over repeats; in brackets the largest \
+         `|f32 logit|`. Argmax agreement: the smallest share of rows whose predicted class is \
+         unchanged.\n\n\
+         | method | pet bf16 samples/s | torch fp32 samples/s | pet bf16 / torch fp32 | pet bf16 / pet fp32 | pet RSS | max logit error | argmax agreement |\n\
+         |---|---|---|---|---|---|---|---|\n",
+    );
+    for method in METHODS {
+        let bf16 = |key: &str| select_in("bf16", "pet", "infer", method, key);
+        let median = |values: &[f64]| spread(values).map(|s| s.0);
+        let (pet, torch, fp32) = (
+            spread(&bf16("samples_per_sec")),
+            median(&select("torch", "infer", method, "samples_per_sec")),
+            median(&select("pet", "infer", method, "samples_per_sec")),
+        );
+        let ratio = |b: Option<f64>| match (pet, b) {
+            (Some(p), Some(b)) if b > 0.0 => format!("{:.2}", p.0 / b),
+            _ => "-".to_string(),
+        };
+        let largest = |key: &str| bf16(key).into_iter().reduce(f64::max);
+        let error = match (largest("logit_error.max_abs"), largest("logit_error.max_abs_f32")) {
+            (Some(e), Some(scale)) => format!("{e:.2e} ({scale:.3})"),
+            _ => "-".to_string(),
+        };
+        let agreement = bf16("logit_error.argmax_agreement").into_iter().reduce(f64::min);
+        out.push_str(&format!(
+            "| {method} | {} | {} | {} | {} | {} | {error} | {} |\n",
+            cell(pet),
+            torch.map_or("-".to_string(), |t| format!("{t:.2}")),
+            ratio(torch),
+            ratio(fp32),
+            largest("peak_rss_mib").map_or("-".to_string(), |v| format!("{v:.0}")),
+            agreement.map_or("-".to_string(), |a| format!("{a:.3}")),
+        ));
+    }
     out
 }
 
@@ -406,6 +458,30 @@ mod tests {
         assert_eq!(minilm.flops("train", "full", 128.0, 0.0), 3.0 * forward);
         assert_eq!(minilm.flops("train", "lora", 128.0, 0.0), 2.0 * forward);
         assert_eq!(minilm.flops("infer", "full", 128.0, 0.0), forward);
+    }
+
+    #[test]
+    fn bf16_rows_compare_with_torch_fp32_and_report_the_logit_error() {
+        let minilm = Shape { layers: 6.0, hidden: 384.0, intermediate: 1536.0 };
+        let meta = json!({"git": "abc", "repeats": 1, "steps": 5, "warmup": 1});
+        let infer = |implementation: &str, samples: f64| json!({"impl": implementation, "mode": "infer", "method": "lora", "samples_per_sec": samples});
+        let mut bf16 = infer("pet", 90.0);
+        bf16["precision"] = "bf16".into();
+        bf16["logit_error"] =
+            json!({"max_abs": 0.002, "max_abs_f32": 0.25, "argmax_agreement": 0.96875});
+        let records = [infer("pet", 40.0), infer("torch", 45.0), bf16];
+        let text = table(&meta, &records, &minilm);
+        // fp32 rows are unaffected by the bf16 record.
+        assert!(
+            text.contains("| infer | lora | 40.00 (40.00-40.00) | 45.00 (45.00-45.00) | 0.89 |"),
+            "{text}"
+        );
+        assert!(
+            text.contains(
+                "| lora | 90.00 (90.00-90.00) | 45.00 | 2.00 | 2.25 | - | 2.00e-3 (0.250) | 0.969 |"
+            ),
+            "{text}"
+        );
     }
 
     #[test]
