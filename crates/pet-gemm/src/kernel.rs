@@ -250,7 +250,19 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     ldc: usize,
 ) {
     let (depth, n, width) = (b.depth(), b.n(), 16 * V);
-    let packed_a = pack_a::<ROWS, BF16>(a, rows, b.k());
+    // `f32` operands given transposed are tiles already (depth-major, rows contiguous): read in
+    // place, but for a last partial tile; everything else is packed.
+    let in_place = match a {
+        Lhs::Transposed(m) if !BF16 => Some(m),
+        _ => None,
+    };
+    let whole_tiles = if in_place.is_some() { rows / ROWS } else { 0 };
+    let packed_a = match in_place {
+        Some(_) => {
+            pack_a::<ROWS, BF16>(a.rows_from(whole_tiles * ROWS), rows - whole_tiles * ROWS, b.k())
+        }
+        None => pack_a::<ROWS, BF16>(a, rows, b.k()),
+    };
     for panel in 0..b.count() {
         let first = panel * width;
         let count = (n - first).min(width);
@@ -260,8 +272,14 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
         }
         let start: [__m512; V] = start.map(bytemuck::cast);
         for tile in 0..rows.div_ceil(ROWS) {
-            let a = &packed_a[tile * depth * ROWS..][..depth * ROWS];
-            let a = |q: usize| match a[q * ROWS..].first_chunk::<ROWS>() {
+            // The tile's `ROWS` values of depth step `q` start at `first + q * stride`.
+            let (values, first_value, stride): (&[u32], usize, usize) = match in_place {
+                Some(m) if tile < whole_tiles => {
+                    (bytemuck::cast_slice(m.values), m.first + tile * ROWS, m.stride)
+                }
+                _ => (&packed_a, (tile - whole_tiles) * depth * ROWS, ROWS),
+            };
+            let a = |q: usize| match values[first_value + q * stride..].first_chunk::<ROWS>() {
                 Some(values) => *values,
                 None => unreachable!("a tile holds depth x ROWS values"),
             };
