@@ -141,26 +141,8 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
             }
         }
         (Source::Rows(matrix), Operands::Bf16) => {
-            for q in 0..depth {
-                let low = matrix.row(2 * q, n);
-                let high = (2 * q + 1 < k).then(|| matrix.row(2 * q + 1, n));
-                for block in 0..blocks {
-                    let range = 16 * block..n.min(16 * block + 16);
-                    let lanes = panels.lanes_mut(q, block);
-                    let whole = (
-                        <&[f32; 16]>::try_from(&low[range.clone()]),
-                        high.map(|h| <&[f32; 16]>::try_from(&h[range.clone()])),
-                    );
-                    if let (Ok(low), Some(Ok(high))) = whole {
-                        *lanes = interleave(rounded(*low), rounded(*high));
-                        continue;
-                    }
-                    for (at, lane) in range.zip(lanes.iter_mut()) {
-                        let high = high.map_or(0, |h| u32::from(bf16::from_f32(h[at]).to_bits()));
-                        *lane = u32::from(bf16::from_f32(low[at]).to_bits()) | (high << 16);
-                    }
-                }
-            }
+            let bits = |value: f32| u32::from(bf16::from_f32(value).to_bits());
+            pack_pairs(panels, |p| matrix.row(p, n), |values| rounded(values), bits);
         }
         (Source::Columns(matrix), Operands::F32) => {
             // 16 columns of `b` (16 rows of the matrix) at a time, one vector per row of `b`.
@@ -193,31 +175,46 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
         }
         (Source::Bf16(b), Operands::Bf16) => {
             let bits: &[u16] = bytemuck::cast_slice(b);
-            for q in 0..depth {
-                let low = &bits[2 * q * n..][..n];
-                let high = (2 * q + 1 < k).then(|| &bits[(2 * q + 1) * n..][..n]);
-                for block in 0..blocks {
-                    let range = 16 * block..n.min(16 * block + 16);
-                    let lanes = panels.lanes_mut(q, block);
-                    let whole = (
-                        <&[u16; 16]>::try_from(&low[range.clone()]),
-                        high.map(|h| <&[u16; 16]>::try_from(&h[range.clone()])),
-                    );
-                    if let (Ok(low), Some(Ok(high))) = whole {
-                        *lanes = interleave(bytemuck::cast(*low), bytemuck::cast(*high));
-                        continue;
-                    }
-                    for (at, lane) in range.zip(lanes.iter_mut()) {
-                        *lane = u32::from(low[at]) | (high.map_or(0, |h| u32::from(h[at])) << 16);
-                    }
-                }
-            }
+            pack_pairs(panels, |p| &bits[p * n..][..n], bytemuck::cast, u32::from);
         }
         (Source::Bf16(b), Operands::F32) => {
             for p in 0..k {
                 for j in 0..n {
                     panels.lanes_mut(p, j / 16)[j % 16] = b[p * n + j].to_f32().to_bits();
                 }
+            }
+        }
+    }
+}
+
+/// Panel rows of bf16 pairs from the rows of `b` (`row(p)`, `n` values each): rows `2q` and
+/// `2q + 1` make panel row `q`, 16 columns at a time as bf16 vectors (`to_bf16`) where both
+/// rows have all 16, else element by element (`bits`: a value's bf16 bits); an odd `k` pairs its
+/// last row with zeros.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn pack_pairs<'r, T: Copy + 'r>(
+    panels: &mut Panels<'_>,
+    row: impl Fn(usize) -> &'r [T],
+    to_bf16: impl Fn([T; 16]) -> __m256i,
+    bits: impl Fn(T) -> u32,
+) {
+    let (k, n) = (panels.k(), panels.n());
+    for q in 0..panels.depth() {
+        let low = row(2 * q);
+        let high = (2 * q + 1 < k).then(|| row(2 * q + 1));
+        for block in 0..n.div_ceil(16) {
+            let range = 16 * block..n.min(16 * block + 16);
+            let lanes = panels.lanes_mut(q, block);
+            let whole = (
+                low[range.clone()].first_chunk::<16>(),
+                high.map(|h| h[range.clone()].first_chunk::<16>()),
+            );
+            if let (Some(low), Some(Some(high))) = whole {
+                *lanes = interleave(to_bf16(*low), to_bf16(*high));
+                continue;
+            }
+            for (at, lane) in range.zip(lanes.iter_mut()) {
+                *lane = bits(low[at]) | (high.map_or(0, |h| bits(h[at])) << 16);
             }
         }
     }
