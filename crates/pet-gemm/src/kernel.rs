@@ -3,10 +3,13 @@
 //! row of `a` is multiplied into them: an FMA per accumulator for `f32` operands, a `vdpbf16ps`
 //! (two products per lane) for bf16 ones.
 //!
-//! `a` is first packed tile by tile, depth-major, so that each depth step's broadcasts read one
-//! place (converted to bf16 pairs, `vcvtneps2bf16`, nearest even, for bf16 operands); a tile's
-//! rows past the last row of `a` are zeros and are not stored. Packing `b` ([`Panels`]) runs here too, vectorized where a source's
-//! rows are contiguous.
+//! The kernel reads `a` tile by tile, depth-major, so that each depth step's broadcasts read one
+//! place: `f32` operands given transposed are laid out so already and are read in place; others
+//! are packed first (converted to bf16 pairs, `vcvtneps2bf16`, nearest even, for bf16
+//! operands), a last tile's rows past the end of `a` being zeros that are not stored. Packing `b`
+//! ([`Panels`]) runs here too, with vector instructions where a source's rows are contiguous.
+//! Tiles are 8 x 48 (`ROWS` x `16 V`) or, for 32-column panels such as one attention head's,
+//! 12 x 32.
 //!
 //! Everything is reached through [`run`], the crate's one `unsafe` call.
 

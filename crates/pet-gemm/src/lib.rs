@@ -1,9 +1,10 @@
-//! pet-gemm: the matrix products of pet's CPU inference: the bf16 linear layers, and the small
-//! per-head products of fused attention in `f32` or bf16.
+//! pet-gemm: pet's own CPU matrix products: the bf16 linear layers of bf16 inference, and the
+//! small per-head products of fused attention (forward and backward) in `f32` or bf16.
 //!
 //! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
 //! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`
-//! rows and `b` packed into [`Panels`], and compute `c = a · b + bias` with `f32` sums; with
+//! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`], or `f32` rows
+//! read in place), and compute `c = a · b + bias` with `f32` sums; with
 //! bf16 [`Operands`] both operands are rounded to bf16 first, every product is then exact in
 //! `f32`: the numerics of a bf16 matrix product with `f32` accumulation. Where no `Kernel` can
 //! be made, callers compose the same product from other operations.

@@ -217,10 +217,7 @@ impl Geometry {
     ) -> Rows<'a> {
         let rows = self.head(rows, head);
         match prefix {
-            Some((prefix, n)) => rows.below(
-                Strided { values: prefix, first: head * self.head_dim, stride: self.hidden },
-                n,
-            ),
+            Some((prefix, n)) => rows.below(self.head_strided(prefix, head), n),
             None => rows,
         }
     }
