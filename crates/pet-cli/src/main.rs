@@ -11,6 +11,7 @@ use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
+use pet_core::precision::Precision;
 
 /// mimalloc, keeping freed memory mapped: tensor-sized blocks are reused instead of being
 /// returned to the OS and faulted in again (`crates/pet-alloc`).
@@ -50,6 +51,9 @@ enum Command {
         /// Output JSONL.
         #[arg(long)]
         output: PathBuf,
+        /// Precision of the backbone's linear layers: f32 or bf16.
+        #[arg(long, default_value_t = Precision::F32)]
+        precision: Precision,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -66,6 +70,9 @@ enum Command {
         /// SQuAD JSON (QA).
         #[arg(long)]
         input: PathBuf,
+        /// Precision of the backbone's linear layers: f32 or bf16.
+        #[arg(long, default_value_t = Precision::F32)]
+        precision: Precision,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -239,15 +246,15 @@ fn main() -> Result<()> {
             }
             println!("saved to {}", output.display());
         }
-        Command::Predict { model, delta, input, output, device } => {
-            let job = PredictJob { model, delta, input, output: Some(output.clone()) };
+        Command::Predict { model, delta, input, output, precision, device } => {
+            let job = PredictJob { model, delta, input, output: Some(output.clone()), precision };
             if let PredictOutcome::Written(n) = run_on(device, job)? {
                 println!("wrote {n} predictions to {}", output.display());
             }
         }
-        Command::Eval { model, delta, input, device } => {
+        Command::Eval { model, delta, input, precision, device } => {
             if let PredictOutcome::Scored(metrics) =
-                run_on(device, PredictJob { model, delta, input, output: None })?
+                run_on(device, PredictJob { model, delta, input, output: None, precision })?
             {
                 print_metrics("eval", &metrics);
             }

@@ -23,6 +23,8 @@ use pet_nlp::tasks::tagging::{SequenceTagger, TaggedRow, TaggingBatch};
 use pet_nlp::tokenize::TextTokenizer;
 use serde_json::{Value, json};
 
+use pet_core::precision::Precision;
+
 use crate::device::BackendJob;
 use crate::restore::{TaskModel, restore_model};
 use crate::train::{read_qa, read_tagged, resolve_folder};
@@ -40,6 +42,8 @@ pub struct PredictJob {
     pub input: PathBuf,
     /// Where to write predictions (JSONL); `None` scores the file instead.
     pub output: Option<PathBuf>,
+    /// Precision of the backbone's linear layers.
+    pub precision: Precision,
 }
 
 /// What a run produced.
@@ -56,7 +60,8 @@ impl BackendJob for PredictJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, _backend: &str) -> Result<PredictOutcome> {
         let model_dir = resolve_folder(&self.model)?;
-        let restored = restore_model::<B::InnerBackend>(&model_dir, &self.delta, &device)?;
+        let mut restored = restore_model::<B::InnerBackend>(&model_dir, &self.delta, &device)?;
+        restored.model = restored.model.with_precision(self.precision);
         let tokenizer =
             TextTokenizer::from_file(&model_dir.join("tokenizer.json"), restored.max_length)?;
         match &restored.model {

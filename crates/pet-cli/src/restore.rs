@@ -24,6 +24,7 @@ use pet_core::blocks::hf_keys::load_hf_state;
 use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::{PeftAdapter, PeftType};
+use pet_core::precision::Precision;
 use pet_nlp::data::LabelSet;
 use pet_nlp::heads::classification::from_hf_head_keys;
 use pet_nlp::heads::{QaHeadConfig, TokenClassificationHeadConfig};
@@ -43,6 +44,27 @@ pub enum TaskModel<B: Backend> {
     Tagger(Box<SequenceTagger<B>>),
     /// Extractive question answering, with its window stride and longest answer.
     Answerer(Box<QuestionAnswerer<B>>, usize, usize),
+}
+
+impl<B: Backend> TaskModel<B> {
+    /// The model with its backbone's linear sites in `precision` (an inference setting).
+    pub fn with_precision(self, precision: Precision) -> Self {
+        match self {
+            Self::Classifier(m) => Self::Classifier(Box::new(SequenceClassifier {
+                backbone: precision.apply(m.backbone),
+                ..*m
+            })),
+            Self::Tagger(m) => Self::Tagger(Box::new(SequenceTagger {
+                backbone: precision.apply(m.backbone),
+                ..*m
+            })),
+            Self::Answerer(m, stride, longest) => Self::Answerer(
+                Box::new(QuestionAnswerer { backbone: precision.apply(m.backbone), ..*m }),
+                stride,
+                longest,
+            ),
+        }
+    }
 }
 
 /// A task model with what its checkpoint records about it.

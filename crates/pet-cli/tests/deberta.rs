@@ -12,6 +12,7 @@ use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::TrainJob;
+use pet_core::precision::Precision;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 
@@ -29,6 +30,7 @@ fn eval_matches(delta: &Path, input: &Path, metric: &str, trained: f64) {
         delta: delta.to_path_buf(),
         input: input.to_path_buf(),
         output: None,
+        precision: Precision::F32,
     };
     let PredictOutcome::Scored(metrics) = run_on(DeviceSpec::Cpu, job).expect("eval") else {
         panic!("eval scores")
@@ -44,6 +46,7 @@ fn predict(delta: &Path, input: &Path, dir: &Path) -> Vec<serde_json::Value> {
         delta: delta.to_path_buf(),
         input: input.to_path_buf(),
         output: Some(output.clone()),
+        precision: Precision::F32,
     };
     assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(_)));
     std::fs::read_to_string(&output)

@@ -11,6 +11,7 @@ use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{Job, TrainJob};
+use pet_core::precision::Precision;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 
@@ -58,6 +59,7 @@ fn predict_and_eval_restore_the_trained_classifier() {
             delta: delta.clone(),
             input: input.clone(),
             output: None,
+            precision: Precision::F32,
         },
     )
     .expect("eval");
@@ -67,9 +69,11 @@ fn predict_and_eval_restore_the_trained_classifier() {
         "{metrics:?} vs {trained_accuracy}"
     );
     let output = dir.path().join("predictions.jsonl");
-    let written =
-        run_on(DeviceSpec::Cpu, PredictJob { model, delta, input, output: Some(output.clone()) })
-            .expect("predict");
+    let written = run_on(
+        DeviceSpec::Cpu,
+        PredictJob { model, delta, input, output: Some(output.clone()), precision: Precision::F32 },
+    )
+    .expect("predict");
     assert!(matches!(written, PredictOutcome::Written(12)));
     let text = std::fs::read_to_string(&output).expect("predictions");
     let lines: Vec<serde_json::Value> =
@@ -200,6 +204,7 @@ fn predict_and_eval_restore_a_tagger_with_its_crf() {
         delta: delta.clone(),
         input: d.join("dev.conll"),
         output: None,
+        precision: Precision::F32,
     };
     let PredictOutcome::Scored(metrics) = run_on(DeviceSpec::Cpu, eval).expect("eval") else {
         panic!("scores")
@@ -212,8 +217,13 @@ fn predict_and_eval_restore_a_tagger_with_its_crf() {
     )
     .expect("input");
     let output = d.join("tags.jsonl");
-    let job =
-        PredictJob { model, delta, input: d.join("input.jsonl"), output: Some(output.clone()) };
+    let job = PredictJob {
+        model,
+        delta,
+        input: d.join("input.jsonl"),
+        output: Some(output.clone()),
+        precision: Precision::F32,
+    };
     assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(2)));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
         .expect("tags")

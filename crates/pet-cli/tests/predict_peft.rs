@@ -11,6 +11,7 @@ use burn::tensor::{Tensor, TensorData};
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::restore::{TaskModel, restore_model};
+use pet_core::precision::Precision;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 use pet_core::testing::conformance::assert_close;
@@ -34,6 +35,11 @@ fn expected(case: &str, key: &str) -> TensorData {
 
 /// `pet predict` on the case's inputs.jsonl: every output line's `logits`, rows concatenated.
 fn predicted_logits(case: &str) -> (Vec<f32>, Vec<serde_json::Value>) {
+    predicted_logits_in(case, Precision::F32)
+}
+
+/// [`predicted_logits`] with the backbone's linears in `precision`.
+fn predicted_logits_in(case: &str, precision: Precision) -> (Vec<f32>, Vec<serde_json::Value>) {
     let dir = TempDir::new(case);
     let output = dir.path().join("out.jsonl");
     let job = PredictJob {
@@ -41,6 +47,7 @@ fn predicted_logits(case: &str) -> (Vec<f32>, Vec<serde_json::Value>) {
         delta: fixtures(case),
         input: fixtures(case).join("inputs.jsonl"),
         output: Some(output.clone()),
+        precision,
     };
     assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(_)));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
@@ -61,11 +68,15 @@ fn flat_value(v: &serde_json::Value) -> Vec<f32> {
 }
 
 fn assert_logits(what: &str, ours: Vec<f32>, theirs: TensorData) {
+    assert_logits_within(what, ours, theirs, LOGIT_TOLERANCE);
+}
+
+fn assert_logits_within(what: &str, ours: Vec<f32>, theirs: TensorData, tolerance: f64) {
     let device = Default::default();
     let theirs = theirs.convert::<f32>().into_vec::<f32>().expect("floats");
     assert_eq!(ours.len(), theirs.len(), "{what}: number of logits");
     let tensor = |values: &[f32]| Tensor::<B, 1>::from_floats(values, &device);
-    assert_close(what, tensor(&ours), tensor(&theirs), LOGIT_TOLERANCE);
+    assert_close(what, tensor(&ours), tensor(&theirs), tolerance);
 }
 
 #[test]
@@ -78,6 +89,20 @@ fn a_seq_cls_lora_adapter_reproduces_peft_logits_and_labels() {
             .max_by(|&a, &b| theirs[row * 3 + a].total_cmp(&theirs[row * 3 + b]))
             .expect("classes");
         assert_eq!(line["label"], format!("LABEL_{best}"), "row {row}");
+    }
+}
+
+/// bf16 keeps 8 significant bits of every linear operand: the tiny model's logits move by up to
+/// a few 1e-3 of their scale.
+const BF16_LOGIT_TOLERANCE: f64 = 2e-2;
+
+#[test]
+fn bf16_predictions_stay_close_to_f32_and_peft() {
+    for case in ["bert_peft_seq_cls", "bert_peft_token_cls"] {
+        let (bf16_logits, _) = predicted_logits_in(case, Precision::Bf16);
+        let (f32_logits, _) = predicted_logits(case);
+        assert_ne!(bf16_logits, f32_logits, "{case}: --precision bf16 changed nothing");
+        assert_logits_within(case, bf16_logits, expected(case, "logits"), BF16_LOGIT_TOLERANCE);
     }
 }
 
@@ -126,6 +151,7 @@ fn an_adapter_without_a_task_head_is_refused_by_name() {
         delta: fixtures("roberta_lora"),
         input: fixtures("bert_peft_seq_cls").join("inputs.jsonl"),
         output: Some(dir.path().join("out.jsonl")),
+        precision: Precision::F32,
     };
     let err = format!("{:#}", run_on(DeviceSpec::Cpu, job).expect_err("no task head"));
     assert!(err.contains("adapter_config.json") && err.contains("FEATURE_EXTRACTION"), "{err}");

@@ -195,6 +195,7 @@ pub(crate) fn qa_round_trip(model: &Path, method: &str, max_length: usize, dir: 
         delta: output.join("delta.safetensors"),
         input: dir.join("squad.json"),
         output: Some(dir.join("answers.jsonl")),
+        precision: pet_core::precision::Precision::F32,
     };
     let written = run_on(DeviceSpec::Cpu, eval.clone()).expect("predict");
     assert!(matches!(written, pet_cli::predict::PredictOutcome::Written(3)));
