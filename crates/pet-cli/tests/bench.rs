@@ -68,6 +68,23 @@ fn bf16_inference_reports_its_logit_error_against_f32() {
 }
 
 #[test]
+fn bf16_inference_runs_on_roberta_and_deberta_too() {
+    for (group, case) in [("encoders", "roberta"), ("deberta", "v3")] {
+        let model = crate::fixtures::parity(group, case).display().to_string();
+        let args =
+            BenchArgs { model, precision: Precision::Bf16, ..args(BenchMode::Infer, "full") };
+        let m = run_on(DeviceSpec::Cpu, BenchJob(args)).expect("bf16 bench runs");
+        let line: serde_json::Value = serde_json::to_value(&m).expect("the measurement serializes");
+        let error = &line["logit_error"];
+        let (max_abs, scale) = (error["max_abs"].as_f64(), error["max_abs_f32"].as_f64());
+        assert!(
+            matches!((max_abs, scale), (Some(e), Some(s)) if e > 0.0 && e < 0.1 * s),
+            "{case}: {line}"
+        );
+    }
+}
+
+#[test]
 fn bf16_training_is_refused() {
     let args = BenchArgs { precision: Precision::Bf16, ..args(BenchMode::Train, "lora") };
     let err = run_on(DeviceSpec::Cpu, BenchJob(args)).expect_err("bf16 training");
