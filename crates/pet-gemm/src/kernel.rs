@@ -94,7 +94,7 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
         let lane = r % ROWS;
         match (BF16, a) {
             (true, Lhs::Rows(m)) => {
-                convert(&m.values[m.first + r * m.stride..][..k], &mut pairs);
+                convert(m.row(r, k), &mut pairs);
                 for (q, &pair) in pairs.iter().enumerate() {
                     tile[q * ROWS + lane] = pair;
                 }
@@ -106,7 +106,7 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
                 }
             }
             (false, Lhs::Rows(m)) => {
-                for (p, value) in m.values[m.first + r * m.stride..][..k].iter().enumerate() {
+                for (p, value) in m.row(r, k).iter().enumerate() {
                     tile[p * ROWS + lane] = value.to_bits();
                 }
             }
@@ -120,9 +120,14 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
     packed
 }
 
+/// `value` rounded to bf16 (nearest even), its bits in the low half.
+fn bf16_bits(value: f32) -> u32 {
+    u32::from(bf16::from_f32(value).to_bits())
+}
+
 /// `(low, high)` rounded to bf16 (nearest even) as one pair, `low` in the low half.
 fn bf16_pair(low: f32, high: f32) -> u32 {
-    u32::from(bf16::from_f32(low).to_bits()) | (u32::from(bf16::from_f32(high).to_bits()) << 16)
+    bf16_bits(low) | (bf16_bits(high) << 16)
 }
 
 /// Fills `panels` from `source`: whole 16-column blocks of rows with vector instructions, the
@@ -144,8 +149,7 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
             }
         }
         (Source::Rows(matrix), Operands::Bf16) => {
-            let bits = |value: f32| u32::from(bf16::from_f32(value).to_bits());
-            pack_pairs(panels, |p| matrix.row(p, n), |values| rounded(values), bits);
+            pack_pairs(panels, |p| matrix.row(p, n), |values| rounded(values), bf16_bits);
         }
         (Source::Columns(matrix), Operands::F32) => {
             // 16 columns of `b` (16 rows of the matrix) at a time, one vector per row of `b`.
@@ -162,9 +166,9 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
         }
         (Source::Columns(matrix), Operands::Bf16) => {
             let mut pairs = vec![[0u32; 16]; depth];
+            let mut converted = vec![0u32; depth];
             for block in 0..blocks {
                 let columns = 16 * block..n.min(16 * block + 16);
-                let mut converted = vec![0u32; depth];
                 for (l, j) in columns.enumerate() {
                     convert(matrix.row(j, k), &mut converted);
                     for (pair, &value) in pairs.iter_mut().zip(&converted) {
@@ -180,12 +184,8 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
             let bits: &[u16] = bytemuck::cast_slice(b);
             pack_pairs(panels, |p| &bits[p * n..][..n], bytemuck::cast, u32::from);
         }
-        (Source::Bf16(b), Operands::F32) => {
-            for p in 0..k {
-                for j in 0..n {
-                    panels.lanes_mut(p, j / 16)[j % 16] = b[p * n + j].to_f32().to_bits();
-                }
-            }
+        (Source::Bf16(_), Operands::F32) => {
+            unreachable!("`Kernel::pack` takes a bf16 source for bf16 operands only")
         }
     }
 }
@@ -366,8 +366,6 @@ fn convert(row: &[f32], pairs: &mut [u32]) {
         *out = bytemuck::cast(_mm512_cvtneps_pbh(vector));
     }
     for (values, out) in tail.chunks(2).zip(pair_tail.iter_mut()) {
-        let low = u32::from(bf16::from_f32(values[0]).to_bits());
-        let high = values.get(1).map_or(0, |&v| u32::from(bf16::from_f32(v).to_bits()));
-        *out = low | (high << 16);
+        *out = bf16_pair(values[0], values.get(1).copied().unwrap_or(0.0));
     }
 }

@@ -91,6 +91,7 @@ impl Kernel {
         let mut panels = Panels::zeroed(operands, k, n);
         if k > 0 && n > 0 {
             if let Source::Bf16(b) = source {
+                assert_eq!(operands, Operands::Bf16, "a bf16 source packs for bf16 operands only");
                 assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
             }
             #[cfg(target_arch = "x86_64")]

@@ -34,6 +34,13 @@ pub struct Strided<'a> {
     pub stride: usize,
 }
 
+impl<'a> Strided<'a> {
+    /// The first `len` values of row `r`.
+    pub fn row(&self, r: usize, len: usize) -> &'a [f32] {
+        &self.values[self.first + r * self.stride..][..len]
+    }
+}
+
 /// The rows of a matrix: one [`Strided`] block, or two stacked (such as an attention prefix's
 /// keys above a sequence's, kept apart instead of concatenated).
 #[derive(Clone, Copy, Debug)]
@@ -55,12 +62,11 @@ impl<'a> Rows<'a> {
 
     /// The first `len` values of row `r`.
     pub fn row(&self, r: usize, len: usize) -> &'a [f32] {
-        let (block, r) = match self.above {
-            Some((above, count)) if r < count => (above, r),
-            Some((_, count)) => (self.rest, r - count),
-            None => (self.rest, r),
-        };
-        &block.values[block.first + r * block.stride..][..len]
+        match self.above {
+            Some((above, count)) if r < count => above.row(r, len),
+            Some((_, count)) => self.rest.row(r - count, len),
+            None => self.rest.row(r, len),
+        }
     }
 }
 
@@ -72,7 +78,7 @@ pub enum Source<'a> {
     /// Column `j` of `b` is row `j` of the matrix (`k` values): an attention head's keys, whose
     /// transpose the scores take.
     Columns(Rows<'a>),
-    /// `b` itself, row-major bf16 (bf16 operands only): a weight stored in bf16.
+    /// `b` itself, row-major bf16 (for bf16 operands only): a weight stored in bf16.
     Bf16(&'a [bf16]),
 }
 

@@ -25,7 +25,9 @@ use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided};
 use rayon::prelude::*;
 
 use crate::attention_probs::{dot, softmax_row};
-use crate::dispatch::{FlexAutodiff, Route, flex, from_flex, recast, route, tensor_of, values};
+use crate::dispatch::{
+    FlexAutodiff, Route, flex, flex_f32, from_flex, recast, route, tensor_of, values,
+};
 use crate::dropout::{Dropout, draw_seed};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 use crate::parallel::vectorized;
@@ -93,10 +95,7 @@ pub fn attention<B: Backend>(
             return recast(from_flex::<3>(infer(&op, inputs)));
         }
         (Route::Autodiff(q), Some(kernel)) if operands == Operands::F32 => {
-            let (k, v) = match prefix {
-                Some((pk, pv)) => (joined(pk, k), joined(pv, v)),
-                None => (k, v),
-            };
+            let (k, v) = joined(prefix, k, v);
             let mask_bias = recast::<B, FlexAutodiff, 2>(mask_bias).inner();
             let dropout = (dropout_prob > 0.0).then(|| Dropout::new(dropout_prob, draw_seed()));
             let op = FusedAttention::new(kernel, mask_bias, heads, scale, operands, dropout, true);
@@ -107,18 +106,24 @@ pub fn attention<B: Backend>(
         (Route::Autodiff(q), _) => recast(q),
         (Route::Composed(q), _) => q,
     };
-    let (k, v) = match prefix {
-        Some((pk, pv)) => (joined(pk, k), joined(pv, v)),
-        None => (k, v),
-    };
+    let (k, v) = joined(prefix, k, v);
     composed(q, k, v, mask_bias, heads, scale, operands, dropout_prob)
 }
 
-/// `[prefix rows; rows]` along the sequence, the prefix broadcast over the batch.
-fn joined<B: Backend>(prefix: Tensor<B, 3>, rows: Tensor<B, 3>) -> Tensor<B, 3> {
-    let [batch, _, hidden] = rows.dims();
-    let n_prefix = prefix.dims()[1];
-    Tensor::cat(vec![prefix.expand([batch, n_prefix, hidden]), rows], 1)
+/// Keys and values with the prefix's in front (`[prefix rows; rows]` along the sequence, the
+/// prefix broadcast over the batch).
+fn joined<B: Backend>(
+    prefix: Option<(Tensor<B, 3>, Tensor<B, 3>)>,
+    k: Tensor<B, 3>,
+    v: Tensor<B, 3>,
+) -> (Tensor<B, 3>, Tensor<B, 3>) {
+    let Some((prefix_k, prefix_v)) = prefix else { return (k, v) };
+    let join = |prefix: Tensor<B, 3>, rows: Tensor<B, 3>| {
+        let [batch, _, hidden] = rows.dims();
+        let n_prefix = prefix.dims()[1];
+        Tensor::cat(vec![prefix.expand([batch, n_prefix, hidden]), rows], 1)
+    };
+    (join(prefix_k, k), join(prefix_v, v))
 }
 
 /// Burn's operations, head-major.
@@ -233,11 +238,9 @@ impl FusedAttention {
         dropout: Option<Dropout>,
         training: bool,
     ) -> Self {
-        let mask_bias =
-            if mask_bias.dtype() == DType::F32 { mask_bias } else { mask_bias.cast(DType::F32) };
         Self {
             kernel,
-            mask_bias: flex(mask_bias),
+            mask_bias: flex_f32(mask_bias),
             heads,
             scale: scale as f32,
             operands,

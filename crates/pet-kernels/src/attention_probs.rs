@@ -8,12 +8,12 @@
 //! or 0 when the whole row is masked: a fully masked row is uniform, as in the composed version.
 
 use burn::backend::Flex;
+use burn::tensor::Shape;
 use burn::tensor::Tensor;
 use burn::tensor::backend::Backend;
-use burn::tensor::{DType, Shape};
 use burn_flex::FlexTensor;
 
-use crate::dispatch::{FlexAutodiff, Route, flex, from_flex, recast, route, tensor_of, values};
+use crate::dispatch::{FlexAutodiff, Route, flex_f32, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
 use crate::math::exp;
 use crate::parallel::{map_rows, zip_map_rows};
@@ -59,9 +59,7 @@ struct AttentionProbs {
 
 impl AttentionProbs {
     fn new(mask_bias: Tensor<Flex, 2>, scale: f64) -> Self {
-        let mask_bias =
-            if mask_bias.dtype() == DType::F32 { mask_bias } else { mask_bias.cast(DType::F32) };
-        Self { mask_bias: flex(mask_bias), scale: scale as f32 }
+        Self { mask_bias: flex_f32(mask_bias), scale: scale as f32 }
     }
 
     /// Keys per row, and rows per batch element, of `scores`; checks the mask's shape.

@@ -71,6 +71,11 @@ pub fn flex<const D: usize>(tensor: Tensor<Flex, D>) -> FlexTensor {
     contiguous(tensor.into_primitive().tensor())
 }
 
+/// [`flex`] of `tensor` cast to `f32` first where it is another float type (a mask in `f16`).
+pub fn flex_f32<const D: usize>(tensor: Tensor<Flex, D>) -> FlexTensor {
+    flex(if tensor.dtype() == DType::F32 { tensor } else { tensor.cast(DType::F32) })
+}
+
 /// Wraps a burn-flex tensor.
 pub fn from_flex<const D: usize>(tensor: FlexTensor) -> Tensor<Flex, D> {
     Tensor::from_primitive(TensorPrimitive::Float(tensor))
