@@ -14,13 +14,15 @@
 //! Everything is reached through [`run`], the crate's one `unsafe` call.
 
 use std::arch::x86_64::{
-    __m256i, __m512, __m512bh, _mm512_cvtepu16_epi32, _mm512_cvtneps_pbh, _mm512_dpbf16_ps,
-    _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps, _mm512_slli_epi32,
+    __m256i, __m512, __m512bh, _mm512_castps_pd, _mm512_cvtepu16_epi32, _mm512_cvtneps_pbh,
+    _mm512_dpbf16_ps, _mm512_fmadd_ps, _mm512_or_si512, _mm512_set1_epi32, _mm512_set1_ps,
+    _mm512_slli_epi32, _mm512_unpackhi_pd, _mm512_unpackhi_ps, _mm512_unpacklo_pd,
+    _mm512_unpacklo_ps,
 };
 
 use half::bf16;
 
-use crate::pack::{Lanes, Layout, Lhs, Operands, Panels, Source};
+use crate::pack::{Lanes, Lhs, Operands, Panels, Source};
 
 /// Whether the CPU has every feature the kernels are compiled with.
 pub fn available() -> bool {
@@ -36,13 +38,13 @@ pub enum Job<'a> {
     Product {
         a: Lhs<'a>,
         rows: usize,
-        b: &'a Panels<'a>,
+        b: &'a Panels,
         bias: Option<&'a [f32]>,
         c: &'a mut [f32],
         ldc: usize,
     },
     /// Fill `panels` (zeroed, of the source's shape) from `source`.
-    Pack { source: Source<'a>, panels: &'a mut Panels<'static> },
+    Pack { source: Source<'a>, panels: &'a mut Panels },
 }
 
 /// Runs `job`; the caller holds a `Kernel`, so [`available`] was true.
@@ -65,14 +67,7 @@ fn run_avx512(job: Job<'_>) {
 }
 
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-fn product(
-    a: Lhs<'_>,
-    rows: usize,
-    b: &Panels<'_>,
-    bias: Option<&[f32]>,
-    c: &mut [f32],
-    ldc: usize,
-) {
+fn product(a: Lhs<'_>, rows: usize, b: &Panels, bias: Option<&[f32]>, c: &mut [f32], ldc: usize) {
     match (b.operands(), b.vectors()) {
         (Operands::F32, 2) => tiles::<12, 2, false>(a, rows, b, bias, c, ldc),
         (Operands::F32, _) => tiles::<8, 3, false>(a, rows, b, bias, c, ldc),
@@ -88,36 +83,93 @@ fn product(
 fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize) -> Vec<u32> {
     let depth = if BF16 { k.div_ceil(2) } else { k };
     let mut packed = vec![0u32; rows.div_ceil(ROWS) * depth * ROWS];
-    let mut pairs = vec![0u32; if BF16 { depth } else { 0 }];
-    for r in 0..rows {
-        let tile = &mut packed[(r / ROWS) * depth * ROWS..][..depth * ROWS];
-        let lane = r % ROWS;
+    if depth == 0 {
+        return packed;
+    }
+    let mut converted = vec![0u32; if BF16 { ROWS * depth } else { 0 }];
+    for (t, tile) in packed.chunks_exact_mut(depth * ROWS).enumerate() {
+        let top = t * ROWS;
+        let count = (rows - top).min(ROWS);
         match (BF16, a) {
             (true, Lhs::Rows(m)) => {
-                convert(m.row(r, k), &mut pairs);
-                for (q, &pair) in pairs.iter().enumerate() {
-                    tile[q * ROWS + lane] = pair;
+                for (r, pairs) in converted.chunks_exact_mut(depth).take(count).enumerate() {
+                    convert(m.row(top + r, k), pairs);
                 }
-            }
-            (true, Lhs::Transposed(_)) => {
-                for q in 0..depth {
-                    let high = if 2 * q + 1 < k { a.at(r, 2 * q + 1) } else { 0.0 };
-                    tile[q * ROWS + lane] = bf16_pair(a.at(r, 2 * q), high);
-                }
+                let rows: Vec<&[u32]> = converted.chunks_exact(depth).take(count).collect();
+                transpose_rows::<ROWS>(&rows, depth, tile);
             }
             (false, Lhs::Rows(m)) => {
-                for (p, value) in m.row(r, k).iter().enumerate() {
-                    tile[p * ROWS + lane] = value.to_bits();
+                let rows: Vec<&[u32]> =
+                    (top..top + count).map(|r| bytemuck::cast_slice(m.row(r, k))).collect();
+                transpose_rows::<ROWS>(&rows, depth, tile);
+            }
+            (true, Lhs::Transposed(_)) => {
+                for (q, values) in tile.chunks_exact_mut(ROWS).enumerate() {
+                    for (lane, value) in values.iter_mut().take(count).enumerate() {
+                        let high = if 2 * q + 1 < k { a.at(top + lane, 2 * q + 1) } else { 0.0 };
+                        *value = bf16_pair(a.at(top + lane, 2 * q), high);
+                    }
                 }
             }
             (false, Lhs::Transposed(_)) => {
-                for p in 0..k {
-                    tile[p * ROWS + lane] = a.at(r, p).to_bits();
+                for (p, values) in tile.chunks_exact_mut(ROWS).enumerate() {
+                    for (lane, value) in values.iter_mut().take(count).enumerate() {
+                        *value = a.at(top + lane, p).to_bits();
+                    }
                 }
             }
         }
     }
     packed
+}
+
+/// `tile[q * ROWS + lane] = rows[lane][q]` for `q < depth` (at most `ROWS` rows of at least
+/// `depth` values): four rows by 16 depth steps at a time as one 4 x 4 transpose per 128-bit
+/// lane (`ROWS` is a multiple of 4), the rest element by element.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn transpose_rows<const ROWS: usize>(rows: &[&[u32]], depth: usize, tile: &mut [u32]) {
+    let whole = depth - depth % 16;
+    for (g, group) in rows.chunks(4).enumerate() {
+        let lanes = 4 * g..4 * g + group.len();
+        if let [r0, r1, r2, r3] = group {
+            for q in (0..whole).step_by(16) {
+                let [a, b, c, d] = [r0, r1, r2, r3].map(|row| vector(&row[q..]));
+                // Per 128-bit lane, depth steps 4L..4L + 4 of each row.
+                let (low_ab, high_ab) = (_mm512_unpacklo_ps(a, b), _mm512_unpackhi_ps(a, b));
+                let (low_cd, high_cd) = (_mm512_unpacklo_ps(c, d), _mm512_unpackhi_ps(c, d));
+                let pairs = |x: __m512, y: __m512| {
+                    let (x, y) = (_mm512_castps_pd(x), _mm512_castps_pd(y));
+                    [_mm512_unpacklo_pd(x, y), _mm512_unpackhi_pd(x, y)]
+                };
+                let [step0, step1] = pairs(low_ab, low_cd);
+                let [step2, step3] = pairs(high_ab, high_cd);
+                // `steps[i][l]`: the four rows' values at depth step `q + 4 l + i`.
+                let steps: [[[u32; 4]; 4]; 4] = [step0, step1, step2, step3].map(bytemuck::cast);
+                for (i, step) in steps.iter().enumerate() {
+                    for (l, values) in step.iter().enumerate() {
+                        let at = (q + 4 * l + i) * ROWS + 4 * g;
+                        tile[at..at + 4].copy_from_slice(values);
+                    }
+                }
+            }
+        }
+        let done = if group.len() == 4 { whole } else { 0 };
+        for q in done..depth {
+            for (lane, row) in lanes.clone().zip(group) {
+                tile[q * ROWS + lane] = row[q];
+            }
+        }
+    }
+}
+
+/// The first 16 values of `values` as a vector.
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+#[inline]
+fn vector(values: &[u32]) -> __m512 {
+    match values.first_chunk::<16>() {
+        Some(chunk) => bytemuck::cast(*chunk),
+        None => unreachable!("a whole block of 16 depth steps"),
+    }
 }
 
 /// `value` rounded to bf16 (nearest even), its bits in the low half.
@@ -133,7 +185,7 @@ fn bf16_pair(low: f32, high: f32) -> u32 {
 /// Fills `panels` from `source`: whole 16-column blocks of rows with vector instructions, the
 /// rest lane by lane.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
+fn pack(source: Source<'_>, panels: &mut Panels) {
     let (k, n, depth) = (panels.k(), panels.n(), panels.depth());
     let blocks = n.div_ceil(16);
     match (source, panels.operands()) {
@@ -196,7 +248,7 @@ fn pack(source: Source<'_>, panels: &mut Panels<'_>) {
 /// last row with zeros.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 fn pack_pairs<'r, T: Copy + 'r>(
-    panels: &mut Panels<'_>,
+    panels: &mut Panels,
     row: impl Fn(usize) -> &'r [T],
     to_bf16: impl Fn([T; 16]) -> __m256i,
     bits: impl Fn(T) -> u32,
@@ -244,7 +296,7 @@ fn interleave(low: __m256i, high: __m256i) -> Lanes {
 fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     a: Lhs<'_>,
     rows: usize,
-    b: &Panels<'_>,
+    b: &Panels,
     bias: Option<&[f32]>,
     c: &mut [f32],
     ldc: usize,
@@ -283,22 +335,11 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
                 Some(values) => *values,
                 None => unreachable!("a tile holds depth x ROWS values"),
             };
-            let acc = match &b.layout {
-                Layout::Packed(data) => {
-                    let columns = Panels::panel(data, depth, V, panel);
-                    let column = |q: usize| -> [__m512; V] {
-                        std::array::from_fn(|v| bytemuck::cast(columns[q * V + v]))
-                    };
-                    dot::<ROWS, V, BF16>(depth, a, column, start)
-                }
-                Layout::Rows(matrix) => {
-                    let column = |q: usize| -> [__m512; V] {
-                        let row = &matrix.row(q, n)[first..];
-                        std::array::from_fn(|v| load(&row[16 * v..]))
-                    };
-                    dot::<ROWS, V, BF16>(depth, a, column, start)
-                }
+            let columns = b.panel(panel);
+            let column = |q: usize| -> [__m512; V] {
+                std::array::from_fn(|v| bytemuck::cast(columns[q * V + v]))
             };
+            let acc = dot::<ROWS, V, BF16>(depth, a, column, start);
             let top = tile * ROWS;
             for (r, lanes) in acc.iter().enumerate().take(rows - top) {
                 let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
@@ -314,16 +355,6 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
                 }
             }
         }
-    }
-}
-
-/// The first 16 values of `values` as a vector.
-#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-#[inline]
-fn load(values: &[f32]) -> __m512 {
-    match values.first_chunk::<16>() {
-        Some(chunk) => bytemuck::cast(*chunk),
-        None => unreachable!("in-place rows hold whole vectors"),
     }
 }
 

@@ -3,8 +3,7 @@
 //!
 //! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
 //! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`
-//! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`], or `f32` rows
-//! read in place), and compute `c = a · b + bias` with `f32` sums; with
+//! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`]), and compute `c = a · b + bias` with `f32` sums; with
 //! bf16 [`Operands`] both operands are rounded to bf16 first, every product is then exact in
 //! `f32`: the numerics of a bf16 matrix product with `f32` accumulation. Where no `Kernel` can
 //! be made, callers compose the same product from other operations.
@@ -47,7 +46,7 @@ impl Kernel {
         self,
         a: Lhs<'_>,
         rows: usize,
-        b: &Panels<'_>,
+        b: &Panels,
         bias: Option<&[f32]>,
         c: &mut [f32],
         ldc: usize,
@@ -71,23 +70,11 @@ impl Kernel {
         kernel::run(kernel::Job::Product { a, rows, b, bias, c, ldc });
     }
 
-    /// `b` (`[k, n]`) from `source` as the kernel reads it with `operands`: packed, or for `f32`
-    /// rows whose columns fill whole panels (such as 32, 48 or 144), in place.
+    /// `b` (`[k, n]`) from `source`, packed as the kernel reads it with `operands`.
     ///
     /// # Panics
     /// When the source is too short for `k` and `n`.
-    pub fn pack<'a>(
-        self,
-        operands: Operands,
-        k: usize,
-        n: usize,
-        source: Source<'a>,
-    ) -> Panels<'a> {
-        if let (Operands::F32, Source::Rows(rows)) = (operands, source)
-            && let Some(panels) = Panels::in_place(k, n, rows)
-        {
-            return panels;
-        }
+    pub fn pack(self, operands: Operands, k: usize, n: usize, source: Source<'_>) -> Panels {
         let mut panels = Panels::zeroed(operands, k, n);
         if k > 0 && n > 0 {
             if let Source::Bf16(b) = source {

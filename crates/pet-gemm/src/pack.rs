@@ -110,44 +110,23 @@ impl<'a> Lhs<'a> {
     }
 }
 
-/// A right-hand operand `b` of shape `[k, n]`, as the kernel reads it.
+/// A right-hand operand `b` of shape `[k, n]`, as the kernel reads it: packed panels, one after
+/// the other.
 #[derive(Clone, Debug)]
-pub struct Panels<'a> {
+pub struct Panels {
     operands: Operands,
     k: usize,
     n: usize,
     vectors: usize,
-    pub(crate) layout: Layout<'a>,
+    data: Vec<Lanes>,
 }
 
-/// Where a panel's vectors are.
-#[derive(Clone, Debug)]
-pub(crate) enum Layout<'a> {
-    /// Packed panels, one after the other.
-    Packed(Vec<Lanes>),
-    /// `f32` rows of `n` values (whole panels), read in place: row `p`, columns
-    /// `16 * block..16 * block + 16` is vector `block` of panel row `p`.
-    Rows(Rows<'a>),
-}
-
-impl<'a> Panels<'a> {
+impl Panels {
     /// Zeros in the layout of a `[k, n]` operand.
     pub(crate) fn zeroed(operands: Operands, k: usize, n: usize) -> Self {
         let vectors = vectors_for(n);
         let data = vec![[0u32; 16]; n.div_ceil(16 * vectors) * depth(operands, k) * vectors];
-        Self { operands, k, n, vectors, layout: Layout::Packed(data) }
-    }
-
-    /// `f32` rows read in place, when every panel of `n` columns is whole.
-    pub(crate) fn in_place(k: usize, n: usize, rows: Rows<'a>) -> Option<Self> {
-        let vectors = vectors_for(n);
-        n.is_multiple_of(16 * vectors).then_some(Self {
-            operands: Operands::F32,
-            k,
-            n,
-            vectors,
-            layout: Layout::Rows(rows),
-        })
+        Self { operands, k, n, vectors, data }
     }
 
     /// How the product rounds its operands.
@@ -180,21 +159,18 @@ impl<'a> Panels<'a> {
         self.n.div_ceil(16 * self.vectors)
     }
 
-    /// Packed panel `panel`: [`Panels::depth`] rows of [`Panels::vectors`] vectors.
-    pub(crate) fn panel(data: &[Lanes], depth: usize, vectors: usize, panel: usize) -> &[Lanes] {
-        let size = depth * vectors;
-        &data[panel * size..(panel + 1) * size]
+    /// Panel `panel`: [`Panels::depth`] rows of [`Panels::vectors`] vectors.
+    pub(crate) fn panel(&self, panel: usize) -> &[Lanes] {
+        let size = self.depth() * self.vectors;
+        &self.data[panel * size..(panel + 1) * size]
     }
 
     /// The vector of panel row `q` holding columns `16 * block..16 * block + 16`: where packing
     /// writes.
     pub(crate) fn lanes_mut(&mut self, q: usize, block: usize) -> &mut Lanes {
         let (depth, vectors) = (self.depth(), self.vectors);
-        let Layout::Packed(data) = &mut self.layout else {
-            unreachable!("only packed panels are written");
-        };
         let (panel, v) = (block / vectors, block % vectors);
-        &mut data[(panel * depth + q) * vectors + v]
+        &mut self.data[(panel * depth + q) * vectors + v]
     }
 }
 
