@@ -96,12 +96,12 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
                     convert(m.row(top + r, k), pairs);
                 }
                 let rows: Vec<&[u32]> = converted.chunks_exact(depth).take(count).collect();
-                transpose_rows::<ROWS>(&rows, depth, tile);
+                transpose_rows(&rows, depth, tile, ROWS);
             }
             (false, Lhs::Rows(m)) => {
                 let rows: Vec<&[u32]> =
                     (top..top + count).map(|r| bytemuck::cast_slice(m.row(r, k))).collect();
-                transpose_rows::<ROWS>(&rows, depth, tile);
+                transpose_rows(&rows, depth, tile, ROWS);
             }
             (true, Lhs::Transposed(_)) => {
                 for (q, values) in tile.chunks_exact_mut(ROWS).enumerate() {
@@ -123,11 +123,11 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
     packed
 }
 
-/// `tile[q * ROWS + lane] = rows[lane][q]` for `q < depth` (at most `ROWS` rows of at least
+/// `out[q * stride + lane] = rows[lane][q]` for `q < depth` (at most `stride` rows of at least
 /// `depth` values): four rows by 16 depth steps at a time as one 4 x 4 transpose per 128-bit
-/// lane (`ROWS` is a multiple of 4), the rest element by element.
+/// lane (`stride` is a multiple of 4), the rest element by element.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
-fn transpose_rows<const ROWS: usize>(rows: &[&[u32]], depth: usize, tile: &mut [u32]) {
+fn transpose_rows(rows: &[&[u32]], depth: usize, out: &mut [u32], stride: usize) {
     let whole = depth - depth % 16;
     for (g, group) in rows.chunks(4).enumerate() {
         let lanes = 4 * g..4 * g + group.len();
@@ -147,8 +147,8 @@ fn transpose_rows<const ROWS: usize>(rows: &[&[u32]], depth: usize, tile: &mut [
                 let steps: [[[u32; 4]; 4]; 4] = [step0, step1, step2, step3].map(bytemuck::cast);
                 for (i, step) in steps.iter().enumerate() {
                     for (l, values) in step.iter().enumerate() {
-                        let at = (q + 4 * l + i) * ROWS + 4 * g;
-                        tile[at..at + 4].copy_from_slice(values);
+                        let at = (q + 4 * l + i) * stride + 4 * g;
+                        out[at..at + 4].copy_from_slice(values);
                     }
                 }
             }
@@ -156,7 +156,7 @@ fn transpose_rows<const ROWS: usize>(rows: &[&[u32]], depth: usize, tile: &mut [
         let done = if group.len() == 4 { whole } else { 0 };
         for q in done..depth {
             for (lane, row) in lanes.clone().zip(group) {
-                tile[q * ROWS + lane] = row[q];
+                out[q * stride + lane] = row[q];
             }
         }
     }
@@ -192,10 +192,11 @@ fn pack(source: Source<'_>, panels: &mut Panels) {
         (Source::Rows(matrix), Operands::F32) => {
             for p in 0..k {
                 let row = matrix.row(p, n);
-                for block in 0..blocks {
-                    let columns = &row[16 * block..n.min(16 * block + 16)];
-                    for (lane, value) in panels.lanes_mut(p, block).iter_mut().zip(columns) {
-                        *lane = value.to_bits();
+                for (block, columns) in row.chunks(16).enumerate() {
+                    let lanes = panels.lanes_mut(p, block);
+                    match columns.first_chunk::<16>() {
+                        Some(whole) => *lanes = bytemuck::cast(*whole),
+                        None => lanes.iter_mut().zip(columns).for_each(|(l, v)| *l = v.to_bits()),
                     }
                 }
             }
@@ -204,32 +205,28 @@ fn pack(source: Source<'_>, panels: &mut Panels) {
             pack_pairs(panels, |p| matrix.row(p, n), |values| rounded(values), bf16_bits);
         }
         (Source::Columns(matrix), Operands::F32) => {
-            // 16 columns of `b` (16 rows of the matrix) at a time, one vector per row of `b`.
+            // 16 columns of `b` (16 rows of the matrix) at a time, transposed into one vector
+            // per row of `b`.
             for block in 0..blocks {
-                let columns: Vec<&[f32]> =
-                    (16 * block..n.min(16 * block + 16)).map(|j| matrix.row(j, k)).collect();
-                for p in 0..k {
-                    let lanes = panels.lanes_mut(p, block);
-                    for (lane, column) in lanes.iter_mut().zip(&columns) {
-                        *lane = column[p].to_bits();
-                    }
-                }
+                let columns: Vec<&[u32]> = (16 * block..n.min(16 * block + 16))
+                    .map(|j| bytemuck::cast_slice(matrix.row(j, k)))
+                    .collect();
+                let (out, stride) = panels.block_mut(block);
+                transpose_rows(&columns, depth, out, stride);
             }
         }
         (Source::Columns(matrix), Operands::Bf16) => {
-            let mut pairs = vec![[0u32; 16]; depth];
-            let mut converted = vec![0u32; depth];
+            // The same, each column converted to bf16 pairs first.
+            let mut converted = vec![0u32; 16 * depth];
             for block in 0..blocks {
                 let columns = 16 * block..n.min(16 * block + 16);
-                for (l, j) in columns.enumerate() {
-                    convert(matrix.row(j, k), &mut converted);
-                    for (pair, &value) in pairs.iter_mut().zip(&converted) {
-                        pair[l] = value;
-                    }
+                for (pairs, j) in converted.chunks_exact_mut(depth).zip(columns.clone()) {
+                    convert(matrix.row(j, k), pairs);
                 }
-                for (q, pair) in pairs.iter_mut().enumerate() {
-                    *panels.lanes_mut(q, block) = std::mem::take(pair);
-                }
+                let pairs: Vec<&[u32]> =
+                    converted.chunks_exact(depth).take(columns.len()).collect();
+                let (out, stride) = panels.block_mut(block);
+                transpose_rows(&pairs, depth, out, stride);
             }
         }
         (Source::Bf16(b), Operands::Bf16) => {

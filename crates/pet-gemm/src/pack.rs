@@ -165,6 +165,16 @@ impl Panels {
         &self.data[panel * size..(panel + 1) * size]
     }
 
+    /// Where packing writes columns `16 * block..16 * block + 16`: the lanes from panel row 0's
+    /// vector of them to the panel's end, and the distance between consecutive rows' vectors.
+    pub(crate) fn block_mut(&mut self, block: usize) -> (&mut [u32], usize) {
+        let (depth, vectors) = (self.depth(), self.vectors);
+        let (panel, v) = (block / vectors, block % vectors);
+        let end = (panel + 1) * depth * vectors;
+        let lanes = &mut self.data[(panel * depth) * vectors + v..end];
+        (lanes.as_flattened_mut(), 16 * vectors)
+    }
+
     /// The vector of panel row `q` holding columns `16 * block..16 * block + 16`: where packing
     /// writes.
     pub(crate) fn lanes_mut(&mut self, q: usize, block: usize) -> &mut Lanes {
