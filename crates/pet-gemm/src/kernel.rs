@@ -4,10 +4,12 @@
 //! (two products per lane) for bf16 ones.
 //!
 //! The kernel reads `a` tile by tile, depth-major, so that each depth step's broadcasts read one
-//! place: `f32` operands given transposed are laid out so already and are read in place; others
-//! are packed first (converted to bf16 pairs, `vcvtneps2bf16`, nearest even, for bf16
-//! operands), a last tile's rows past the end of `a` being zeros that are not stored. Packing `b`
-//! ([`Panels`]) runs here too, with vector instructions where a source's rows are contiguous.
+//! place: `a` is packed so first (rows by 4 x 4 transposes, transposed operands by contiguous
+//! copies; converted to bf16 pairs, `vcvtneps2bf16`, nearest even, for bf16 operands), a last
+//! tile's rows past the end of `a` being zeros that are not stored. The inner loop then indexes
+//! nothing: depth step by depth step it broadcasts from memory and multiplies into the
+//! accumulators. Packing `b` ([`Panels`]) runs here too, with vector instructions where a
+//! source's rows are contiguous.
 //! Tiles are 8 x 48 (`ROWS` x `16 V`) or, for 32-column panels such as one attention head's,
 //! 12 x 32.
 //!
@@ -111,11 +113,11 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
                     }
                 }
             }
-            (false, Lhs::Transposed(_)) => {
+            (false, Lhs::Transposed(m)) => {
+                // Row `p` of the matrix holds depth step `p` of every row of `a`.
                 for (p, values) in tile.chunks_exact_mut(ROWS).enumerate() {
-                    for (lane, value) in values.iter_mut().take(count).enumerate() {
-                        *value = a.at(top + lane, p).to_bits();
-                    }
+                    let step = &m.row(p, top + count)[top..];
+                    values[..count].copy_from_slice(bytemuck::cast_slice(step));
                 }
             }
         }
@@ -299,19 +301,8 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     ldc: usize,
 ) {
     let (depth, n, width) = (b.depth(), b.n(), 16 * V);
-    // `f32` operands given transposed are tiles already (depth-major, rows contiguous): read in
-    // place, but for a last partial tile; everything else is packed.
-    let in_place = match a {
-        Lhs::Transposed(m) if !BF16 => Some(m),
-        _ => None,
-    };
-    let whole_tiles = if in_place.is_some() { rows / ROWS } else { 0 };
-    let packed_a = match in_place {
-        Some(_) => {
-            pack_a::<ROWS, BF16>(a.rows_from(whole_tiles * ROWS), rows - whole_tiles * ROWS, b.k())
-        }
-        None => pack_a::<ROWS, BF16>(a, rows, b.k()),
-    };
+    let packed_a = pack_a::<ROWS, BF16>(a, rows, b.k());
+    let (steps, _) = packed_a.as_chunks::<ROWS>();
     for panel in 0..b.count() {
         let first = panel * width;
         let count = (n - first).min(width);
@@ -320,23 +311,9 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
             start.as_flattened_mut()[..count].copy_from_slice(&bias[first..first + count]);
         }
         let start: [__m512; V] = start.map(bytemuck::cast);
+        let (columns, _) = b.panel(panel).as_chunks::<V>();
         for tile in 0..rows.div_ceil(ROWS) {
-            // The tile's `ROWS` values of depth step `q` start at `first + q * stride`.
-            let (values, first_value, stride): (&[u32], usize, usize) = match in_place {
-                Some(m) if tile < whole_tiles => {
-                    (bytemuck::cast_slice(m.values), m.first + tile * ROWS, m.stride)
-                }
-                _ => (&packed_a, (tile - whole_tiles) * depth * ROWS, ROWS),
-            };
-            let a = |q: usize| match values[first_value + q * stride..].first_chunk::<ROWS>() {
-                Some(values) => *values,
-                None => unreachable!("a tile holds depth x ROWS values"),
-            };
-            let columns = b.panel(panel);
-            let column = |q: usize| -> [__m512; V] {
-                std::array::from_fn(|v| bytemuck::cast(columns[q * V + v]))
-            };
-            let acc = dot::<ROWS, V, BF16>(depth, a, column, start);
+            let acc = dot::<ROWS, V, BF16>(&steps[tile * depth..][..depth], columns, start);
             let top = tile * ROWS;
             for (r, lanes) in acc.iter().enumerate().take(rows - top) {
                 let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
@@ -355,27 +332,26 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
     }
 }
 
-/// `start + sum_q a(q)[r] * column(q)` for the tile's `ROWS` rows.
+/// `start + sum_q a[q][r] * columns[q]` for the tile's `ROWS` rows.
 #[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
 #[inline]
 fn dot<const ROWS: usize, const V: usize, const BF16: bool>(
-    depth: usize,
-    a: impl Fn(usize) -> [u32; ROWS],
-    column: impl Fn(usize) -> [__m512; V],
+    a: &[[u32; ROWS]],
+    columns: &[[Lanes; V]],
     start: [__m512; V],
 ) -> [[__m512; V]; ROWS] {
     let mut acc = [start; ROWS];
-    for q in 0..depth {
-        let (values, column) = (a(q), column(q));
-        for (acc, &value) in acc.iter_mut().zip(&values) {
+    for (values, columns) in a.iter().zip(columns) {
+        let columns: [__m512; V] = columns.map(bytemuck::cast);
+        for (acc, &value) in acc.iter_mut().zip(values) {
             if BF16 {
                 let pair: __m512bh = bytemuck::cast(_mm512_set1_epi32(value as i32));
-                for (acc, column) in acc.iter_mut().zip(&column) {
+                for (acc, column) in acc.iter_mut().zip(&columns) {
                     *acc = _mm512_dpbf16_ps(*acc, pair, bytemuck::cast(*column));
                 }
             } else {
                 let value = _mm512_set1_ps(f32::from_bits(value));
-                for (acc, column) in acc.iter_mut().zip(&column) {
+                for (acc, column) in acc.iter_mut().zip(&columns) {
                     *acc = _mm512_fmadd_ps(value, *column, *acc);
                 }
             }
