@@ -24,7 +24,7 @@ pub struct Kernel {
     _checked: (),
 }
 
-/// The most rows of `c` per parallel task of [`Kernel::matmul_bf16`].
+/// The most rows of `c` per parallel task of [`Kernel::matmul`].
 const MAX_BLOCK: usize = 64;
 
 impl Kernel {
@@ -87,38 +87,31 @@ impl Kernel {
         panels
     }
 
-    /// `a · b + bias` with bf16 operands, on rayon's threads.
-    ///
-    /// # Shapes
-    /// - `a`: `[m, k]` row-major, `f32` (rounded to bf16, to nearest even)
-    /// - `b`: `[k, n]` row-major, bf16
-    /// - `bias`: `[n]`, added in `f32`
-    /// - returns `[m, n]` row-major, `f32`
+    /// `c = a · b + bias` (`[m, n]`, row-major) for `a` of `m` rows and `b` (`[k, n]`) packed
+    /// from `source` with `operands`, on rayon's threads (blocks of rows of `c`).
     ///
     /// # Panics
-    /// When a slice's length does not match `m`, `k`, `n`.
-    pub fn matmul_bf16(
+    /// When a slice is too short for `m`, `k`, `n`.
+    #[allow(clippy::too_many_arguments)] // a product's shape and operands, as BLAS takes them
+    pub fn matmul(
         self,
-        a: &[f32],
-        b: &[bf16],
+        operands: Operands,
+        a: Lhs<'_>,
+        source: Source<'_>,
         bias: Option<&[f32]>,
         m: usize,
         k: usize,
         n: usize,
     ) -> Vec<f32> {
-        assert_eq!(a.len(), m * k, "`a` holds {} values, not m * k = {m} * {k}", a.len());
-        assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
         let mut c = vec![0f32; m * n];
         if m == 0 || n == 0 {
             return c;
         }
-        let panels = self.pack(Operands::Bf16, k, n, Source::Bf16(b));
+        let panels = self.pack(operands, k, n, source);
         let block = block_rows(m);
         c.par_chunks_mut(block * n).enumerate().for_each(|(index, c)| {
-            let first = index * block;
             let rows = c.len() / n;
-            let a = Lhs::Rows(Strided { values: a, first: first * k, stride: k });
-            self.product(a, rows, &panels, bias, c, n);
+            self.product(a.from_row(index * block), rows, &panels, bias, c, n);
         });
         c
     }

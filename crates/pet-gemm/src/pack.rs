@@ -92,6 +92,14 @@ pub enum Lhs<'a> {
 }
 
 impl<'a> Lhs<'a> {
+    /// Rows `first..` of `a`.
+    pub fn from_row(self, first: usize) -> Self {
+        match self {
+            Self::Rows(m) => Self::Rows(Strided { first: m.first + first * m.stride, ..m }),
+            Self::Transposed(m) => Self::Transposed(Strided { first: m.first + first, ..m }),
+        }
+    }
+
     /// `a[r][p]`.
     #[inline(always)]
     pub(crate) fn at(&self, r: usize, p: usize) -> f32 {

@@ -43,12 +43,24 @@ fn reference(
     c
 }
 
+/// `a · b + bias` for row-major `a` (`[m, k]`) and a bf16 `b` (`[k, n]`), as bf16 linears run.
+fn bf16_matmul(
+    kernel: Kernel,
+    a: &[f32],
+    b: &[bf16],
+    bias: Option<&[f32]>,
+    [m, k, n]: [usize; 3],
+) -> Vec<f32> {
+    let a = Lhs::Rows(Strided { values: a, first: 0, stride: k });
+    kernel.matmul(Operands::Bf16, a, Source::Bf16(b), bias, m, k, n)
+}
+
 fn check(m: usize, k: usize, n: usize, with_bias: bool) {
     let a = values(m * k, 1 + m as u64);
     let b: Vec<bf16> = values(k * n, 2 + n as u64).into_iter().map(bf16::from_f32).collect();
     let bias = with_bias.then(|| values(n, 3));
     let Some(kernel) = kernel() else { return };
-    let c = kernel.matmul_bf16(&a, &b, bias.as_deref(), m, k, n);
+    let c = bf16_matmul(kernel, &a, &b, bias.as_deref(), [m, k, n]);
     let expected = reference(&a, &b, bias.as_deref(), m, k, n);
     assert_eq!(c.len(), expected.len());
     for (index, (&got, &(want, magnitude))) in c.iter().zip(&expected).enumerate() {
@@ -95,15 +107,16 @@ fn rounds_activations_to_nearest_even() {
     let a = [1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0];
     let b = [bf16::ONE];
     let Some(kernel) = kernel() else { return };
-    let c = kernel.matmul_bf16(&a, &b, None, 2, 1, 1);
+    let c = bf16_matmul(kernel, &a, &b, None, [2, 1, 1]);
     assert_eq!(c, vec![1.0, 1.0 + 4.0 / 256.0]);
 }
 
 #[test]
 fn mismatched_lengths_panic() {
     let Some(kernel) = kernel() else { return };
-    let result =
-        std::panic::catch_unwind(|| kernel.matmul_bf16(&[0.0; 5], &[bf16::ZERO; 6], None, 2, 3, 2));
+    let result = std::panic::catch_unwind(|| {
+        bf16_matmul(kernel, &[0.0; 5], &[bf16::ZERO; 6], None, [2, 3, 2])
+    });
     assert!(result.is_err(), "five values accepted as a 2 x 3 matrix");
 }
 
@@ -153,6 +166,8 @@ fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
     let lhs = if a_transposed { Lhs::Transposed(strided_a) } else { Lhs::Rows(strided_a) };
     let mut c = vec![f32::NAN; rows * ldc];
     kernel.product(lhs, rows, &panels, None, &mut c, ldc);
+    // The same product on rayon's threads, into a `c` of its own.
+    let parallel = kernel.matmul(operands, lhs, source, None, rows, k, n);
     for r in 0..rows {
         for j in 0..ldc {
             let got = c[r * ldc + j];
@@ -162,10 +177,12 @@ fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
             }
             let terms = (0..k).map(|p| round(a_at(r, p)) * round(b(p, j)));
             let (want, magnitude) = terms.fold((0.0, 0.0), |(s, m), t| (s + t, m + t.abs()));
-            assert!(
-                (got as f64 - want).abs() <= SUM_TOLERANCE * (1.0 + magnitude),
-                "{layouts:?} [{rows} x {k}] x [{k} x {n}] at ({r}, {j}): {got} against {want}"
-            );
+            for (how, got) in [("product", got), ("matmul", parallel[r * n + j])] {
+                assert!(
+                    (got as f64 - want).abs() <= SUM_TOLERANCE * (1.0 + magnitude),
+                    "{how} {layouts:?} [{rows} x {k}] x [{k} x {n}] at ({r}, {j}): {got} against {want}"
+                );
+            }
         }
     }
 }
@@ -174,8 +191,15 @@ fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
 fn strided_products_in_every_layout() {
     // Attention-head shapes (scores: [seq x head_dim] x [head_dim x keys]; context: [seq x keys]
     // x [keys x head_dim]; gradients with transposed probabilities) and ragged ones.
-    let shapes =
-        [(128, 32, 144), (128, 144, 32), (13, 64, 64), (1, 1, 1), (25, 7, 50), (20, 9, 16)];
+    let shapes = [
+        (128, 32, 144),
+        (128, 144, 32),
+        (13, 64, 64),
+        (1, 1, 1),
+        (25, 7, 50),
+        (20, 9, 16),
+        (300, 40, 70),
+    ];
     for (rows, k, n) in shapes {
         for operands in [Operands::F32, Operands::Bf16] {
             for code in 0..8 {
