@@ -6,7 +6,7 @@ use burn_flex::FlexTensor;
 
 use crate::dispatch::{Route, from_flex, recast, route, tensor_of, values};
 use crate::fused::{FusedOp, infer, primitive, record, wrap};
-use crate::math::{erf, exp};
+use crate::math::{erf, erf_and_gaussian};
 use crate::parallel::{map, zip_map};
 
 /// Exact GELU of every element; fused on burn-flex, `burn::tensor::activation::gelu` elsewhere.
@@ -42,8 +42,9 @@ impl FusedOp<1> for Gelu {
             values(&grad),
             #[inline(always)]
             |x, g| {
-                let cdf = 0.5 * (1.0 + erf(x * std::f32::consts::FRAC_1_SQRT_2));
-                g * (cdf + x * INV_SQRT_2PI * exp(-0.5 * x * x))
+                // erf(x / sqrt 2) and e^{-x^2 / 2} from one exponential.
+                let (erf, gaussian) = erf_and_gaussian(x * std::f32::consts::FRAC_1_SQRT_2);
+                g * (0.5 * (1.0 + erf) + x * INV_SQRT_2PI * gaussian)
             },
         );
         [Some(tensor_of(dx, x.layout().shape().clone()))]

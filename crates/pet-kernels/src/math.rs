@@ -35,6 +35,13 @@ pub fn exp(x: f32) -> f32 {
 /// Abramowitz & Stegun 7.1.26 (`1 - poly(t) e^{-x^2}`, `t = 1 / (1 + p|x|)`) above.
 #[inline(always)]
 pub fn erf(x: f32) -> f32 {
+    erf_and_gaussian(x).0
+}
+
+/// `(erf(x), e^{-x^2})`: [`erf`] and the Gaussian factor it computes on the way, which GELU's
+/// derivative needs too.
+#[inline(always)]
+pub fn erf_and_gaussian(x: f32) -> (f32, f32) {
     let a = x.abs();
     let x2 = x * x;
     // 2/sqrt(pi) * (x - x^3/3 + x^5/10 - x^7/42 + x^9/216 - x^11/1320)
@@ -45,14 +52,15 @@ pub fn erf(x: f32) -> f32 {
     let s = s * x2 - 1.0 / 3.0;
     let s = s * x2 + 1.0;
     let small = std::f32::consts::FRAC_2_SQRT_PI * x * s;
+    let gaussian = exp(-x2);
     let t = 1.0 / (1.0 + 0.327_591_1 * a);
     let q = 1.061_405_4;
     let q = q * t - 1.453_152;
     let q = q * t + 1.421_413_8;
     let q = q * t - 0.284_496_74;
     let q = q * t + 0.254_829_6;
-    let large = (1.0 - q * t * exp(-x2)).copysign(x);
-    if a < 0.5 { small } else { large }
+    let large = (1.0 - q * t * gaussian).copysign(x);
+    (if a < 0.5 { small } else { large }, gaussian)
 }
 
 #[cfg(test)]
