@@ -1,5 +1,6 @@
-//! pet-gemm: pet's own CPU matrix products: the bf16 linear layers of bf16 inference, and the
-//! small per-head products of fused attention (forward and backward) in `f32` or bf16.
+//! pet-gemm: pet's own CPU matrix products: the linear layers (forward and backward, `f32`, or
+//! bf16 for bf16 inference), and the small per-head products of fused attention (forward and
+//! backward) in `f32` or bf16.
 //!
 //! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
 //! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`

@@ -4,8 +4,8 @@
 //! Burn composes GELU, layer norm and softmax from single-purpose tensor operations; on the CPU
 //! each of those is one pass over memory (several single-threaded, with scalar `erf`/`exp`), and
 //! under autodiff each records its own graph node and keeps its own intermediates. The functions
-//! here are one pass forward and one pass backward instead, vectorized (AVX2/FMA where the CPU
-//! has it, chosen at run time) and split over rayon's threads.
+//! here are one pass forward and one pass backward instead, vectorized (AVX-512 or AVX2/FMA where
+//! the CPU has them, chosen at run time) and split over rayon's threads.
 //!
 //! Every function is generic over `B: Backend` and picks its path by the backend's type
 //! ([`dispatch`]): burn-flex (`Flex`) runs the fused kernel, `Autodiff<Flex>` runs it as one
