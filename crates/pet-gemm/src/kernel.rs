@@ -316,16 +316,19 @@ fn tiles<const ROWS: usize, const V: usize, const BF16: bool>(
             let acc = dot::<ROWS, V, BF16>(&steps[tile * depth..][..depth], columns, start);
             let top = tile * ROWS;
             for (r, lanes) in acc.iter().enumerate().take(rows - top) {
-                let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
                 let out = &mut c[(top + r) * ldc + first..][..count];
                 match out.as_chunks_mut::<16>() {
-                    // Whole vectors stored as such (not through a `memcpy` call per row).
+                    // Whole vectors stored straight from the accumulators (not through a copy
+                    // on the stack and a `memcpy` call per row).
                     (whole, []) if whole.len() == V => {
-                        for (out, values) in whole.iter_mut().zip(values) {
-                            *out = values;
+                        for (out, lane) in whole.iter_mut().zip(lanes) {
+                            *out = bytemuck::cast(*lane);
                         }
                     }
-                    _ => out.copy_from_slice(&values.as_flattened()[..count]),
+                    _ => {
+                        let values: [[f32; 16]; V] = lanes.map(bytemuck::cast);
+                        out.copy_from_slice(&values.as_flattened()[..count]);
+                    }
                 }
             }
         }
