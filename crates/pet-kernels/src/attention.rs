@@ -40,7 +40,8 @@ use crate::{attention_probs, dropout, merge_heads, split_heads};
 /// under autodiff, as [`crate::dropout`] does.
 ///
 /// `prefix` holds keys and values that come before `k` and `v` (an attention prefix, as
-/// P-Tuning v2 has): the fused inference path reads them in place, the others join them first.
+/// P-Tuning v2 has): the fused inference path packs them straight from their own rows, the
+/// others join them first.
 ///
 /// # Shapes
 /// - `q`: `[batch, queries, hidden]`
@@ -165,7 +166,7 @@ struct FusedAttention {
     /// Whether the forward keeps what the backward needs (under autodiff).
     training: bool,
     /// Keys and values before `k` and `v` (`[batch or 1, n_prefix, hidden]`, contiguous), read
-    /// in place at inference; training joins them beforehand.
+    /// where they are at inference (packed from their own rows); training joins them beforehand.
     prefix: Option<[FlexTensor; 2]>,
 }
 
