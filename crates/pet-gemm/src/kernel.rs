@@ -93,16 +93,9 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
         let top = t * ROWS;
         let count = (rows - top).min(ROWS);
         match (BF16, a) {
-            (true, Lhs::Rows(m)) => {
-                for (r, pairs) in converted.chunks_exact_mut(depth).take(count).enumerate() {
-                    convert(m.row(top + r, k), pairs);
-                }
-                let rows: Vec<&[u32]> = converted.chunks_exact(depth).take(count).collect();
-                transpose_rows(&rows, depth, tile, ROWS);
-            }
-            (false, Lhs::Rows(m)) => {
-                let rows: Vec<&[u32]> =
-                    (top..top + count).map(|r| bytemuck::cast_slice(m.row(r, k))).collect();
+            (_, Lhs::Rows(m)) => {
+                let rows = (top..top + count).map(|r| m.row(r, k));
+                let rows = depth_rows(BF16, rows, depth, &mut converted);
                 transpose_rows(&rows, depth, tile, ROWS);
             }
             (true, Lhs::Transposed(_)) => {
@@ -123,6 +116,26 @@ fn pack_a<const ROWS: usize, const BF16: bool>(a: Lhs<'_>, rows: usize, k: usize
         }
     }
     packed
+}
+
+/// `rows` as depth steps: their `f32` bits, or (`bf16`) their bf16 pairs, converted into
+/// `scratch` (`depth` pairs per row).
+#[target_feature(enable = "avx512f,avx512bf16,avx512bw,avx512vl")]
+fn depth_rows<'s>(
+    bf16: bool,
+    rows: impl ExactSizeIterator<Item = &'s [f32]>,
+    depth: usize,
+    scratch: &'s mut [u32],
+) -> Vec<&'s [u32]> {
+    if !bf16 {
+        return rows.map(bytemuck::cast_slice).collect();
+    }
+    let count = rows.len();
+    for (row, pairs) in rows.zip(scratch.chunks_exact_mut(depth)) {
+        convert(row, pairs);
+    }
+    let scratch: &'s [u32] = scratch;
+    scratch.chunks_exact(depth).take(count).collect()
 }
 
 /// `out[q * stride + lane] = rows[lane][q]` for `q < depth` (at most `stride` rows of at least
@@ -206,29 +219,16 @@ fn pack(source: Source<'_>, panels: &mut Panels) {
         (Source::Rows(matrix), Operands::Bf16) => {
             pack_pairs(panels, |p| matrix.row(p, n), |values| rounded(values), bf16_bits);
         }
-        (Source::Columns(matrix), Operands::F32) => {
-            // 16 columns of `b` (16 rows of the matrix) at a time, transposed into one vector
-            // per row of `b`.
+        (Source::Columns(matrix), operands) => {
+            // 16 columns of `b` (16 rows of the matrix) at a time, as depth steps transposed
+            // into one vector per row of `b`.
+            let bf16 = operands == Operands::Bf16;
+            let mut converted = vec![0u32; if bf16 { 16 * depth } else { 0 }];
             for block in 0..blocks {
-                let columns: Vec<&[u32]> = (16 * block..n.min(16 * block + 16))
-                    .map(|j| bytemuck::cast_slice(matrix.row(j, k)))
-                    .collect();
+                let columns = (16 * block..n.min(16 * block + 16)).map(|j| matrix.row(j, k));
+                let columns = depth_rows(bf16, columns, depth, &mut converted);
                 let (out, stride) = panels.block_mut(block);
                 transpose_rows(&columns, depth, out, stride);
-            }
-        }
-        (Source::Columns(matrix), Operands::Bf16) => {
-            // The same, each column converted to bf16 pairs first.
-            let mut converted = vec![0u32; 16 * depth];
-            for block in 0..blocks {
-                let columns = 16 * block..n.min(16 * block + 16);
-                for (pairs, j) in converted.chunks_exact_mut(depth).zip(columns.clone()) {
-                    convert(matrix.row(j, k), pairs);
-                }
-                let pairs: Vec<&[u32]> =
-                    converted.chunks_exact(depth).take(columns.len()).collect();
-                let (out, stride) = panels.block_mut(block);
-                transpose_rows(&pairs, depth, out, stride);
             }
         }
         (Source::Bf16(b), Operands::Bf16) => {

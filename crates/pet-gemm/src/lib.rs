@@ -4,9 +4,10 @@
 //!
 //! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
 //! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`
-//! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`]), and compute `c = a · b + bias` with `f32` sums; with
-//! bf16 [`Operands`] both operands are rounded to bf16 first, every product is then exact in
-//! `f32`: the numerics of a bf16 matrix product with `f32` accumulation. Where no `Kernel` can
+//! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`]), and compute
+//! `c = a · b + bias` with `f32` sums; with bf16 [`Operands`] both operands are rounded to bf16
+//! first, every product is then exact in `f32`: the numerics of a bf16 matrix product with `f32`
+//! accumulation. Where no `Kernel` can
 //! be made, callers compose the same product from other operations.
 //!
 //! The crate's only `unsafe` is the call into the kernels, made behind a `Kernel`.

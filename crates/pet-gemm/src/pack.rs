@@ -35,6 +35,11 @@ pub struct Strided<'a> {
 }
 
 impl<'a> Strided<'a> {
+    /// A row-major matrix from the start of `values`, rows `stride` values apart.
+    pub fn matrix(values: &'a [f32], stride: usize) -> Self {
+        Self { values, first: 0, stride }
+    }
+
     /// The first `len` values of row `r`.
     pub fn row(&self, r: usize, len: usize) -> &'a [f32] {
         &self.values[self.first + r * self.stride..][..len]

@@ -211,7 +211,7 @@ impl Geometry {
 
     /// A head's scores or probabilities, `[queries, keys]`.
     fn scores<'a>(&self, values: &'a [f32]) -> Strided<'a> {
-        Strided { values, first: 0, stride: self.keys }
+        Strided::matrix(values, self.keys)
     }
 
     /// Head `head`'s columns of a batch element's keys or values, after its prefix rows.

@@ -102,10 +102,12 @@ impl FusedOp<3> for FusedLinear {
 
     fn forward(&self, [x, weight, bias]: [FlexTensor; 3]) -> (FlexTensor, [FlexTensor; 2]) {
         let (rows, d_in, d_out) = sizes(&x, &weight);
-        let a = Lhs::Rows(Strided { values: values(&x), first: 0, stride: d_in });
+        let a = Lhs::Rows(Strided::matrix(values(&x), d_in));
         let (operands, source) = match weight.as_slice::<bf16>() {
             Some(weights) => (Operands::Bf16, Source::Bf16(weights)),
-            None => (Operands::F32, Source::Rows(matrix(values(&weight), d_out))),
+            None => {
+                (Operands::F32, Source::Rows(Rows::of(Strided::matrix(values(&weight), d_out))))
+            }
         };
         let bias = Some(values(&bias));
         let out = self.kernel.matmul(operands, a, source, bias, rows, d_in, d_out);
@@ -123,15 +125,15 @@ impl FusedOp<3> for FusedLinear {
         let f32s = Operands::F32;
         // dX = dY W^T: `b[p][j] = W[j][p]`, the weight's rows read as columns.
         let dx = want_x.then(|| {
-            let d_y = Lhs::Rows(Strided { values: d_out_values, first: 0, stride: d_out });
-            let w_t = Source::Columns(matrix(values(&weight), d_out));
+            let d_y = Lhs::Rows(Strided::matrix(d_out_values, d_out));
+            let w_t = Source::Columns(Rows::of(Strided::matrix(values(&weight), d_out)));
             let dx = self.kernel.matmul(f32s, d_y, w_t, None, rows, d_out, d_in);
             tensor_of(dx, [rows, d_in].into())
         });
         // dW = X^T dY.
         let dw = want_weight.then(|| {
-            let x_t = Lhs::Transposed(Strided { values: values(&x), first: 0, stride: d_in });
-            let d_y = Source::Rows(matrix(d_out_values, d_out));
+            let x_t = Lhs::Transposed(Strided::matrix(values(&x), d_in));
+            let d_y = Source::Rows(Rows::of(Strided::matrix(d_out_values, d_out)));
             let dw = self.kernel.matmul(f32s, x_t, d_y, None, d_in, rows, d_out);
             tensor_of(dw, [d_in, d_out].into())
         });
@@ -144,11 +146,6 @@ impl FusedOp<3> for FusedLinear {
 fn sizes(x: &FlexTensor, weight: &FlexTensor) -> (usize, usize, usize) {
     let (x, weight) = (x.layout().shape(), weight.layout().shape());
     (x[0], x[1], weight[1])
-}
-
-/// A row-major matrix of rows of `width` values.
-fn matrix(values: &[f32], width: usize) -> Rows<'_> {
-    Rows::of(Strided { values, first: 0, stride: width })
 }
 
 /// Rows of a bias gradient's partial sums per parallel task.

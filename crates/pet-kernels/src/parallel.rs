@@ -2,10 +2,11 @@
 //!
 //! The closures given here should call only `#[inline(always)]` code (such as [`crate::math`]):
 //! [`vectorized`] compiles its closure with the CPU's target features (AVX-512 on x86-64 v4,
-//! AVX2 and FMA on v3, chosen at run time by `pulp`), and only code inlined into it inherits them. That includes
-//! the closures themselves, the kernel's and the one each helper here hands to [`vectorized`]:
-//! `pulp` calls them once per SIMD level, and LLVM does not inline a large body with several
-//! callers, so they must be marked `#[inline(always)]` (unmarked, a row loop ran as SSE2 code).
+//! AVX2 and FMA on v3, chosen at run time by `pulp`), and only code inlined into it inherits
+//! them. That includes the closures themselves, the kernel's and the one each helper here hands
+//! to [`vectorized`]: `pulp` calls them once per SIMD level, and LLVM does not inline a large
+//! body with several callers, so they must be marked `#[inline(always)]` (unmarked, a row loop
+//! ran as SSE2 code).
 
 use rayon::prelude::*;
 
