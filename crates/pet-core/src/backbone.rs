@@ -5,7 +5,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::delta::Delta;
-use crate::seam::{BackboneShape, LinearSite, LinearSiteInfo};
+use crate::seam::{BackboneShape, LinearSite, LinearSiteInfo, PromptSlots};
 
 /// What a backbone is, precisely enough to refuse a delta trained on another one.
 ///
@@ -83,11 +83,12 @@ pub trait Backbone<B: Backend>: Module<B> {
     /// The backbone with the weight of one linear site replaced (used to merge LoRA).
     fn with_linear_weight(self, site: LinearSite, weight: Tensor<B, 2>) -> Self;
 
-    /// The word embedding matrix, for vocabulary initialization of prompts.
+    /// The word embedding matrix, for vocabulary initialization of prompts, or `None` for a
+    /// backbone without a vocabulary (ViT).
     ///
     /// # Shapes
     /// - output: `[vocab, hidden]`
-    fn word_embeddings(&self) -> Tensor<B, 2>;
+    fn word_embeddings(&self) -> Option<Tensor<B, 2>>;
 
     /// The parameter-path prefix of layer `layer`, e.g. `encoder.layer.3.`.
     fn layer_path(&self, layer: usize) -> String;
@@ -99,13 +100,14 @@ pub trait Backbone<B: Backend>: Module<B> {
 /// What an encoder backbone returns.
 #[derive(Clone, Debug)]
 pub struct EncoderOutput<B: Backend> {
-    /// `[batch, n_prompt + seq, hidden]`: prompt positions first, then the input tokens.
+    /// `[batch, n_prompt + seq, hidden]`: the input positions with the prompt slots placed
+    /// where `prompt` says.
     pub hidden: Tensor<B, 3>,
     /// `[batch, n_prompt + seq]`: 1.0 for positions to attend to, 0.0 for padding.
     pub mask: Tensor<B, 2>,
-    /// How many prompt positions the delta added in front of the input tokens; heads that label
-    /// tokens skip them.
-    pub prompt_len: usize,
+    /// Where the prompt positions the delta added sit and how many there are; heads that label
+    /// tokens read the input positions through it.
+    pub prompt: PromptSlots,
     /// `[batch, hidden]`: the pooler's output, when the backbone has a pooler.
     pub pooled: Option<Tensor<B, 2>>,
 }

@@ -183,7 +183,7 @@ mod tests {
         let backbone =
             crate::Trainability::Frozen.apply(TinyEncoderConfig::tiny().init::<B>(&device));
         let delta = PromptTuningConfig::new(2, 16)
-            .init(&backbone.word_embeddings(), &device)
+            .init(backbone.word_embeddings().as_ref(), &device)
             .expect("prompt");
         let model = Tuned { backbone, delta, backend: Default::default() };
         let checkpoint = DeltaCheckpoint::capture::<B, _>(

@@ -35,7 +35,8 @@ pub use delta::{Delta, NoDelta};
 pub use error::{PetError, Result};
 pub use report::ParamReport;
 pub use seam::{
-    AttentionPrefix, BackboneShape, LinearKind, LinearSite, PrefixPositions, SublayerKind,
+    AttentionKind, AttentionPrefix, AttentionPrefixes, BackboneShape, LinearKind, LinearSite,
+    PrefixPositions, PrefixRelativePosition, PrefixSite, PromptSlots, Stack, SublayerKind,
     SublayerSite,
 };
 pub use trainability::Trainability;

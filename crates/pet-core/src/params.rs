@@ -22,6 +22,10 @@ pub struct ParamEntry {
     pub shape: Vec<usize>,
     /// Whether the parameter receives gradients (always `false` without autodiff).
     pub trainable: bool,
+    /// The type of the module that holds it, as Burn names it (`Linear`, `Embedding`,
+    /// `LayerNorm`, ...): what a [`KeyMap`](crate::blocks::hf_keys::KeyMap) reads to know which
+    /// tensors PyTorch stores transposed.
+    pub module: String,
 }
 
 impl ParamEntry {
@@ -39,12 +43,14 @@ pub fn is_enum_variant(container: &str) -> bool {
 
 /// The dotted path of the module being visited; enum variants push an empty segment.
 #[derive(Default)]
-pub struct PathStack(Vec<Option<String>>);
+pub struct PathStack(Vec<(Option<String>, String)>);
 
 impl PathStack {
     /// Enters the module `name` of type `container`.
     pub fn enter(&mut self, name: &str, container: &str) {
-        self.0.push((!is_enum_variant(container)).then(|| name.to_string()));
+        let segment = (!is_enum_variant(container)).then(|| name.to_string());
+        let module = container.strip_prefix("Struct:").unwrap_or(container).to_string();
+        self.0.push((segment, module));
     }
 
     /// Leaves the innermost module.
@@ -54,7 +60,12 @@ impl PathStack {
 
     /// The current dotted path.
     pub fn path(&self) -> String {
-        self.0.iter().flatten().map(String::as_str).collect::<Vec<_>>().join(".")
+        self.0.iter().filter_map(|(s, _)| s.as_deref()).collect::<Vec<_>>().join(".")
+    }
+
+    /// The type of the innermost module (`Linear`, ...), empty at the root.
+    pub fn module(&self) -> String {
+        self.0.last().map(|(_, module)| module.clone()).unwrap_or_default()
     }
 }
 
@@ -78,6 +89,7 @@ impl<B: Backend> ModuleVisitor<B> for Lister {
             path: self.stack.path(),
             shape: tensor.dims().to_vec(),
             trainable: tensor.is_require_grad(),
+            module: self.stack.module(),
         });
     }
 }
@@ -110,6 +122,7 @@ impl<B: Backend> ModuleVisitor<B> for Reader<'_> {
             path: self.stack.path(),
             shape: tensor.dims().to_vec(),
             trainable: tensor.is_require_grad(),
+            module: self.stack.module(),
         };
         if (self.select)(&entry) {
             self.tensors.insert(entry.path, tensor.into_data().convert::<f32>());

@@ -336,7 +336,7 @@ impl PeftAdapter {
         let n = self.usize_field("num_virtual_tokens")?;
         for (key, expected) in [
             ("token_dim", shape.hidden_size),
-            ("num_layers", shape.num_layers),
+            ("num_layers", shape.encoder_layers),
             ("num_attention_heads", shape.num_heads),
         ] {
             let found = self.usize_field(key)?;
@@ -347,7 +347,7 @@ impl PeftAdapter {
             }
         }
         let data = self.weight(PROMPT_KEY)?;
-        self.check_shape(PROMPT_KEY, data, &[n, shape.num_layers * 2 * shape.hidden_size])?;
+        self.check_shape(PROMPT_KEY, data, &[n, shape.encoder_layers * 2 * shape.hidden_size])?;
         self.reject_unused(&[PROMPT_KEY.to_string()])?;
         let mut prefix = PrefixTuningConfig::for_backbone(shape, n).init::<B>(device)?;
         prefix.embedding = replace_value(prefix.embedding, tensor(data, device));

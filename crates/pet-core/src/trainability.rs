@@ -51,7 +51,7 @@ impl Trainability {
 
     /// `backbone` with this policy applied.
     pub fn apply<B: Backend, M: Backbone<B>>(&self, backbone: M) -> M {
-        let num_layers = backbone.shape().num_layers;
+        let num_layers = backbone.shape().encoder_layers;
         let prefixes: Vec<String> = (0..num_layers).map(|i| backbone.layer_path(i)).collect();
         let layer_path = |i: usize| prefixes[i].clone();
         set_trainable(backbone, &|path| self.is_trainable(path, num_layers, &layer_path))

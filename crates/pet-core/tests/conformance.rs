@@ -33,7 +33,7 @@ pet_core::delta_conformance!(
     input: input,
     delta: |b: &TinyEncoder<TestBackend>, d: &Device| PromptTuningConfig::new(3, 16)
         .with_prompt_tuning_init(PromptInit::SampleVocab { seed: 3 })
-        .init(&b.word_embeddings(), d)
+        .init(b.word_embeddings().as_ref(), d)
         .expect("prompt") => SoftPrompt<TestBackend>,
     trainability: Trainability::Frozen,
     params: |_: &TinyEncoder<TestBackend>| 3 * 16,

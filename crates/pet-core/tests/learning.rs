@@ -80,7 +80,7 @@ impl<B: Backend, L: Delta<B>> Classifier<B, L> {
         );
         let out = self.backbone.forward_with(input, &self.delta);
         let [_, _, hidden] = out.hidden.dims();
-        let cls = out.hidden.narrow(1, out.prompt_len, 1).reshape([n, hidden]);
+        let cls = out.hidden.narrow(1, out.prompt.position(0), 1).reshape([n, hidden]);
         self.head.forward(cls)
     }
 
@@ -206,7 +206,7 @@ fn soft_prompt_learns_the_synthetic_task() {
     let result = learn(
         |b| {
             PromptTuningConfig::new(8, 16)
-                .init(&b.word_embeddings(), &Default::default())
+                .init(b.word_embeddings().as_ref(), &Default::default())
                 .expect("prompt")
         },
         0.3,

@@ -16,7 +16,7 @@ use pet_core::peft::PeftAdapter;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::conformance::{assert_close, max_abs_diff};
 use pet_core::testing::{TestBackend as B, TinyEncoder, TinyEncoderConfig, TinyInput};
-use pet_core::{Backbone, Delta, NoDelta, PetError};
+use pet_core::{Backbone, Delta, LinearKind, NoDelta, PetError};
 
 /// Forward outputs: float32 kernels in a different order than PyTorch's.
 const HIDDEN_TOLERANCE: f64 = 2e-5;
@@ -174,6 +174,51 @@ fn peft_lora_import_reproduces_hidden_states_and_gradients() {
             reference::<2>(&expected, &key("lora_B")).transpose(),
         );
     }
+}
+
+/// PEFT matches `target_modules = ["dense"]` against every module path ending in `dense`:
+/// `attention.output.dense`, `intermediate.dense` and `output.dense` of each layer, and
+/// BertModel's `pooler.dense`, which pet exposes as the pooler's linear site.
+#[test]
+fn peft_lora_on_dense_adapts_the_pooler_and_reproduces_peft() {
+    let f = load_fixture();
+    let adapter = PeftAdapter::read(&fixture("lora_dense")).expect("adapter");
+    let sites = f.backbone.linear_sites();
+    let lora = adapter.to_lora::<B>(&sites, &device()).expect("the pooler's LoRA loads");
+    assert_eq!(lora.sites.len(), 2 * 5 + 1, "query, value and 3 dense per layer, and the pooler");
+    let pooler = lora.sites.iter().find(|s| s.site.kind == LinearKind::Pooler).expect("pooler");
+    let expected = expected("lora_dense");
+    let out = f.backbone.forward_with(f.input(), &lora);
+    let (hidden, pooled) = (out.hidden, out.pooled.expect("a pooler"));
+    assert_close(
+        "last_hidden_state",
+        hidden.clone(),
+        reference(&expected, "last_hidden_state"),
+        HIDDEN_TOLERANCE,
+    );
+    assert_close(
+        "pooler_output",
+        pooled.clone(),
+        reference(&expected, "pooler_output"),
+        HIDDEN_TOLERANCE,
+    );
+    let seq = hidden.dims()[1];
+    let pool_probe = f.probe.clone().narrow(1, 0, 1).squeeze_dim::<2>(1);
+    let loss = (hidden * f.probe.clone().narrow(1, 0, seq)).sum() + (pooled * pool_probe).sum();
+    let grads = loss.backward();
+    let key = |part: &str| format!("grad.base_model.model.pooler.dense.{part}.weight");
+    for (part, weight) in [("lora_A", &pooler.lora_a.weight), ("lora_B", &pooler.lora_b.weight)] {
+        assert_grad(&key(part), weight, &grads, reference::<2>(&expected, &key(part)).transpose());
+    }
+    // Merged into the backbone, the pooler's update lands in `pooler.dense` too.
+    let merged = lora.merge(f.backbone.clone());
+    let pooled = merged.forward_with(f.input(), &NoDelta).pooled.expect("a pooler");
+    assert_close(
+        "merged pooler_output",
+        pooled,
+        reference(&expected, "pooler_output"),
+        HIDDEN_TOLERANCE,
+    );
 }
 
 #[test]
@@ -344,7 +389,7 @@ fn peft_adapters_round_trip_through_pet_deltas() {
             ),
             _ => PeftAdapter::from_prompt(
                 &original.to_prompt::<B>(shape, &device()).expect("prompt"),
-                shape.num_layers,
+                shape.encoder_layers,
                 shape.num_heads,
             ),
         };
@@ -390,7 +435,7 @@ fn adapter_for_another_backbone_shape_is_rejected() {
     let f = load_fixture();
     let adapter = PeftAdapter::read(&fixture("prefix")).expect("adapter");
     let mut shape = f.backbone.shape();
-    shape.num_layers = 3;
+    shape.encoder_layers = 3;
     let err = adapter.to_prefix::<B>(shape, &device()).expect_err("layers differ");
     assert!(err.to_string().contains("num_layers"), "{err}");
 }

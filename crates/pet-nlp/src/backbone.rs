@@ -121,7 +121,7 @@ impl<B: Backend> Backbone<B> for NlpBackbone<B> {
         each!(self, m => m.with_linear_weight(site, weight).into())
     }
 
-    fn word_embeddings(&self) -> Tensor<B, 2> {
+    fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
         each!(self, m => m.word_embeddings())
     }
 

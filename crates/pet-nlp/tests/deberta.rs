@@ -127,7 +127,11 @@ fn peft_prompt_tuning_reproduces_peft() {
         .to_prompt::<B>(model.shape(), &Default::default())
         .expect("prompt");
     let out = model.forward_with(input(&fixtures::expected(FAMILY, "v3")), &prompt);
-    assert_eq!((out.prompt_len, out.mask.dims()), (2, [2, 10]), "prompt positions come first");
+    assert_eq!(
+        (out.prompt.start, out.prompt.len, out.mask.dims()),
+        (0, 2, [2, 10]),
+        "prompt positions come first"
+    );
     peft_hidden(&model, "v3_prompt", &prompt);
 }
 
@@ -265,7 +269,7 @@ fn the_prefix_policies_differ_through_the_whole_encoder_and_zero_bias_is_the_def
         PrefixTuningConfig::for_backbone(model.shape(), 3).init::<B>(&device).expect("prefix");
     let inputs = input(&fixtures::expected(FAMILY, "v3"));
     let out = model.forward_with(inputs.clone(), &prefix);
-    assert_eq!((out.prompt_len, out.hidden.dims()), (0, [2, 8, 16]), "prefixes add no position");
+    assert_eq!((out.prompt.len, out.hidden.dims()), (0, [2, 8, 16]), "prefixes add no position");
     let zero = out.hidden;
     let before = model
         .with_prefix_relative_position(PrefixRelativePosition::BeforeFirstToken)

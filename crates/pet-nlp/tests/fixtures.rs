@@ -9,7 +9,8 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::blocks::EncoderInput;
-use pet_core::blocks::hf_keys::{is_linear_weight, to_hf, transpose};
+use pet_core::blocks::hf_keys::{BertKeys, KeyMap, to_hf, transpose};
+use pet_core::params::param_entries;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
 use pet_core::testing::conformance::{assert_close, grads_by_path, max_abs_diff};
@@ -74,13 +75,18 @@ pub fn check_gradients<M: AutodiffModule<B>>(
     expected: &BTreeMap<String, TensorData>,
 ) {
     let grads = grads_by_path(model, &loss.backward());
+    let transposed: Vec<String> = param_entries::<B, M>(model)
+        .into_iter()
+        .filter(|e| BertKeys.transposed(e))
+        .map(|e| e.path)
+        .collect();
     let mut checked = 0;
     let mut worst = (0.0f64, String::new());
     for (path, grad) in &grads {
         let key = format!("grad.{}", to_hf(path));
         let reference =
             expected.get(&key).unwrap_or_else(|| panic!("no reference gradient `{key}`"));
-        let reference = if is_linear_weight(path, reference.shape.len()) {
+        let reference = if transposed.contains(path) {
             transpose(reference).expect("2-D")
         } else {
             reference.clone()

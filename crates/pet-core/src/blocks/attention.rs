@@ -34,7 +34,7 @@ pub fn project<B: Backend, D: Delta<B>>(
     delta: &D,
 ) -> Tensor<B, 3> {
     let output = pet_kernels::linear(linear, input.clone());
-    delta.linear(LinearSite { layer, kind }, input, output)
+    delta.linear(LinearSite::encoder(layer, kind), input, output)
 }
 
 impl<B: Backend> SelfAttention<B> {

@@ -9,13 +9,15 @@ use pet_kernels::LayerNorm;
 
 use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
 use crate::blocks::activation::Activation;
-use crate::blocks::attention::{SelfAttention, mask_bias};
+use crate::blocks::attention::{SelfAttention, mask_bias, project};
+use crate::blocks::delta_inputs::DeltaInputs;
 use crate::blocks::embeddings::{Embeddings, PositionIds};
 use crate::blocks::layer::{
-    AddNorm, AttentionBlock, Intermediate, LinearSiteLayer, PostNormLayer, stack_linear_sites,
+    LinearSiteLayer, PostNormLayer, PostNormLayerConfig, stack_linear_sites,
 };
 use crate::delta::Delta;
-use crate::seam::{AttentionPrefix, BackboneShape, LinearSite, LinearSiteInfo, PrefixPositions};
+use crate::params::replace_value;
+use crate::seam::{BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions};
 
 /// Sizes and options, with Hugging Face's `config.json` field names.
 #[derive(Config, Debug, PartialEq)]
@@ -82,11 +84,14 @@ impl<B: Backend> EncoderInput<B> {
     }
 }
 
+/// BERT's layer: [`SelfAttention`] in a [`PostNormLayer`].
+pub type BertLayer<B> = PostNormLayer<B, SelfAttention<B>>;
+
 /// The layer stack (`encoder.layer.N`).
 #[derive(Module, Debug)]
 pub struct LayerStack<B: Backend> {
     /// The layers.
-    pub layer: Vec<PostNormLayer<B>>,
+    pub layer: Vec<BertLayer<B>>,
 }
 
 /// BERT's pooler: `tanh(dense(hidden[:, 0]))`.
@@ -131,27 +136,23 @@ impl PostNormEncoderConfig {
             prefix_positions: self.prefix_positions,
             pad_token_id: self.pad_token_id,
         };
+        let layer_config = PostNormLayerConfig {
+            hidden_size: h,
+            intermediate_size: self.intermediate_size,
+            hidden_act: self.hidden_act,
+            layer_norm_eps: self.layer_norm_eps,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+        };
         let layer = (0..self.num_hidden_layers)
-            .map(|_| PostNormLayer {
-                attention: AttentionBlock {
-                    self_attention: SelfAttention {
-                        query: linear(h, h),
-                        key: linear(h, h),
-                        value: linear(h, h),
-                        dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                        num_heads: self.num_attention_heads,
-                    },
-                    output: AddNorm { dense: linear(h, h), layer_norm: norm(), dropout: dropout() },
-                },
-                intermediate: Intermediate {
-                    dense: linear(h, self.intermediate_size),
-                    activation: self.hidden_act,
-                },
-                output: AddNorm {
-                    dense: linear(self.intermediate_size, h),
-                    layer_norm: norm(),
-                    dropout: dropout(),
-                },
+            .map(|_| {
+                let attention = SelfAttention {
+                    query: linear(h, h),
+                    key: linear(h, h),
+                    value: linear(h, h),
+                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                    num_heads: self.num_attention_heads,
+                };
+                layer_config.init(attention, device)
             })
             .collect();
         PostNormEncoder {
@@ -164,74 +165,41 @@ impl PostNormEncoderConfig {
     }
 }
 
-/// `mask` with `n` ones in front: the mask over `n` prompt or prefix positions, which every query
-/// sees, followed by the positions of `mask`.
-///
-/// # Shapes
-/// - `mask`: `[batch, seq]`; output: `[batch, n + seq]`
-pub fn with_leading_ones<B: Backend>(mask: Tensor<B, 2>, n: usize) -> Tensor<B, 2> {
-    match n {
-        0 => mask,
-        n => {
-            let [batch, _] = mask.dims();
-            Tensor::cat(vec![Tensor::ones([batch, n], &mask.device()), mask], 1)
-        }
-    }
-}
-
-/// `x` with its first `prompt_len` positions replaced by `delta`'s prompt for layer `layer` (the
-/// per-layer prompt seam, VPT-deep), or `x` unchanged when the delta has none.
-///
-/// # Shapes
-/// - `x`: `[batch, n_prompt + seq, hidden]`; output: the same
-pub fn apply_layer_prompt<B: Backend, D: Delta<B>>(
-    x: Tensor<B, 3>,
-    layer: usize,
-    prompt_len: usize,
-    delta: &D,
-) -> Tensor<B, 3> {
-    let [batch, total, _] = x.dims();
-    match delta.layer_prompt(layer, batch) {
-        // [batch, n_prompt, hidden] + [batch, seq, hidden]
-        Some(slots) => Tensor::cat(vec![slots, x.narrow(1, prompt_len, total - prompt_len)], 1),
-        None => x,
-    }
-}
-
 impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
     type Input = EncoderInput<B>;
     type Output = EncoderOutput<B>;
 
     fn forward_with<D: Delta<B>>(&self, input: EncoderInput<B>, delta: &D) -> EncoderOutput<B> {
-        let [batch, _] = input.input_ids.dims();
-        let prompt = delta.input_prompt(batch);
-        let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
-        let prefixes = delta.attention_prefixes(batch);
-        let prefix_len = prefixes.as_ref().and_then(|p| p.first()).map_or(0, AttentionPrefix::len);
+        // Prompt slots in front of the tokens, as PEFT passes them in `inputs_embeds`.
+        let (inputs, prompt) = DeltaInputs::read(delta, input.attention_mask, 0);
         // [batch, n_prompt + seq, hidden]
-        let mut x =
-            self.embeddings.forward(input.input_ids, input.token_type_ids, prompt, prefix_len);
-        // [batch, n_prompt + seq]
-        let mask = with_leading_ones(input.attention_mask, prompt_len);
+        let x = self.embeddings.forward(
+            input.input_ids,
+            input.token_type_ids,
+            prompt,
+            inputs.prefix_len,
+        );
         // [batch, n_prefix + n_prompt + seq]
-        let bias = mask_bias(with_leading_ones(mask.clone(), prefix_len));
-        for (index, layer) in self.encoder.layer.iter().enumerate() {
-            x = apply_layer_prompt(x, index, prompt_len, delta);
-            let prefix = prefixes.as_ref().map(|p| &p[index]);
-            x = layer.forward(x, bias.clone(), prefix, index, delta);
-        }
-        let pooled = self.pooler.as_ref().map(|pooler| {
-            let [_, _, hidden] = x.dims();
-            // [batch, hidden] from the first position
-            pooler.dense.forward(x.clone().narrow(1, 0, 1).reshape([batch, hidden])).tanh()
+        let bias = mask_bias(inputs.key_mask());
+        let layers = &self.encoder.layer;
+        let x = inputs.run_layers(x, layers.len(), delta, |index, x, prefix| {
+            layers[index].forward(x, &bias, prefix, index, delta)
         });
-        EncoderOutput { hidden: x, mask, prompt_len, pooled }
+        let pooled = self.pooler.as_ref().map(|pooler| {
+            let [batch, _, hidden] = x.dims();
+            // [batch, 1, hidden] from the first position
+            let first = x.clone().narrow(1, 0, 1);
+            let dense = project(&pooler.dense, 0, LinearKind::Pooler, first, delta);
+            dense.reshape([batch, hidden]).tanh()
+        });
+        inputs.output(x, pooled)
     }
 
     fn shape(&self) -> BackboneShape {
         let c = &self.config;
         BackboneShape {
-            num_layers: c.num_hidden_layers,
+            encoder_layers: c.num_hidden_layers,
+            decoder_layers: 0,
             hidden_size: c.hidden_size,
             num_heads: c.num_attention_heads,
             head_dim: c.hidden_size / c.num_attention_heads,
@@ -239,21 +207,41 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
         }
     }
 
+    /// The six sites of every layer, then the pooler's `pooler.dense` when the model has one
+    /// (PEFT's `target_modules = ["dense"]` adapts it too).
     fn linear_sites(&self) -> Vec<LinearSiteInfo> {
-        stack_linear_sites(&self.encoder.layer, |layer| self.layer_path(layer))
+        let mut sites = stack_linear_sites(&self.encoder.layer, |layer| self.layer_path(layer));
+        if let Some(pooler) = &self.pooler {
+            let [d_input, d_output] = pooler.dense.weight.dims();
+            sites.push(LinearSiteInfo {
+                site: LinearSite::encoder(0, LinearKind::Pooler),
+                path: "pooler.dense".to_string(),
+                d_input,
+                d_output,
+            });
+        }
+        sites
     }
 
     fn linear_weight(&self, site: LinearSite) -> Tensor<B, 2> {
-        self.encoder.layer[site.layer].linear_weight(site.kind)
+        match (site.kind, &self.pooler) {
+            (LinearKind::Pooler, Some(pooler)) => pooler.dense.weight.val(),
+            _ => self.encoder.layer[site.layer].linear_weight(site.kind),
+        }
     }
 
     fn with_linear_weight(mut self, site: LinearSite, weight: Tensor<B, 2>) -> Self {
-        self.encoder.layer[site.layer].set_linear_weight(site.kind, weight);
+        match (site.kind, &mut self.pooler) {
+            (LinearKind::Pooler, Some(pooler)) => {
+                pooler.dense.weight = replace_value(pooler.dense.weight.clone(), weight);
+            }
+            _ => self.encoder.layer[site.layer].set_linear_weight(site.kind, weight),
+        }
         self
     }
 
-    fn word_embeddings(&self) -> Tensor<B, 2> {
-        self.embeddings.word_embeddings.weight.val()
+    fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
+        Some(self.embeddings.word_embeddings.weight.val())
     }
 
     fn layer_path(&self, layer: usize) -> String {
@@ -265,46 +253,5 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             weights_sha256: self.weights_sha256.clone(),
             ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use burn::module::Param;
-
-    use super::*;
-    use crate::testing::TestInner as B;
-
-    /// Two prompt slots for layer 1 only.
-    #[derive(Module, Clone, Debug)]
-    struct LayerOneSlots<Bk: Backend> {
-        slots: Param<Tensor<Bk, 3>>,
-    }
-
-    impl<Bk: Backend> Delta<Bk> for LayerOneSlots<Bk> {
-        fn layer_prompt(&self, layer: usize, _batch: usize) -> Option<Tensor<Bk, 3>> {
-            (layer == 1).then(|| self.slots.val())
-        }
-    }
-
-    #[test]
-    fn a_layer_prompt_replaces_the_prompt_positions_of_its_layer_only() {
-        let device = Default::default();
-        let x = Tensor::<B, 3>::from_data([[[1.0], [2.0], [3.0], [4.0]]], &device);
-        let slots = Tensor::<B, 3>::from_data([[[8.0], [9.0]]], &device);
-        let delta = LayerOneSlots { slots: Param::from_tensor(slots) };
-        let layer0 = apply_layer_prompt(x.clone(), 0, 2, &delta);
-        assert_eq!(layer0.into_data().to_vec::<f32>().expect("floats"), [1.0, 2.0, 3.0, 4.0]);
-        let layer1 = apply_layer_prompt(x, 1, 2, &delta);
-        assert_eq!(layer1.into_data().to_vec::<f32>().expect("floats"), [8.0, 9.0, 3.0, 4.0]);
-    }
-
-    #[test]
-    fn leading_ones_go_in_front_of_the_mask() {
-        let mask = Tensor::<B, 2>::from_data([[1.0, 0.0]], &Default::default());
-        let same = with_leading_ones(mask.clone(), 0);
-        assert_eq!(same.into_data().to_vec::<f32>().expect("floats"), [1.0, 0.0]);
-        let longer = with_leading_ones(mask, 2);
-        assert_eq!(longer.into_data().to_vec::<f32>().expect("floats"), [1.0, 1.0, 1.0, 0.0]);
     }
 }

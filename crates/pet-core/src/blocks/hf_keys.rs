@@ -1,5 +1,11 @@
-//! The one rename table between Burn parameter paths of [`PostNormEncoder`](super::PostNormEncoder)
-//! and Hugging Face state-dict keys, and the strict loader that uses it.
+//! Key maps between Burn parameter paths and Hugging Face state-dict keys, and the strict loader
+//! that uses one.
+//!
+//! A backbone names its [`KeyMap`]: how a path is renamed, and which tensors PyTorch stores
+//! transposed. Transposition is read from the type of the module that holds a parameter (Burn's
+//! `Linear` holds `[in, out]`, PyTorch's `nn.Linear` `[out, in]`), never guessed from names.
+//! [`BertKeys`] is the table of the BERT family ([`PostNormEncoder`](super::PostNormEncoder)),
+//! which DeBERTa's keys follow too:
 //!
 //! | Burn path segment | Hugging Face key segment |
 //! |---|---|
@@ -7,8 +13,7 @@
 //! | `layer_norm.gamma` | `LayerNorm.weight` |
 //! | `layer_norm.beta` | `LayerNorm.bias` |
 //!
-//! Linear weights are stored `[out, in]` by PyTorch and held `[in, out]` by Burn, so every 2-D
-//! tensor that is not an embedding table is transposed on the way in and out.
+//! and the weights of `Linear` modules are transposed on the way in and out.
 
 use std::collections::BTreeMap;
 
@@ -16,9 +21,37 @@ use burn::module::Module;
 use burn::tensor::{TensorData, backend::Backend};
 
 use crate::error::{PetError, Result};
-use crate::params::{param_entries, write_params};
+use crate::params::{ParamEntry, param_entries, write_params};
 
-/// The Hugging Face key of the Burn parameter path `path`.
+/// How one backbone's Burn parameter paths map to its Hugging Face state dict.
+pub trait KeyMap {
+    /// The Hugging Face key of the Burn parameter path `path` (without a task model's prefix).
+    fn hf_key(&self, path: &str) -> String;
+
+    /// Whether PyTorch stores the parameter `entry` transposed against Burn's layout.
+    fn transposed(&self, entry: &ParamEntry) -> bool;
+}
+
+/// The BERT family's key map: the renames of the module table, linear weights transposed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct BertKeys;
+
+impl KeyMap for BertKeys {
+    fn hf_key(&self, path: &str) -> String {
+        to_hf(path)
+    }
+
+    fn transposed(&self, entry: &ParamEntry) -> bool {
+        is_linear_weight(entry)
+    }
+}
+
+/// Whether `entry` is the weight of a Burn `Linear` (`[in, out]`; PyTorch holds `[out, in]`).
+pub fn is_linear_weight(entry: &ParamEntry) -> bool {
+    entry.module == "Linear" && entry.path.ends_with(".weight") && entry.shape.len() == 2
+}
+
+/// The Hugging Face key of the Burn parameter path `path` under BERT's renames.
 pub fn to_hf(path: &str) -> String {
     let mut out: Vec<&str> = Vec::new();
     let mut after_norm = false;
@@ -34,13 +67,6 @@ pub fn to_hf(path: &str) -> String {
         out.push(renamed);
     }
     out.join(".")
-}
-
-/// Whether the tensor at Burn path `path` is a linear weight, stored transposed by PyTorch.
-pub fn is_linear_weight(path: &str, rank: usize) -> bool {
-    rank == 2
-        && path.ends_with(".weight")
-        && !path.trim_end_matches(".weight").ends_with("embeddings")
 }
 
 /// `data` (2-D) transposed.
@@ -69,17 +95,34 @@ pub struct LoadReport {
     pub ignored: Vec<String>,
 }
 
+/// `module` with every parameter loaded from the Hugging Face state dict `tensors` under BERT's
+/// key map ([`BertKeys`]); see [`load_state`].
+///
+/// # Errors
+/// As [`load_state`].
+pub fn load_hf_state<B: Backend, M: Module<B>>(
+    module: M,
+    tensors: &BTreeMap<String, TensorData>,
+    file: &str,
+    key_prefix: &str,
+    ignore: &dyn Fn(&str) -> bool,
+) -> Result<(M, LoadReport)> {
+    load_state(module, &BertKeys, tensors, file, key_prefix, ignore)
+}
+
 /// `module` with every parameter loaded from the Hugging Face state dict `tensors`.
 ///
-/// Keys are looked up as `key_prefix + to_hf(path)` (e.g. `bert.` for a task checkpoint).
-/// Every parameter of `module` must be present, and every key of `tensors` must be used unless
-/// `ignore(key)` allows it (a pooler the model does not have, an MLM head, buffers).
+/// Keys are looked up as `key_prefix + keys.hf_key(path)` (e.g. `bert.` for a task checkpoint),
+/// and the tensors `keys` names transposed are transposed. Every parameter of `module` must be
+/// present, and every key of `tensors` must be used unless `ignore(key)` allows it (a pooler the
+/// model does not have, an MLM head, buffers).
 ///
 /// # Errors
 /// [`PetError::MissingWeights`] or [`PetError::UnexpectedWeights`] naming the keys and `file`;
 /// [`PetError::ShapeMismatch`] naming the Hugging Face key.
-pub fn load_hf_state<B: Backend, M: Module<B>>(
+pub fn load_state<B: Backend, M: Module<B>>(
     module: M,
+    keys: &dyn KeyMap,
     tensors: &BTreeMap<String, TensorData>,
     file: &str,
     key_prefix: &str,
@@ -89,16 +132,12 @@ pub fn load_hf_state<B: Backend, M: Module<B>>(
     let mut missing = Vec::new();
     let mut used = Vec::new();
     for entry in param_entries::<B, M>(&module) {
-        let key = format!("{key_prefix}{}", to_hf(&entry.path));
+        let key = format!("{key_prefix}{}", keys.hf_key(&entry.path));
         let Some(data) = tensors.get(&key) else {
             missing.push(key);
             continue;
         };
-        let data = if is_linear_weight(&entry.path, data.shape.len()) {
-            transpose(data)?
-        } else {
-            data.clone()
-        };
+        let data = if keys.transposed(&entry) { transpose(data)? } else { data.clone() };
         if data.shape.as_slice() != entry.shape.as_slice() {
             return Err(PetError::ShapeMismatch {
                 path: format!("{file}: {key}"),
@@ -140,10 +179,27 @@ mod tests {
     }
 
     #[test]
-    fn only_linear_weights_transpose() {
-        assert!(is_linear_weight("encoder.layer.0.intermediate.dense.weight", 2));
-        assert!(!is_linear_weight("embeddings.word_embeddings.weight", 2));
-        assert!(!is_linear_weight("encoder.layer.0.intermediate.dense.bias", 1));
+    fn only_weights_of_linear_modules_transpose() {
+        use crate::testing::{TestInner as B, TinyEncoderConfig};
+        let encoder = TinyEncoderConfig::tiny().init::<B>(&Default::default());
+        let transposed: Vec<String> = param_entries::<B, _>(&encoder)
+            .into_iter()
+            .filter(|e| BertKeys.transposed(e))
+            .map(|e| e.path)
+            .collect();
+        // Six linears per layer, two layers, and the pooler; no embedding table, bias or norm.
+        assert_eq!(transposed.len(), 13, "{transposed:?}");
+        assert!(transposed.contains(&"encoder.layer.1.intermediate.dense.weight".to_string()));
+        assert!(transposed.contains(&"pooler.dense.weight".to_string()));
+        assert!(!transposed.iter().any(|p| p.contains("embeddings")));
+        // A name that looks like a linear weight is not one unless a `Linear` holds it.
+        let table = ParamEntry {
+            path: "head.dense.weight".into(),
+            shape: vec![4, 4],
+            trainable: true,
+            module: "Embedding".into(),
+        };
+        assert!(!BertKeys.transposed(&table));
         let t =
             transpose(&TensorData::new(vec![1f32, 2.0, 3.0, 4.0, 5.0, 6.0], [2, 3])).expect("2-D");
         assert_eq!(t.shape.to_vec(), vec![3, 2]);

@@ -2,7 +2,7 @@
 //! layer norm, feed-forward, residual and layer norm; with the linear-site and sub-layer seams.
 
 use burn::module::Module;
-use burn::nn::{Dropout, Linear};
+use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 use pet_kernels::{LayerNorm, dropout};
 
@@ -44,9 +44,10 @@ impl<B: Backend> AddNorm<B> {
         let linear = match kind {
             SublayerKind::Attention => LinearKind::AttentionOutput,
             SublayerKind::FeedForward => LinearKind::Output,
+            SublayerKind::CrossAttention => LinearKind::CrossAttentionOutput,
         };
         let out = dropout(project(&self.dense, layer, linear, x, delta), self.dropout.prob);
-        let out = delta.sublayer(SublayerSite { layer, kind }, residual.clone(), out);
+        let out = delta.sublayer(SublayerSite::encoder(layer, kind), residual.clone(), out);
         self.layer_norm.forward(out + residual)
     }
 }
@@ -61,11 +62,85 @@ impl<B: Backend> Intermediate<B> {
     }
 }
 
+/// The self-attention of a [`PostNormLayer`]: BERT's [`SelfAttention`], DeBERTa's disentangled
+/// attention, or any other whose projections are the query, key and value linear sites.
+pub trait LayerAttention<B: Backend>: Module<B> {
+    /// What every layer's attention reads besides its input, computed once per forward pass
+    /// (BERT: the additive mask; DeBERTa: the pairwise mask and relative positions).
+    type Context;
+
+    /// The attention context before the output projection.
+    ///
+    /// # Shapes
+    /// - `x` and output: `[batch, seq, hidden]`; `prefix`: `[batch, heads, n_prefix, head_dim]`
+    fn forward<D: Delta<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        context: &Self::Context,
+        prefix: Option<&AttentionPrefix<B>>,
+        layer: usize,
+        delta: &D,
+    ) -> Tensor<B, 3>;
+
+    /// The projection of `kind` (`Query`, `Key` or `Value`).
+    fn projection(&self, kind: LinearKind) -> &Linear<B>;
+
+    /// The projection of `kind`, mutably.
+    fn projection_mut(&mut self, kind: LinearKind) -> &mut Linear<B>;
+
+    /// Hugging Face's module name of the projection of `kind` inside `attention.self`
+    /// (`query`, or DeBERTa's `query_proj`).
+    fn projection_name(kind: LinearKind) -> &'static str;
+}
+
+impl<B: Backend> LayerAttention<B> for SelfAttention<B> {
+    /// `[batch, n_prefix + seq]`: 0 where attended, the lowest float elsewhere.
+    type Context = Tensor<B, 2>;
+
+    fn forward<D: Delta<B>>(
+        &self,
+        x: Tensor<B, 3>,
+        mask_bias: &Tensor<B, 2>,
+        prefix: Option<&AttentionPrefix<B>>,
+        layer: usize,
+        delta: &D,
+    ) -> Tensor<B, 3> {
+        SelfAttention::forward(self, x, mask_bias.clone(), prefix, layer, delta)
+    }
+
+    fn projection(&self, kind: LinearKind) -> &Linear<B> {
+        match kind {
+            LinearKind::Query => &self.query,
+            LinearKind::Key => &self.key,
+            LinearKind::Value => &self.value,
+            other => panic!("expected a query, key or value projection, got {other:?}"),
+        }
+    }
+
+    fn projection_mut(&mut self, kind: LinearKind) -> &mut Linear<B> {
+        match kind {
+            LinearKind::Query => &mut self.query,
+            LinearKind::Key => &mut self.key,
+            LinearKind::Value => &mut self.value,
+            other => panic!("expected a query, key or value projection, got {other:?}"),
+        }
+    }
+
+    fn projection_name(kind: LinearKind) -> &'static str {
+        match kind {
+            LinearKind::Query => "query",
+            LinearKind::Key => "key",
+            LinearKind::Value => "value",
+            other => panic!("expected a query, key or value projection, got {other:?}"),
+        }
+    }
+}
+
 /// Self-attention and its output block (Hugging Face's `BertAttention`).
 #[derive(Module, Debug)]
-pub struct AttentionBlock<B: Backend> {
+pub struct AttentionBlock<B: Backend, A: Module<B>> {
     /// Query, key, value (`attention.self`).
-    pub self_attention: SelfAttention<B>,
+    pub self_attention: A,
     /// Output projection, residual and norm (`attention.output`).
     pub output: AddNorm<B>,
 }
@@ -80,32 +155,71 @@ pub struct Intermediate<B: Backend> {
     pub activation: Activation,
 }
 
-/// One post-layer-norm transformer layer.
+/// One post-layer-norm transformer layer (BERT's `BertLayer`, DeBERTa's `DebertaV2Layer`):
+/// attention `A`, then BERT's output block, feed-forward and output block.
 #[derive(Module, Debug)]
-pub struct PostNormLayer<B: Backend> {
+pub struct PostNormLayer<B: Backend, A: Module<B>> {
     /// Attention sub-layer.
-    pub attention: AttentionBlock<B>,
+    pub attention: AttentionBlock<B, A>,
     /// First feed-forward projection.
     pub intermediate: Intermediate<B>,
     /// Second feed-forward projection, residual and norm.
     pub output: AddNorm<B>,
 }
 
-impl<B: Backend> PostNormLayer<B> {
+/// The sizes and options of a [`PostNormLayer`] around its attention.
+#[derive(Clone, Copy, Debug)]
+pub struct PostNormLayerConfig {
+    /// Hidden size.
+    pub hidden_size: usize,
+    /// Feed-forward size.
+    pub intermediate_size: usize,
+    /// Feed-forward activation.
+    pub hidden_act: Activation,
+    /// Layer-norm epsilon.
+    pub layer_norm_eps: f64,
+    /// Dropout on the attention and feed-forward outputs.
+    pub hidden_dropout_prob: f64,
+}
+
+impl PostNormLayerConfig {
+    /// A layer around `self_attention`, with random weights.
+    pub fn init<B: Backend, A: Module<B>>(
+        &self,
+        self_attention: A,
+        device: &B::Device,
+    ) -> PostNormLayer<B, A> {
+        let (h, inner) = (self.hidden_size, self.intermediate_size);
+        let add_norm = |d_in| AddNorm {
+            dense: LinearConfig::new(d_in, h).init(device),
+            layer_norm: LayerNorm::new(h, self.layer_norm_eps, device),
+            dropout: DropoutConfig::new(self.hidden_dropout_prob).init(),
+        };
+        PostNormLayer {
+            attention: AttentionBlock { self_attention, output: add_norm(h) },
+            intermediate: Intermediate {
+                dense: LinearConfig::new(h, inner).init(device),
+                activation: self.hidden_act,
+            },
+            output: add_norm(inner),
+        }
+    }
+}
+
+impl<B: Backend, A: LayerAttention<B>> PostNormLayer<B, A> {
     /// # Shapes
-    /// - `x`: `[batch, seq, hidden]`, `mask_bias`: `[batch, n_prefix + seq]`
-    /// - output: `[batch, seq, hidden]`
+    /// - `x`: `[batch, seq, hidden]`; output: `[batch, seq, hidden]`
     pub fn forward<D: Delta<B>>(
         &self,
         x: Tensor<B, 3>,
-        mask_bias: Tensor<B, 2>,
+        context: &A::Context,
         prefix: Option<&AttentionPrefix<B>>,
         layer: usize,
         delta: &D,
     ) -> Tensor<B, 3> {
-        let context =
-            self.attention.self_attention.forward(x.clone(), mask_bias, prefix, layer, delta);
-        let x = self.attention.output.forward(context, x, layer, SublayerKind::Attention, delta);
+        let attended =
+            self.attention.self_attention.forward(x.clone(), context, prefix, layer, delta);
+        let x = self.attention.output.forward(attended, x, layer, SublayerKind::Attention, delta);
         let inner = self.intermediate.forward(x.clone(), layer, delta);
         self.output.forward(inner, x, layer, SublayerKind::FeedForward, delta)
     }
@@ -117,7 +231,7 @@ impl<B: Backend> PostNormLayer<B> {
 /// [`Backbone::with_linear_weight`](crate::Backbone::with_linear_weight)).
 pub trait LinearSiteLayer<B: Backend> {
     /// Hugging Face's module path of site `kind` inside the layer, e.g. `attention.self.query`.
-    fn site_path(kind: LinearKind) -> &'static str;
+    fn site_path(kind: LinearKind) -> String;
 
     /// The linear of site `kind`.
     fn linear(&self, kind: LinearKind) -> &Linear<B>;
@@ -168,48 +282,40 @@ pub fn stack_linear_sites<B: Backend, L: LinearSiteLayer<B>>(
             SITE_KINDS.map(|kind| {
                 let [d_input, d_output] = layer.linear_weight(kind).dims();
                 let path = format!("{prefix}{}", L::site_path(kind));
-                LinearSiteInfo { site: LinearSite { layer: index, kind }, path, d_input, d_output }
+                LinearSiteInfo { site: LinearSite::encoder(index, kind), path, d_input, d_output }
             })
         })
         .collect()
 }
 
-impl<B: Backend> LinearSiteLayer<B> for PostNormLayer<B> {
-    fn site_path(kind: LinearKind) -> &'static str {
-        hf_site_path(kind)
+impl<B: Backend, A: LayerAttention<B>> LinearSiteLayer<B> for PostNormLayer<B, A> {
+    fn site_path(kind: LinearKind) -> String {
+        match kind {
+            LinearKind::Query | LinearKind::Key | LinearKind::Value => {
+                format!("attention.self.{}", A::projection_name(kind))
+            }
+            LinearKind::AttentionOutput => "attention.output.dense".to_string(),
+            LinearKind::Intermediate => "intermediate.dense".to_string(),
+            LinearKind::Output => "output.dense".to_string(),
+            other => panic!("expected a site of an encoder layer, got {other:?}"),
+        }
     }
 
     fn linear(&self, kind: LinearKind) -> &Linear<B> {
         match kind {
-            LinearKind::Query => &self.attention.self_attention.query,
-            LinearKind::Key => &self.attention.self_attention.key,
-            LinearKind::Value => &self.attention.self_attention.value,
             LinearKind::AttentionOutput => &self.attention.output.dense,
             LinearKind::Intermediate => &self.intermediate.dense,
             LinearKind::Output => &self.output.dense,
+            other => self.attention.self_attention.projection(other),
         }
     }
 
     fn linear_mut(&mut self, kind: LinearKind) -> &mut Linear<B> {
         match kind {
-            LinearKind::Query => &mut self.attention.self_attention.query,
-            LinearKind::Key => &mut self.attention.self_attention.key,
-            LinearKind::Value => &mut self.attention.self_attention.value,
             LinearKind::AttentionOutput => &mut self.attention.output.dense,
             LinearKind::Intermediate => &mut self.intermediate.dense,
             LinearKind::Output => &mut self.output.dense,
+            other => self.attention.self_attention.projection_mut(other),
         }
-    }
-}
-
-/// Hugging Face's module path of site `kind` inside a layer.
-pub fn hf_site_path(kind: LinearKind) -> &'static str {
-    match kind {
-        LinearKind::Query => "attention.self.query",
-        LinearKind::Key => "attention.self.key",
-        LinearKind::Value => "attention.self.value",
-        LinearKind::AttentionOutput => "attention.output.dense",
-        LinearKind::Intermediate => "intermediate.dense",
-        LinearKind::Output => "output.dense",
     }
 }

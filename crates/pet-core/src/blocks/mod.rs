@@ -6,11 +6,13 @@
 
 pub mod activation;
 pub mod attention;
+pub mod delta_inputs;
 pub mod embeddings;
 pub mod encoder;
 pub mod hf_keys;
 pub mod layer;
 
 pub use activation::Activation;
+pub use delta_inputs::{DeltaInputs, with_leading_ones};
 pub use embeddings::{Embeddings, PositionIds};
 pub use encoder::{EncoderInput, PostNormEncoder, PostNormEncoderConfig};

@@ -111,9 +111,9 @@ impl AdapterConfig {
         if self.kinds().is_empty() {
             return Err(PetError::config("mh_adapter", "and output_adapter are both off"));
         }
-        let adapters = (0..shape.num_layers)
+        let adapters = (0..shape.encoder_layers)
             .flat_map(|layer| {
-                self.kinds().into_iter().map(move |kind| SublayerSite { layer, kind })
+                self.kinds().into_iter().map(move |kind| SublayerSite::encoder(layer, kind))
             })
             .map(|site| Bottleneck {
                 down: LinearConfig::new(shape.hidden_size, m).init(device),
@@ -137,7 +137,7 @@ impl AdapterConfig {
     /// As [`AdapterConfig::init`].
     pub fn num_params(&self, shape: BackboneShape) -> Result<usize> {
         let (h, m) = (shape.hidden_size, self.bottleneck(shape.hidden_size)?);
-        Ok(shape.num_layers * self.kinds().len() * (2 * h * m + m + h))
+        Ok(shape.encoder_layers * self.kinds().len() * (2 * h * m + m + h))
     }
 }
 
@@ -200,7 +200,14 @@ mod tests {
     use crate::testing::TestInner as B;
 
     fn shape() -> BackboneShape {
-        BackboneShape { num_layers: 1, hidden_size: 4, num_heads: 1, head_dim: 4, vocab_size: 0 }
+        BackboneShape {
+            encoder_layers: 1,
+            decoder_layers: 0,
+            hidden_size: 4,
+            num_heads: 1,
+            head_dim: 4,
+            vocab_size: 0,
+        }
     }
 
     /// An adapter with `down` = identity-like and `up` = 1, so outputs are hand-checkable.
@@ -221,7 +228,7 @@ mod tests {
         let device = Default::default();
         let input = Tensor::<B, 3>::ones([1, 1, 4], &device);
         let output = Tensor::<B, 3>::zeros([1, 1, 4], &device);
-        let site = SublayerSite { layer: 0, kind: SublayerKind::FeedForward };
+        let site = SublayerSite::encoder(0, SublayerKind::FeedForward);
         // Sequential: output + up(relu(down(output))) = 0 + 0.
         let seq =
             adapters(AdapterConfig::pfeiffer(2)).sublayer(site, input.clone(), output.clone());

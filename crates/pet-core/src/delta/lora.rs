@@ -226,7 +226,7 @@ mod tests {
     #[test]
     fn scaling_is_alpha_over_r_times_the_factor() {
         let sites = vec![LinearSiteInfo {
-            site: LinearSite { layer: 0, kind: crate::LinearKind::Query },
+            site: LinearSite::encoder(0, crate::LinearKind::Query),
             path: "encoder.layer.0.attention.self.query".into(),
             d_input: 4,
             d_output: 4,

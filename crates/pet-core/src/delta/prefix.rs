@@ -25,7 +25,9 @@ use burn::tensor::{Tensor, backend::Backend};
 
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
-use crate::seam::{AttentionPrefix, BackboneShape};
+#[cfg(test)]
+use crate::seam::PrefixSite;
+use crate::seam::{AttentionPrefix, AttentionPrefixes, BackboneShape};
 use pet_kernels::dropout;
 
 /// Prefix tuning configuration, with PEFT's field names.
@@ -85,7 +87,7 @@ pub struct PrefixTuning<B: Backend> {
 impl PrefixTuningConfig {
     /// A config matching `shape` with `num_virtual_tokens` prefix positions.
     pub fn for_backbone(shape: BackboneShape, num_virtual_tokens: usize) -> Self {
-        Self::new(num_virtual_tokens, shape.hidden_size, shape.num_layers, shape.num_heads)
+        Self::new(num_virtual_tokens, shape.hidden_size, shape.encoder_layers, shape.num_heads)
     }
 
     fn table_width(&self) -> usize {
@@ -184,7 +186,7 @@ impl<B: Backend> PrefixTuning<B> {
 }
 
 impl<B: Backend> Delta<B> for PrefixTuning<B> {
-    fn attention_prefixes(&self, batch: usize) -> Option<Vec<AttentionPrefix<B>>> {
+    fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {
         let table = self.table();
         let [n, width] = table.dims();
         let slots = 2 * self.num_layers;
@@ -201,11 +203,11 @@ impl<B: Backend> Delta<B> for PrefixTuning<B> {
             // [batch, heads, n, head_dim]
             rows.swap_dims(1, 2)
         };
-        Some(
+        Some(AttentionPrefixes::encoder(
             (0..self.num_layers)
                 .map(|layer| AttentionPrefix { key: slot(2 * layer), value: slot(2 * layer + 1) })
                 .collect(),
-        )
+        ))
     }
 }
 
@@ -222,12 +224,14 @@ mod tests {
         let row = Tensor::<B, 2>::from_data([[0.0, 1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0]], &device);
         prefix.embedding = Param::from_tensor(row);
         let prefixes = prefix.attention_prefixes(1).expect("prefixes");
+        let layer = |i| prefixes.get(PrefixSite::encoder(i)).expect("a prefix per layer");
         let values = |t: Tensor<B, 4>| t.into_data().to_vec::<f32>().expect("floats");
-        assert_eq!(values(prefixes[0].key.clone()), vec![0.0, 1.0]);
-        assert_eq!(values(prefixes[0].value.clone()), vec![2.0, 3.0]);
-        assert_eq!(values(prefixes[1].key.clone()), vec![4.0, 5.0]);
-        assert_eq!(values(prefixes[1].value.clone()), vec![6.0, 7.0]);
-        assert_eq!(prefixes[1].key.dims(), [1, 2, 1, 1]);
+        assert_eq!(values(layer(0).key.clone()), vec![0.0, 1.0]);
+        assert_eq!(values(layer(0).value.clone()), vec![2.0, 3.0]);
+        assert_eq!(values(layer(1).key.clone()), vec![4.0, 5.0]);
+        assert_eq!(values(layer(1).value.clone()), vec![6.0, 7.0]);
+        assert_eq!(layer(1).key.dims(), [1, 2, 1, 1]);
+        assert!(prefixes.get(PrefixSite::encoder(2)).is_none());
     }
 
     #[test]

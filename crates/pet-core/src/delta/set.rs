@@ -14,7 +14,7 @@ use crate::delta::lora::{Lora, LoraConfig};
 use crate::delta::prefix::{PrefixTuning, PrefixTuningConfig};
 use crate::delta::prompt::{PromptInit, PromptTuningConfig, SoftPrompt};
 use crate::error::{PetError, Result};
-use crate::seam::{AttentionPrefix, LinearSite, SublayerSite};
+use crate::seam::{AttentionPrefixes, LinearSite, SublayerSite};
 use crate::trainability::Trainability;
 
 fn default_virtual_tokens() -> usize {
@@ -31,6 +31,10 @@ pub struct PromptSpec {
     /// Draw the initial prompt from the vocabulary (with this seed) instead of a normal.
     #[serde(default)]
     pub sample_vocab_seed: Option<u64>,
+    /// Any other initialization ([`PromptInit`]: `Normal`, `Uniform`, `VptUniform`, ...);
+    /// standard normal (PEFT's `RANDOM`) when neither this nor `sample_vocab_seed` is set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PromptInit>,
 }
 
 /// Deep prefix / P-Tuning v2 settings.
@@ -155,8 +159,11 @@ impl DeltaSpec {
                         Some(PrefixSpec { prefix_projection: true, ..PrefixSpec::default() })
                 }
                 "prompt" => {
-                    spec.prompt =
-                        Some(PromptSpec { num_virtual_tokens: 16, sample_vocab_seed: None })
+                    spec.prompt = Some(PromptSpec {
+                        num_virtual_tokens: 16,
+                        sample_vocab_seed: None,
+                        init: None,
+                    })
                 }
                 "lora" => spec.lora = Some(LoraSpec::default()),
                 "adapter" => spec.adapter = Some(AdapterSpec::default()),
@@ -198,13 +205,20 @@ impl DeltaSpec {
         let shape = backbone.shape();
         let prompt = match &self.prompt {
             Some(p) => {
-                let init = match p.sample_vocab_seed {
-                    Some(seed) => PromptInit::SampleVocab { seed },
-                    None => PromptInit::Random,
+                let init = match (p.sample_vocab_seed, p.init) {
+                    (Some(_), Some(_)) => {
+                        return Err(PetError::config(
+                            "prompt.init",
+                            "set either `init` or `sample_vocab_seed`, not both",
+                        ));
+                    }
+                    (Some(seed), None) => PromptInit::SampleVocab { seed },
+                    (None, Some(init)) => init,
+                    (None, None) => PromptInit::Random,
                 };
                 let config = PromptTuningConfig::new(p.num_virtual_tokens, shape.hidden_size)
                     .with_prompt_tuning_init(init);
-                Some(config.init(&backbone.word_embeddings(), device)?)
+                Some(config.init(backbone.word_embeddings().as_ref(), device)?)
             }
             None => None,
         };
@@ -307,15 +321,19 @@ impl<B: Backend> DeltaSet<B> {
 }
 
 impl<B: Backend> Delta<B> for DeltaSet<B> {
+    fn prompt_len(&self) -> usize {
+        self.prompt.prompt_len()
+    }
+
     fn input_prompt(&self, batch: usize) -> Option<Tensor<B, 3>> {
         self.prompt.input_prompt(batch)
     }
 
-    fn layer_prompt(&self, layer: usize, batch: usize) -> Option<Tensor<B, 3>> {
-        self.prompt.layer_prompt(layer, batch)
+    fn layer_prompt(&self, layer: usize, slots: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
+        self.prompt.layer_prompt(layer, slots)
     }
 
-    fn attention_prefixes(&self, batch: usize) -> Option<Vec<AttentionPrefix<B>>> {
+    fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {
         self.prefix.attention_prefixes(batch)
     }
 

@@ -336,7 +336,7 @@ macro_rules! backbone_conformance {
             input: $input,
             delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| {
                 $crate::delta::prompt::PromptTuningConfig::new(4, b.shape().hidden_size)
-                    .init(&b.word_embeddings(), d)
+                    .init(b.word_embeddings().as_ref(), d)
                     .expect("prompt")
             } => $crate::delta::prompt::SoftPrompt<$crate::testing::TestBackend>,
             trainability: $crate::Trainability::Frozen,
@@ -365,7 +365,7 @@ macro_rules! backbone_conformance {
                     .with_prefix_projection(true)
                     .with_encoder_hidden_size(8);
                 // n*d + d*h + h + h*(L*2*d) + L*2*d with n=3, h=8
-                let (l, d) = (b.shape().num_layers, b.shape().hidden_size);
+                let (l, d) = (b.shape().encoder_layers, b.shape().hidden_size);
                 let formula = 3 * d + d * 8 + 8 + 8 * (l * 2 * d) + l * 2 * d;
                 assert_eq!(config.num_params(), formula);
                 formula
@@ -388,7 +388,7 @@ macro_rules! backbone_conformance {
             params: |b: &$backbone_type| {
                 // Per layer: query and value (h -> h), attention.output.dense (h -> h) and
                 // output.dense (intermediate -> h): r * (in + out) each.
-                let (l, h) = (b.shape().num_layers, b.shape().hidden_size);
+                let (l, h) = (b.shape().encoder_layers, b.shape().hidden_size);
                 let formula = l * 4 * ((h + h) + (h + h) + (h + h) + ($intermediate + h));
                 let config = $crate::delta::lora::LoraConfig::new(4)
                     .with_target_modules(vec![$query.into(), $value.into(), "output.dense".into()]);
@@ -414,7 +414,7 @@ macro_rules! backbone_conformance {
             trainability: $crate::Trainability::Frozen,
             params: |b: &$backbone_type| {
                 // Two adapters a layer, each down (h -> 4) and up (4 -> h) with biases.
-                let (l, h) = (b.shape().num_layers, b.shape().hidden_size);
+                let (l, h) = (b.shape().encoder_layers, b.shape().hidden_size);
                 l * 2 * (2 * h * 4 + 4 + h)
             },
             identity_at_init: true,
@@ -448,7 +448,7 @@ macro_rules! backbone_conformance {
             } => $crate::NoDelta,
             trainability: $crate::Trainability::LastLayers(1),
             params: |b: &$backbone_type| {
-                let last = b.layer_path(b.shape().num_layers - 1);
+                let last = b.layer_path(b.shape().encoder_layers - 1);
                 $crate::testing::conformance::count_params::<$crate::testing::TestBackend, _>(
                     b,
                     |p| p.starts_with(&last),
@@ -492,7 +492,7 @@ macro_rules! backbone_conformance {
             input: $input,
             delta: |b: &$backbone_type, d: &burn::tensor::Device<$crate::testing::TestBackend>| (
                 $crate::delta::prompt::PromptTuningConfig::new(2, b.shape().hidden_size)
-                    .init(&b.word_embeddings(), d)
+                    .init(b.word_embeddings().as_ref(), d)
                     .expect("prompt"),
                 $crate::delta::adapter::AdapterConfig::pfeiffer(4)
                     .init(b.shape(), d)

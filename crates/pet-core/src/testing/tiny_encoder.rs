@@ -69,10 +69,10 @@ mod tests {
         let device = Default::default();
         let encoder = TinyEncoderConfig::tiny().init::<B>(&device);
         let prompt = PromptTuningConfig::new(2, 16)
-            .init(&encoder.word_embeddings(), &device)
+            .init(encoder.word_embeddings().as_ref(), &device)
             .expect("prompt");
         let out = encoder.forward_with(input(5, 1.0), &prompt);
-        assert_eq!(out.prompt_len, 2);
+        assert_eq!(out.prompt, crate::PromptSlots { start: 0, len: 2 });
         assert_eq!(out.hidden.dims(), [1, 6, 16]);
         assert_eq!(out.mask.into_data().to_vec::<f32>().expect("floats"), vec![1.0; 6]);
         assert_eq!(out.pooled.expect("a pooler").dims(), [1, 16]);
@@ -82,7 +82,10 @@ mod tests {
     fn linear_sites_carry_bert_module_paths() {
         let encoder = TinyEncoderConfig::tiny().init::<B>(&Default::default());
         let sites = encoder.linear_sites();
-        assert_eq!(sites.len(), 12);
+        // Six per layer, then the pooler.
+        assert_eq!(sites.len(), 13);
+        assert_eq!(sites[12].path, "pooler.dense");
+        assert_eq!(sites[12].site, crate::LinearSite::encoder(0, crate::LinearKind::Pooler));
         assert_eq!(sites[0].path, "encoder.layer.0.attention.self.query");
         assert_eq!(sites[4].path, "encoder.layer.0.intermediate.dense");
         assert_eq!((sites[4].d_input, sites[4].d_output), (16, 32));

@@ -16,23 +16,9 @@ use burn::nn::{Dropout, Linear};
 use burn::tensor::activation::softmax;
 use burn::tensor::{Bool, Int, Tensor, backend::Backend};
 use pet_core::blocks::attention::{project, with_prefix};
+pub use pet_core::seam::PrefixRelativePosition;
 use pet_core::{AttentionPrefix, Delta, LinearKind};
 use pet_kernels::{dropout, merge_heads, split_heads};
-use serde::{Deserialize, Serialize};
-
-/// How attention-prefix keys (prefix tuning, P-Tuning v2) take part in the relative-position
-/// terms. Prefix keys have no token and so no position of their own; the choice is explicit.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub enum PrefixRelativePosition {
-    /// Prefix keys get content scores only: their c2p and p2c terms are zero (the P-Tuning v2
-    /// reference, whose DeBERTa concatenates zeros in front of the relative bias). The default.
-    #[default]
-    ZeroBias,
-    /// Prefix key `j` of `n` sits at position `j - n`, just before the first token (real
-    /// tokens keep positions `0..`): prefix keys take c2p and p2c terms like any key at that
-    /// distance.
-    BeforeFirstToken,
-}
 
 /// Transformers' `make_log_bucket_position` for one distance: distances within
 /// `bucket_size / 2` stay exact, longer ones share logarithmic buckets up to `max_position`.

@@ -1,106 +1,80 @@
-//! The DeBERTa-v2 layer (transformers' `DebertaV2Layer`): disentangled attention, then BERT's
-//! output block, feed-forward and output block (pet-core's [`AddNorm`] and [`Intermediate`],
-//! with their linear-site and sub-layer seams); and the convolution beside layer 0
-//! (`ConvLayer`).
+//! The DeBERTa-v2 layer (transformers' `DebertaV2Layer`): disentangled attention in pet-core's
+//! [`PostNormLayer`] (BERT's output block, feed-forward and output block, with their
+//! linear-site and sub-layer seams); and the convolution beside layer 0 (`ConvLayer`).
 
 use burn::module::Module;
 use burn::nn::conv::Conv1d;
 use burn::nn::{Dropout, Linear};
 use burn::tensor::{Bool, Tensor, backend::Backend};
 use pet_core::blocks::Activation;
-use pet_core::blocks::layer::{AddNorm, Intermediate, LinearSiteLayer};
-use pet_core::{AttentionPrefix, Delta, LinearKind, SublayerKind};
+use pet_core::blocks::layer::{LayerAttention, PostNormLayer};
+use pet_core::{AttentionPrefix, Delta, LinearKind};
 use pet_kernels::LayerNorm;
 
 use crate::deberta::attention::{DisentangledSelfAttention, RelativePositions};
 use pet_kernels::dropout;
 
-/// Disentangled self-attention and its output block (`attention`).
-#[derive(Module, Debug)]
-pub struct DebertaAttention<B: Backend> {
-    /// Projections (`attention.self`).
-    pub self_attention: DisentangledSelfAttention<B>,
-    /// Output projection, residual and norm (`attention.output`).
-    pub output: AddNorm<B>,
+/// One DeBERTa-v2 layer (`encoder.layer.N`): disentangled attention in pet-core's
+/// [`PostNormLayer`].
+pub type DebertaLayer<B> = PostNormLayer<B, DisentangledSelfAttention<B>>;
+
+/// What every DeBERTa layer's attention reads besides its input, computed once per pass.
+#[derive(Clone, Debug)]
+pub struct DebertaContext<B: Backend> {
+    /// `[batch, 1, seq, n_prefix + seq]`, true where a query may not see a key.
+    pub masked: Tensor<B, 4, Bool>,
+    /// The relative embeddings and indices, with `relative_attention`.
+    pub relative: Option<RelativePositions<B>>,
 }
 
-/// One DeBERTa-v2 layer (`encoder.layer.N`).
-#[derive(Module, Debug)]
-pub struct DebertaLayer<B: Backend> {
-    /// Attention sub-layer.
-    pub attention: DebertaAttention<B>,
-    /// First feed-forward projection.
-    pub intermediate: Intermediate<B>,
-    /// Second feed-forward projection, residual and norm.
-    pub output: AddNorm<B>,
-}
+impl<B: Backend> LayerAttention<B> for DisentangledSelfAttention<B> {
+    type Context = DebertaContext<B>;
 
-impl<B: Backend> DebertaLayer<B> {
-    /// # Shapes
-    /// - `x`: `[batch, seq, hidden]`, `masked`: `[batch, 1, seq, n_prefix + seq]`
-    /// - output: `[batch, seq, hidden]`
-    pub fn forward<D: Delta<B>>(
+    fn forward<D: Delta<B>>(
         &self,
         x: Tensor<B, 3>,
-        masked: Tensor<B, 4, Bool>,
-        relative: Option<&RelativePositions<B>>,
+        context: &DebertaContext<B>,
         prefix: Option<&AttentionPrefix<B>>,
         layer: usize,
         delta: &D,
     ) -> Tensor<B, 3> {
-        let context = self.attention.self_attention.forward(
-            x.clone(),
-            masked,
+        let relative = context.relative.as_ref();
+        DisentangledSelfAttention::forward(
+            self,
+            x,
+            context.masked.clone(),
             relative,
             prefix,
             layer,
             delta,
-        );
-        let x = self.attention.output.forward(context, x, layer, SublayerKind::Attention, delta);
-        let inner = self.intermediate.forward(x.clone(), layer, delta);
-        self.output.forward(inner, x, layer, SublayerKind::FeedForward, delta)
-    }
-}
-
-impl<B: Backend> LinearSiteLayer<B> for DebertaLayer<B> {
-    fn site_path(kind: LinearKind) -> &'static str {
-        hf_site_path(kind)
+        )
     }
 
-    fn linear(&self, kind: LinearKind) -> &Linear<B> {
-        let attention = &self.attention.self_attention;
+    fn projection(&self, kind: LinearKind) -> &Linear<B> {
         match kind {
-            LinearKind::Query => &attention.query_proj,
-            LinearKind::Key => &attention.key_proj,
-            LinearKind::Value => &attention.value_proj,
-            LinearKind::AttentionOutput => &self.attention.output.dense,
-            LinearKind::Intermediate => &self.intermediate.dense,
-            LinearKind::Output => &self.output.dense,
+            LinearKind::Query => &self.query_proj,
+            LinearKind::Key => &self.key_proj,
+            LinearKind::Value => &self.value_proj,
+            other => panic!("expected a query, key or value projection, got {other:?}"),
         }
     }
 
-    fn linear_mut(&mut self, kind: LinearKind) -> &mut Linear<B> {
-        let attention = &mut self.attention.self_attention;
+    fn projection_mut(&mut self, kind: LinearKind) -> &mut Linear<B> {
         match kind {
-            LinearKind::Query => &mut attention.query_proj,
-            LinearKind::Key => &mut attention.key_proj,
-            LinearKind::Value => &mut attention.value_proj,
-            LinearKind::AttentionOutput => &mut self.attention.output.dense,
-            LinearKind::Intermediate => &mut self.intermediate.dense,
-            LinearKind::Output => &mut self.output.dense,
+            LinearKind::Query => &mut self.query_proj,
+            LinearKind::Key => &mut self.key_proj,
+            LinearKind::Value => &mut self.value_proj,
+            other => panic!("expected a query, key or value projection, got {other:?}"),
         }
     }
-}
 
-/// Hugging Face's module path of site `kind` inside a DeBERTa-v2 layer.
-pub fn hf_site_path(kind: LinearKind) -> &'static str {
-    match kind {
-        LinearKind::Query => "attention.self.query_proj",
-        LinearKind::Key => "attention.self.key_proj",
-        LinearKind::Value => "attention.self.value_proj",
-        LinearKind::AttentionOutput => "attention.output.dense",
-        LinearKind::Intermediate => "intermediate.dense",
-        LinearKind::Output => "output.dense",
+    fn projection_name(kind: LinearKind) -> &'static str {
+        match kind {
+            LinearKind::Query => "query_proj",
+            LinearKind::Key => "key_proj",
+            LinearKind::Value => "value_proj",
+            other => panic!("expected a query, key or value projection, got {other:?}"),
+        }
     }
 }
 

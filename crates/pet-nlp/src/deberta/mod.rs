@@ -52,6 +52,6 @@ pub use attention::{
 };
 pub use config::{DebertaV2Config, read_config};
 pub use embeddings::DebertaEmbeddings;
-pub use layer::{ConvLayer, DebertaAttention, DebertaLayer, hf_site_path};
+pub use layer::{ConvLayer, DebertaContext, DebertaLayer};
 pub use loader::{KEY_PREFIX, load_deberta};
 pub use model::{DebertaLayerStack, DebertaV2Encoder};

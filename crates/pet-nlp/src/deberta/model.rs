@@ -6,14 +6,13 @@ use burn::module::Module;
 use burn::nn::PaddingConfig1d;
 use burn::nn::conv::Conv1dConfig;
 use burn::nn::{DropoutConfig, Embedding, EmbeddingConfig, LinearConfig};
-use burn::tensor::{Bool, Int, Tensor, TensorData, backend::Backend};
+use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
+use pet_core::blocks::DeltaInputs;
 use pet_core::blocks::EncoderInput;
-use pet_core::blocks::encoder::{apply_layer_prompt, with_leading_ones};
-use pet_core::blocks::layer::{AddNorm, Intermediate, LinearSiteLayer, stack_linear_sites};
+use pet_core::blocks::layer::{LinearSiteLayer, PostNormLayerConfig, stack_linear_sites};
 use pet_core::seam::LinearSiteInfo;
 use pet_core::{
-    AttentionPrefix, Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, LinearSite,
-    PrefixPositions,
+    Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, LinearSite, PrefixPositions,
 };
 use pet_kernels::LayerNorm;
 
@@ -23,7 +22,7 @@ use crate::deberta::attention::{
 };
 use crate::deberta::config::DebertaV2Config;
 use crate::deberta::embeddings::DebertaEmbeddings;
-use crate::deberta::layer::{ConvLayer, DebertaAttention, DebertaLayer};
+use crate::deberta::layer::{ConvLayer, DebertaContext, DebertaLayer};
 
 /// The layer stack and what it shares (`encoder.*`).
 #[derive(Module, Debug)]
@@ -92,30 +91,26 @@ impl DebertaV2Config {
             share_att_key: self.share_att_key,
             scale_factor: self.scale_factor(),
         };
+        let layer_config = PostNormLayerConfig {
+            hidden_size: h,
+            intermediate_size: self.intermediate_size,
+            hidden_act: self.hidden_act,
+            layer_norm_eps: self.layer_norm_eps,
+            hidden_dropout_prob: self.hidden_dropout_prob,
+        };
         let layer = (0..self.num_hidden_layers)
-            .map(|_| DebertaLayer {
-                attention: DebertaAttention {
-                    self_attention: DisentangledSelfAttention {
-                        query_proj: linear(h, h),
-                        key_proj: linear(h, h),
-                        value_proj: linear(h, h),
-                        pos_key_proj: (separate && self.c2p()).then(|| linear(h, h)),
-                        pos_query_proj: (separate && self.p2c()).then(|| linear(h, h)),
-                        dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                        pos_dropout: dropout(),
-                        options,
-                    },
-                    output: AddNorm { dense: linear(h, h), layer_norm: norm(), dropout: dropout() },
-                },
-                intermediate: Intermediate {
-                    dense: linear(h, self.intermediate_size),
-                    activation: self.hidden_act,
-                },
-                output: AddNorm {
-                    dense: linear(self.intermediate_size, h),
-                    layer_norm: norm(),
-                    dropout: dropout(),
-                },
+            .map(|_| {
+                let attention = DisentangledSelfAttention {
+                    query_proj: linear(h, h),
+                    key_proj: linear(h, h),
+                    value_proj: linear(h, h),
+                    pos_key_proj: (separate && self.c2p()).then(|| linear(h, h)),
+                    pos_query_proj: (separate && self.p2c()).then(|| linear(h, h)),
+                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                    pos_dropout: dropout(),
+                    options,
+                };
+                layer_config.init(attention, device)
             })
             .collect();
         let conv = (self.conv_kernel_size > 0).then(|| {
@@ -199,50 +194,44 @@ impl<B: Backend> Backbone<B> for DebertaV2Encoder<B> {
     type Output = EncoderOutput<B>;
 
     fn forward_with<D: Delta<B>>(&self, input: EncoderInput<B>, delta: &D) -> EncoderOutput<B> {
-        let [batch, seq] = input.input_ids.dims();
+        let [_, seq] = input.input_ids.dims();
         let device = input.input_ids.device();
-        let prompt = delta.input_prompt(batch);
-        let prompt_len = prompt.as_ref().map_or(0, |p| p.dims()[1]);
-        let prefixes = delta.attention_prefixes(batch);
-        let prefix_len = prefixes.as_ref().and_then(|p| p.first()).map_or(0, AttentionPrefix::len);
-        let total = prompt_len + seq;
-        // [batch, n_prompt + seq]
-        let mask = with_leading_ones(input.attention_mask, prompt_len);
+        // Prompt slots in front of the tokens, as PEFT passes them in `inputs_embeds`.
+        let (inputs, prompt) = DeltaInputs::read(delta, input.attention_mask, 0);
+        let total = inputs.slots.len + seq;
         // [batch, n_prompt + seq, hidden]
         let embedded = self.embeddings.forward(
             input.input_ids,
             input.token_type_ids,
             prompt,
-            mask.clone(),
-            prefix_len,
+            inputs.mask.clone(),
+            inputs.prefix_len,
         );
-        // [batch, n_prefix + n_prompt + seq]
-        let key_mask = with_leading_ones(mask.clone(), prefix_len);
         // [batch, 1, n_prompt + seq, n_prefix + n_prompt + seq]: a query sees a key when both
         // are real (transformers' pairwise `get_attention_mask`; padded queries see nothing and
         // average every value, as there)
         let keep: Tensor<B, 3> =
-            mask.clone().unsqueeze_dim::<3>(2) * key_mask.unsqueeze_dim::<3>(1);
-        let masked: Tensor<B, 4, Bool> = keep.lower_elem(0.5).unsqueeze_dim(1);
-        let relative = self.relative_positions(total, prefix_len, &device);
-        let mut x = embedded.clone();
-        for (index, layer) in self.encoder.layer.iter().enumerate() {
-            x = apply_layer_prompt(x, index, prompt_len, delta);
-            let prefix = prefixes.as_ref().map(|p| &p[index]);
-            x = layer.forward(x, masked.clone(), relative.as_ref(), prefix, index, delta);
-            if index == 0
-                && let Some(conv) = &self.encoder.conv
-            {
-                x = conv.forward(embedded.clone(), x, mask.clone());
+            inputs.mask.clone().unsqueeze_dim::<3>(2) * inputs.key_mask().unsqueeze_dim::<3>(1);
+        let context = DebertaContext {
+            masked: keep.lower_elem(0.5).unsqueeze_dim(1),
+            relative: self.relative_positions(total, inputs.prefix_len, &device),
+        };
+        let layers = &self.encoder.layer;
+        let x = inputs.run_layers(embedded.clone(), layers.len(), delta, |index, x, prefix| {
+            let x = layers[index].forward(x, &context, prefix, index, delta);
+            match (&self.encoder.conv, index) {
+                (Some(conv), 0) => conv.forward(embedded.clone(), x, inputs.mask.clone()),
+                _ => x,
             }
-        }
-        EncoderOutput { hidden: x, mask, prompt_len, pooled: None }
+        });
+        inputs.output(x, None)
     }
 
     fn shape(&self) -> BackboneShape {
         let c = &self.config;
         BackboneShape {
-            num_layers: c.num_hidden_layers,
+            encoder_layers: c.num_hidden_layers,
+            decoder_layers: 0,
             hidden_size: c.hidden_size,
             num_heads: c.num_attention_heads,
             head_dim: c.head_dim(),
@@ -263,8 +252,8 @@ impl<B: Backend> Backbone<B> for DebertaV2Encoder<B> {
         self
     }
 
-    fn word_embeddings(&self) -> Tensor<B, 2> {
-        self.embeddings.word_embeddings.weight.val()
+    fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
+        Some(self.embeddings.word_embeddings.weight.val())
     }
 
     fn layer_path(&self, layer: usize) -> String {

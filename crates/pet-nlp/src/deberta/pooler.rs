@@ -50,7 +50,7 @@ mod tests {
         let output = |hidden: Tensor<B, 3>| EncoderOutput {
             mask: Tensor::ones([2, 4], &device),
             hidden,
-            prompt_len: 0,
+            prompt: Default::default(),
             pooled: None,
         };
         let a = head.forward(output(hidden));

@@ -35,10 +35,11 @@ impl<B: Backend> QaHead<B> {
     /// # Shapes
     /// - output: two `[batch, seq]`
     pub fn forward(&self, encoded: EncoderOutput<B>) -> (Tensor<B, 2>, Tensor<B, 2>) {
-        let [batch, total, _] = encoded.hidden.dims();
-        let seq = total - encoded.prompt_len;
+        // [batch, seq, hidden]: the input positions, prompt slots left out
+        let tokens = encoded.prompt.remove(encoded.hidden);
+        let [batch, seq, _] = tokens.dims();
         // [batch, seq, 2]
-        let logits = self.qa_outputs.forward(encoded.hidden.narrow(1, encoded.prompt_len, seq));
+        let logits = self.qa_outputs.forward(tokens);
         let start = logits.clone().narrow(2, 0, 1).reshape([batch, seq]);
         let end = logits.narrow(2, 1, 1).reshape([batch, seq]);
         (start, end)

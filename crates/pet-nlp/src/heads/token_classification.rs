@@ -62,13 +62,13 @@ impl<B: Backend> TokenClassificationHead<B> {
         encoded: EncoderOutput<B>,
         first_subword: Tensor<B, 2, Int>,
     ) -> Tensor<B, 3> {
-        let [batch, _, hidden] = encoded.hidden.dims();
+        // [batch, seq, hidden]: the input positions, prompt slots left out
+        let tokens = encoded.prompt.remove(encoded.hidden);
+        let [batch, _, hidden] = tokens.dims();
         let [_, words] = first_subword.dims();
-        let index = (first_subword + encoded.prompt_len as i64)
-            .unsqueeze_dim::<3>(2)
-            .expand([batch, words, hidden]);
+        let index = first_subword.unsqueeze_dim::<3>(2).expand([batch, words, hidden]);
         // [batch, words, hidden]
-        let at_words = encoded.hidden.gather(1, index);
+        let at_words = tokens.gather(1, index);
         self.classifier.forward(dropout(at_words, self.dropout.prob))
     }
 

@@ -11,7 +11,9 @@ Writes, next to this script:
                             `last_hidden_state` of the PEFT model and the gradients of
                             loss = sum(last_hidden_state * probe) with respect to every trainable
                             PEFT parameter (`grad.NAME`) and their values (`param.NAME`), keyed
-                            by PEFT's parameter name without the adapter name.
+                            by PEFT's parameter name without the adapter name. Cases that adapt
+                            the pooler (`lora_dense`) also hold `pooler_output`, and their loss
+                            adds sum(pooler_output * probe[:, 0]).
 
 Run through `cargo xtask fixtures`, which pins the reference stack.
 """
@@ -62,7 +64,7 @@ def save(tensors, path):
     save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata=metadata())
 
 
-def run_case(name, peft_config, inputs, probe, base_state):
+def run_case(name, peft_config, inputs, probe, base_state, with_pooler=False):
     torch.manual_seed(SEED + sum(map(ord, name)))
     model = BertModel(CONFIG).eval()
     model.load_state_dict(base_state)
@@ -70,6 +72,10 @@ def run_case(name, peft_config, inputs, probe, base_state):
     out = peft_model(input_ids=inputs["input_ids"], attention_mask=inputs["attention_mask"])
     hidden = out.last_hidden_state
     loss = (hidden * probe[:, : hidden.shape[1]]).sum()
+    extra = {}
+    if with_pooler:
+        loss = loss + (out.pooler_output * probe[:, 0]).sum()
+        extra["pooler_output"] = out.pooler_output
     loss.backward()
     grads = {}
     for pname, param in peft_model.named_parameters():
@@ -83,7 +89,7 @@ def run_case(name, peft_config, inputs, probe, base_state):
     readme = os.path.join(folder, "README.md")
     if os.path.exists(readme):
         os.remove(readme)
-    save({"last_hidden_state": hidden, **grads}, os.path.join(folder, "expected.safetensors"))
+    save({"last_hidden_state": hidden, **extra, **grads}, os.path.join(folder, "expected.safetensors"))
 
 
 def main():
@@ -119,6 +125,20 @@ def main():
             **common,
         ),
         inputs, probe, base_state,
+    )
+    # PEFT matches `dense` against every module path ending in it, BertModel's `pooler.dense`
+    # included.
+    run_case(
+        "lora_dense",
+        LoraConfig(
+            r=2,
+            lora_alpha=4,
+            lora_dropout=0.0,
+            target_modules=["query", "value", "dense"],
+            init_lora_weights=False,
+            **common,
+        ),
+        inputs, probe, base_state, with_pooler=True,
     )
     run_case(
         "prefix",
