@@ -136,25 +136,24 @@ impl PostNormEncoderConfig {
             prefix_positions: self.prefix_positions,
             pad_token_id: self.pad_token_id,
         };
-        let layer_config = PostNormLayerConfig {
-            hidden_size: h,
-            intermediate_size: self.intermediate_size,
-            hidden_act: self.hidden_act,
-            layer_norm_eps: self.layer_norm_eps,
-            hidden_dropout_prob: self.hidden_dropout_prob,
-        };
-        let layer = (0..self.num_hidden_layers)
-            .map(|_| {
-                let attention = SelfAttention {
-                    query: linear(h, h),
-                    key: linear(h, h),
-                    value: linear(h, h),
-                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                    num_heads: self.num_attention_heads,
-                };
-                layer_config.init(attention, device)
-            })
-            .collect();
+        let layer = PostNormLayerConfig::new(
+            h,
+            self.intermediate_size,
+            self.hidden_act,
+            self.layer_norm_eps,
+            self.hidden_dropout_prob,
+        )
+        .stack(
+            self.num_hidden_layers,
+            || SelfAttention {
+                query: linear(h, h),
+                key: linear(h, h),
+                value: linear(h, h),
+                dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                num_heads: self.num_attention_heads,
+            },
+            device,
+        );
         PostNormEncoder {
             embeddings,
             encoder: LayerStack { layer },

@@ -183,6 +183,27 @@ pub struct PostNormLayerConfig {
 }
 
 impl PostNormLayerConfig {
+    /// The options of Hugging Face's config fields of the same names.
+    pub fn new(
+        hidden_size: usize,
+        intermediate_size: usize,
+        hidden_act: Activation,
+        layer_norm_eps: f64,
+        hidden_dropout_prob: f64,
+    ) -> Self {
+        Self { hidden_size, intermediate_size, hidden_act, layer_norm_eps, hidden_dropout_prob }
+    }
+
+    /// `count` layers with random weights, each around the attention `attention()` builds.
+    pub fn stack<B: Backend, A: Module<B>>(
+        &self,
+        count: usize,
+        attention: impl Fn() -> A,
+        device: &B::Device,
+    ) -> Vec<PostNormLayer<B, A>> {
+        (0..count).map(|_| self.init(attention(), device)).collect()
+    }
+
     /// A layer around `self_attention`, with random weights.
     pub fn init<B: Backend, A: Module<B>>(
         &self,

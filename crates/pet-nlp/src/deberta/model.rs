@@ -91,28 +91,27 @@ impl DebertaV2Config {
             share_att_key: self.share_att_key,
             scale_factor: self.scale_factor(),
         };
-        let layer_config = PostNormLayerConfig {
-            hidden_size: h,
-            intermediate_size: self.intermediate_size,
-            hidden_act: self.hidden_act,
-            layer_norm_eps: self.layer_norm_eps,
-            hidden_dropout_prob: self.hidden_dropout_prob,
-        };
-        let layer = (0..self.num_hidden_layers)
-            .map(|_| {
-                let attention = DisentangledSelfAttention {
-                    query_proj: linear(h, h),
-                    key_proj: linear(h, h),
-                    value_proj: linear(h, h),
-                    pos_key_proj: (separate && self.c2p()).then(|| linear(h, h)),
-                    pos_query_proj: (separate && self.p2c()).then(|| linear(h, h)),
-                    dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
-                    pos_dropout: dropout(),
-                    options,
-                };
-                layer_config.init(attention, device)
-            })
-            .collect();
+        let layer = PostNormLayerConfig::new(
+            h,
+            self.intermediate_size,
+            self.hidden_act,
+            self.layer_norm_eps,
+            self.hidden_dropout_prob,
+        )
+        .stack(
+            self.num_hidden_layers,
+            || DisentangledSelfAttention {
+                query_proj: linear(h, h),
+                key_proj: linear(h, h),
+                value_proj: linear(h, h),
+                pos_key_proj: (separate && self.c2p()).then(|| linear(h, h)),
+                pos_query_proj: (separate && self.p2c()).then(|| linear(h, h)),
+                dropout: DropoutConfig::new(self.attention_probs_dropout_prob).init(),
+                pos_dropout: dropout(),
+                options,
+            },
+            device,
+        );
         let conv = (self.conv_kernel_size > 0).then(|| {
             let k = self.conv_kernel_size;
             ConvLayer {
