@@ -9,6 +9,21 @@
 //! checkpoints, PEFT adapter interop and the training loop. It is generic over
 //! `B: burn::tensor::backend::Backend` and never names a backend; its hot operations (GELU, layer
 //! norm, attention probabilities, dropout) go through `pet_kernels`, fused on the CPU.
+//!
+//! # Quick start
+//!
+//! A frozen encoder, P-Tuning v2 plus LoRA as one delta, a forward pass, a delta checkpoint
+//! (the whole program, with an optimizer step and a LoRA merge, is
+//! `examples/deltas_on_an_encoder.rs`: `cargo run -p pet-core --example deltas_on_an_encoder`):
+//!
+//! ```ignore
+//! let spec = DeltaSpec::preset("ptuning-v2+lora")?;
+//! let backbone = spec.trainability.apply(PostNormEncoderConfig::new("bert".into(), 100, 32, 2, 4, 64).init::<B>(&device));
+//! let delta = spec.build(&backbone, &device)?;
+//! let out = backbone.forward_with(EncoderInput::new(input_ids, attention_mask), &delta);
+//! DeltaCheckpoint::capture::<B, _>(&delta, &|e| e.trainable, serde_json::to_value(&spec)?, backbone.identity())
+//!     .save(Path::new("delta.safetensors"))?;
+//! ```
 
 pub mod backbone;
 pub mod blocks;

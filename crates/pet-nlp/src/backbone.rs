@@ -2,7 +2,7 @@
 //! the task models, the trainer, checkpoints and the command line use.
 //!
 //! It is an enum module: BERT and RoBERTa are pet-core's
-//! [`PostNormEncoder`](pet_core::blocks::PostNormEncoder), DeBERTa-v2 / v3 is
+//! [`PostNormEncoder`], DeBERTa-v2 / v3 is
 //! [`DebertaV2Encoder`]. Parameter paths are those of the wrapped encoder (pet-core's paths treat
 //! enum variants as transparent, `pet_core::params`), so a task model's keys stay `backbone.*`,
 //! `delta.*`, `head.*` whichever encoder it holds, and BERT checkpoints made before this type
