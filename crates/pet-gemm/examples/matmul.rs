@@ -1,0 +1,32 @@
+//! pet-gemm on its own: one `c = a · b + bias` product in `f32` and in bf16 operands with `f32`
+//! sums, checked against a plain triple loop. On a CPU without AVX512-BF16 there is no
+//! [`Kernel`], and the example says so.
+//!
+//! Run with `cargo run -p pet-gemm --example matmul`.
+
+use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided};
+
+fn main() {
+    let Some(kernel) = Kernel::detect() else {
+        println!("this CPU has no AVX512-BF16: pet composes its products from Burn's operations");
+        return;
+    };
+    let (m, k, n) = (48, 96, 80);
+    let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
+    let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
+    let bias: Vec<f32> = (0..n).map(|j| j as f32 / 100.0).collect();
+    let reference: Vec<f32> = (0..m * n)
+        .map(|i| {
+            let (r, j) = (i / n, i % n);
+            bias[j] + (0..k).map(|p| a[r * k + p] * b[p * n + j]).sum::<f32>()
+        })
+        .collect();
+    for operands in [Operands::F32, Operands::Bf16] {
+        // `a` as rows of length k, `b` as rows of length n.
+        let lhs = Lhs::Rows(Strided::matrix(&a, k));
+        let source = Source::Rows(Rows::of(Strided::matrix(&b, n)));
+        let c = kernel.matmul(operands, lhs, source, Some(&bias), m, k, n);
+        let worst = c.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+        println!("{operands:?} operands: [{m} x {k}] x [{k} x {n}], max |c - reference| = {worst}");
+    }
+}
