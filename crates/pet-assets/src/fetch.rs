@@ -54,7 +54,7 @@ pub fn fetch_manifest(
         std::process::id()
     )))?;
     let archive = download(&manifest.source, downloads.path())
-        .map_err(AssetError::in_step(&manifest.name, "fetching"))?;
+        .map_err(AssetError::in_step(&manifest.name, "downloading the package"))?;
     install(manifest, &archive, cache_root, preparers)
 }
 
