@@ -160,8 +160,11 @@ mod tests {
     #[test]
     fn load_refuses_unknown_and_mismatched_names() {
         let dir = test_dir("catalogue-load");
-        fs::write(dir.path().join("demo.toml"), MINIMAL.replace("name = \"demo\"", "name = \"other\""))
-            .expect("write");
+        fs::write(
+            dir.path().join("demo.toml"),
+            MINIMAL.replace("name = \"demo\"", "name = \"other\""),
+        )
+        .expect("write");
         let folder = Catalogue::Folder(dir.path().to_path_buf());
         let unknown = folder.load("nope").expect_err("unknown").to_string();
         assert!(unknown.contains("`nope`") && unknown.contains("available: demo"), "{unknown}");

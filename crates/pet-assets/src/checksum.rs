@@ -40,7 +40,11 @@ pub fn verify_sha256(path: &Path, expected: &str) -> Result<()> {
     if found == expected {
         Ok(())
     } else {
-        Err(AssetError::Checksum { path: path.to_path_buf(), expected: expected.to_string(), found })
+        Err(AssetError::Checksum {
+            path: path.to_path_buf(),
+            expected: expected.to_string(),
+            found,
+        })
     }
 }
 

@@ -56,7 +56,8 @@ pub fn command_line(cmd: &Command) -> String {
 pub fn download(source: &Source, dest: &Path) -> Result<PathBuf> {
     let mut cmd = download_command(source, dest);
     let command = command_line(&cmd);
-    let spinner = indicatif::ProgressBar::new_spinner().with_message(format!("running `{command}`"));
+    let spinner =
+        indicatif::ProgressBar::new_spinner().with_message(format!("running `{command}`"));
     spinner.enable_steady_tick(Duration::from_millis(120));
     let output = cmd.output();
     spinner.finish_and_clear();
@@ -70,7 +71,11 @@ pub fn download(source: &Source, dest: &Path) -> Result<PathBuf> {
         log.push_str(&String::from_utf8_lossy(&output.stdout));
         let lines: Vec<&str> = log.lines().collect();
         let tail = lines[lines.len().saturating_sub(QUOTED_LINES)..].join("\n");
-        return Err(AssetError::Download { command, status: output.status.to_string(), output: tail });
+        return Err(AssetError::Download {
+            command,
+            status: output.status.to_string(),
+            output: tail,
+        });
     }
     let mut files = Vec::new();
     for entry in fs::read_dir(dest).map_err(|e| AssetError::io(dest, e))? {

@@ -51,7 +51,9 @@ pub fn extract(archive: &Path, files: &[FileEntry], dest: &Path) -> Result<Vec<P
             plan.take(&name, &mut member, dest)?;
         }
     } else {
-        return Err(unreadable("unknown archive type (expected .whl, .zip, .tgz or .tar.gz)".into()));
+        return Err(unreadable(
+            "unknown archive type (expected .whl, .zip, .tgz or .tar.gz)".into(),
+        ));
     }
     for (file, &count) in files.iter().zip(&plan.matched) {
         if count == 0 {

@@ -178,7 +178,10 @@ impl Manifest {
             || source.version.starts_with(['.', '-'])
             || !source.version.chars().all(|c| c.is_ascii_alphanumeric() || "._-+".contains(c))
         {
-            return Err(invalid("source.version", format!("`{}` is not a version", source.version)));
+            return Err(invalid(
+                "source.version",
+                format!("`{}` is not a version", source.version),
+            ));
         }
         check_sha256(&source.sha256).map_err(|reason| invalid("source.sha256", reason))?;
         if self.files.is_empty() {
@@ -230,7 +233,10 @@ impl Manifest {
 
 fn validate_split(split: &SplitRecipe) -> std::result::Result<(), (&'static str, String)> {
     if !is_asset_name(&split.prepare) {
-        let reason = format!("`{}` is not a recipe id (lower-case letters, digits, `.`, `_`, `-`)", split.prepare);
+        let reason = format!(
+            "`{}` is not a recipe id (lower-case letters, digits, `.`, `_`, `-`)",
+            split.prepare
+        );
         return Err(("split.prepare", reason));
     }
     for (field, value) in

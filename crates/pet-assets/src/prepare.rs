@@ -170,7 +170,9 @@ pub(crate) mod tests {
         let manifest = data_manifest("copy-config");
         let err = prepare(&manifest, dir.path(), &[&CopyConfig { fail: true }]).expect_err("fails");
         assert!(matches!(err, AssetError::Prepare { .. }), "{err:?}");
-        assert!(err.to_string().contains("asset `demo`") && err.to_string().contains("copy-config"));
+        assert!(
+            err.to_string().contains("asset `demo`") && err.to_string().contains("copy-config")
+        );
         let source = std::error::Error::source(&err).map(ToString::to_string);
         assert_eq!(source.as_deref(), Some("refusing seed 1"));
     }

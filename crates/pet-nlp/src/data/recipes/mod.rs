@@ -26,7 +26,9 @@
 mod spamassassin;
 mod wnut16;
 
-pub use spamassassin::{MAX_EMAIL_CHARS, SPAM_IN_DISTRIBUTION, SPAM_SHIFTED, SpamAssassin, email_text};
+pub use spamassassin::{
+    MAX_EMAIL_CHARS, SPAM_IN_DISTRIBUTION, SPAM_SHIFTED, SpamAssassin, email_text,
+};
 pub use wnut16::{Sentence, Wnut16, conll_text, parse_tagged};
 
 use pet_assets::{Preparer, SplitRecipe};

@@ -75,7 +75,8 @@ pub fn parse_tagged(text: &str, origin: &Path) -> Result<Vec<Sentence>> {
             }
             continue;
         }
-        let expected = || data_error(origin, i + 1, format!("expected `token<TAB>tag`, found {line:?}"));
+        let expected =
+            || data_error(origin, i + 1, format!("expected `token<TAB>tag`, found {line:?}"));
         let (token, tag) = line.split_once('\t').ok_or_else(expected)?;
         let tag = tag.trim();
         if token.is_empty() || tag.is_empty() || tag.contains(char::is_whitespace) {
@@ -153,7 +154,10 @@ mod tests {
         std::fs::write(again.0.join("ner.txt"), &text).expect("write");
         Wnut16.prepare(&again.0, &recipe("wnut16", 16)).expect("prepare");
         for file in Wnut16.outputs() {
-            assert_eq!(std::fs::read(dir.0.join(file)).ok(), std::fs::read(again.0.join(file)).ok());
+            assert_eq!(
+                std::fs::read(dir.0.join(file)).ok(),
+                std::fs::read(again.0.join(file)).ok()
+            );
         }
     }
 
