@@ -168,7 +168,7 @@ mod tests {
     fn completeness_needs_marker_files_and_outputs() {
         let dir = test_dir("cache-complete");
         let manifest = data_manifest("copy-config");
-        let preparers: [&dyn Preparer; 1] = [&CopyConfig { fail: false }];
+        let preparers: [&dyn Preparer; 1] = [&CopyConfig::Copies];
         assert!(!is_complete(dir.path(), &manifest, &preparers).expect("no marker"));
         std::fs::write(dir.path().join("config.json"), b"{}").expect("write");
         Marker::of(&manifest, &["copy.json"]).write(dir.path()).expect("marker");

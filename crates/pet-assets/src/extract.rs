@@ -150,6 +150,9 @@ pub(crate) mod tests {
         tar.into_inner().expect("tar").finish().expect("gzip");
     }
 
+    /// Archive members: `(path, contents)`.
+    type Members<'a> = [(&'a str, &'a [u8])];
+
     pub(crate) const MEMBERS: [(&str, &[u8]); 5] = [
         ("pkg/model/config.json", b"{\"hidden_size\": 4}"),
         ("pkg/data/a.txt", b"alpha"),
@@ -180,24 +183,24 @@ pub(crate) mod tests {
         assert!(!dest.join("raw/a.json").exists() && !dest.join("other.txt").exists());
     }
 
-    #[test]
-    fn extracts_files_and_directory_prefixes_from_a_zip() {
-        let dir = test_dir("extract-zip");
-        let archive = dir.path().join("demo-1.0-py3-none-any.whl");
-        build_zip(&archive, &MEMBERS);
+    /// Builds an archive named `file_name` with `build`, extracts [`plan_files`] and checks them.
+    fn extracts_the_plan(file_name: &str, build: fn(&Path, &Members<'_>)) {
+        let dir = test_dir(&format!("extract-{file_name}"));
+        let archive = dir.path().join(file_name);
+        build(&archive, &MEMBERS);
         let dest = dir.path().join("out");
         let written = extract(&archive, &plan_files(), &dest).expect("extract");
         check_extracted(&dest, written);
     }
 
     #[test]
+    fn extracts_files_and_directory_prefixes_from_a_zip() {
+        extracts_the_plan("demo-1.0-py3-none-any.whl", build_zip);
+    }
+
+    #[test]
     fn extracts_files_and_directory_prefixes_from_a_tgz() {
-        let dir = test_dir("extract-tgz");
-        let archive = dir.path().join("demo-1.0.tgz");
-        build_tgz(&archive, &MEMBERS);
-        let dest = dir.path().join("out");
-        let written = extract(&archive, &plan_files(), &dest).expect("extract");
-        check_extracted(&dest, written);
+        extracts_the_plan("demo-1.0.tgz", build_tgz);
     }
 
     #[test]

@@ -172,12 +172,12 @@ mod tests {
 
         let unknown = install(&manifest, &archive, &root, &[]).expect_err("nobody registered it");
         assert!(matches!(unknown, AssetError::UnknownRecipe { .. }), "{unknown:?}");
-        let failing: [&dyn Preparer; 1] = [&CopyConfig { fail: true }];
+        let failing: [&dyn Preparer; 1] = [&CopyConfig::Fails];
         let failed = install(&manifest, &archive, &root, &failing).expect_err("recipe fails");
         assert!(matches!(failed, AssetError::Prepare { .. }), "{failed:?}");
         assert_eq!(fs::read_dir(root.join("demo")).expect("list").count(), 0, "no leftovers");
 
-        let preparers: [&dyn Preparer; 1] = [&CopyConfig { fail: false }];
+        let preparers: [&dyn Preparer; 1] = [&CopyConfig::Copies];
         let dest = install(&manifest, &archive, &root, &preparers).expect("install");
         assert_eq!(fs::read(dest.join("copy.json")).expect("prepared"), MEMBERS[0].1);
         assert!(is_complete(&dest, &manifest, &preparers).expect("known recipe"));

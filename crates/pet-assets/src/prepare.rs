@@ -99,9 +99,12 @@ pub(crate) mod tests {
     use crate::manifest::tests::{MINIMAL, split_table};
     use crate::scratch::test_dir;
 
-    /// A preparer that copies `config.json` to `copy.json`, or fails when `fail` is set.
-    pub(crate) struct CopyConfig {
-        pub(crate) fail: bool,
+    /// The test recipe `copy-config`: copies `config.json` to its output `copy.json`, fails, or
+    /// returns without writing it.
+    pub(crate) enum CopyConfig {
+        Copies,
+        Fails,
+        Forgets,
     }
 
     impl Preparer for CopyConfig {
@@ -114,11 +117,14 @@ pub(crate) mod tests {
         }
 
         fn prepare(&self, dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>, PrepareError> {
-            if self.fail {
-                return Err(format!("refusing seed {}", recipe.seed).into());
+            match self {
+                Self::Copies => {
+                    std::fs::copy(dir.join("config.json"), dir.join("copy.json"))?;
+                    Ok(vec![Prepared { file: "copy.json", rows: 1 }])
+                }
+                Self::Fails => Err(format!("refusing seed {}", recipe.seed).into()),
+                Self::Forgets => Ok(Vec::new()),
             }
-            std::fs::copy(dir.join("config.json"), dir.join("copy.json"))?;
-            Ok(vec![Prepared { file: "copy.json", rows: 1 }])
         }
     }
 
@@ -131,7 +137,7 @@ pub(crate) mod tests {
     #[test]
     fn unknown_recipe_is_an_error_naming_it_and_the_registered_ones() {
         let manifest = data_manifest("nobody");
-        let err = preparer_for(&manifest, &[&CopyConfig { fail: false }])
+        let err = preparer_for(&manifest, &[&CopyConfig::Copies])
             .map(|found| found.map(Preparer::id))
             .expect_err("unknown");
         assert!(
@@ -159,7 +165,7 @@ pub(crate) mod tests {
         let dir = test_dir("prepare-runs");
         std::fs::write(dir.path().join("config.json"), b"{}").expect("write");
         let manifest = data_manifest("copy-config");
-        let report = prepare(&manifest, dir.path(), &[&CopyConfig { fail: false }]).expect("run");
+        let report = prepare(&manifest, dir.path(), &[&CopyConfig::Copies]).expect("run");
         assert_eq!(report, [Prepared { file: "copy.json", rows: 1 }]);
         assert_eq!(std::fs::read(dir.path().join("copy.json")).expect("read"), b"{}");
     }
@@ -168,7 +174,7 @@ pub(crate) mod tests {
     fn preparer_errors_name_the_asset_and_the_recipe() {
         let dir = test_dir("prepare-fails");
         let manifest = data_manifest("copy-config");
-        let err = prepare(&manifest, dir.path(), &[&CopyConfig { fail: true }]).expect_err("fails");
+        let err = prepare(&manifest, dir.path(), &[&CopyConfig::Fails]).expect_err("fails");
         assert!(matches!(err, AssetError::Prepare { .. }), "{err:?}");
         assert!(
             err.to_string().contains("asset `demo`") && err.to_string().contains("copy-config")
@@ -179,22 +185,11 @@ pub(crate) mod tests {
 
     #[test]
     fn a_declared_output_left_unwritten_is_an_error() {
-        struct Forgetful;
-        impl Preparer for Forgetful {
-            fn id(&self) -> &'static str {
-                "forgetful"
-            }
-            fn outputs(&self) -> &'static [&'static str] {
-                &["train.jsonl"]
-            }
-            fn prepare(&self, _: &Path, _: &SplitRecipe) -> Result<Vec<Prepared>, PrepareError> {
-                Ok(Vec::new())
-            }
-        }
         let dir = test_dir("prepare-forgetful");
-        let err = prepare(&data_manifest("forgetful"), dir.path(), &[&Forgetful]).expect_err("gap");
+        let manifest = data_manifest("copy-config");
+        let err = prepare(&manifest, dir.path(), &[&CopyConfig::Forgets]).expect_err("gap");
         assert!(
-            matches!(&err, AssetError::MissingOutput { file, .. } if file == "train.jsonl"),
+            matches!(&err, AssetError::MissingOutput { file, .. } if file == "copy.json"),
             "{err:?}"
         );
     }

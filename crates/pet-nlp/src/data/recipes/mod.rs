@@ -4,8 +4,8 @@
 //!
 //! | id | preparer | writes |
 //! |---|---|---|
-//! | `spamassassin` | [`SpamAssassin`] | `train.jsonl`, `dev.jsonl`, `test.jsonl`, `test_hard_ham.jsonl` |
-//! | `wnut16` | [`Wnut16`] | `train.conll`, `dev.conll`, `test.conll` |
+//! | `spamassassin` | [`SPAMASSASSIN`] | `train.jsonl`, `dev.jsonl`, `test.jsonl`, `test_hard_ham.jsonl` |
+//! | `wnut16` | [`WNUT16`] | `train.conll`, `dev.conll`, `test.conll` |
 //!
 //! Splits: the examples, in the order each recipe states, are shuffled with
 //! [`SplitMix64`]`::new(seed)` (Fisher-Yates), then cut in that order into train, dev and test
@@ -27,15 +27,45 @@ mod spamassassin;
 mod wnut16;
 
 pub use spamassassin::{
-    MAX_EMAIL_CHARS, SPAM_IN_DISTRIBUTION, SPAM_SHIFTED, SpamAssassin, email_text,
+    MAX_EMAIL_CHARS, SPAM_IN_DISTRIBUTION, SPAM_SHIFTED, SPAMASSASSIN, email_text,
 };
-pub use wnut16::{Sentence, Wnut16, conll_text, parse_tagged};
+pub use wnut16::{Sentence, WNUT16, conll_text, parse_tagged};
 
-use pet_assets::{Preparer, SplitRecipe};
+use std::path::Path;
+
+use pet_assets::{PrepareError, Prepared, Preparer, SplitRecipe};
 use pet_core::rng::SplitMix64;
 
+use crate::error::Result;
+
 /// Every preparer of pet-nlp, to pass to `pet_assets::fetch`.
-pub const PREPARERS: &[&dyn Preparer] = &[&SpamAssassin, &Wnut16];
+pub const PREPARERS: &[&dyn Preparer] = &[&SPAMASSASSIN, &WNUT16];
+
+/// One of pet-nlp's recipes as a [`Preparer`]: its id, the files it writes and the function
+/// that writes them.
+#[derive(Clone, Copy, Debug)]
+pub struct Recipe {
+    /// The id a manifest's `split.prepare` names.
+    pub id: &'static str,
+    /// The files it writes, relative to the asset folder.
+    pub outputs: &'static [&'static str],
+    /// Writes the splits of the data set extracted in a folder, following the `[split]` table.
+    pub run: fn(&Path, &SplitRecipe) -> Result<Vec<Prepared>>,
+}
+
+impl Preparer for Recipe {
+    fn id(&self) -> &'static str {
+        self.id
+    }
+
+    fn outputs(&self) -> &'static [&'static str] {
+        self.outputs
+    }
+
+    fn prepare(&self, dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>, PrepareError> {
+        Ok((self.run)(dir, recipe)?)
+    }
+}
 
 /// `items` shuffled with `recipe.seed` and cut into train, dev and test
 /// ([`SplitRecipe::sizes`]).

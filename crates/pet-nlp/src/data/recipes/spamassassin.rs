@@ -17,11 +17,11 @@ use std::fs::{self, File};
 use std::io::{BufWriter, Write};
 use std::path::Path;
 
-use pet_assets::{PrepareError, Prepared, Preparer, SplitRecipe};
+use pet_assets::{Prepared, SplitRecipe};
 use pet_core::PetError;
 use serde::Serialize;
 
-use super::shuffled_split;
+use super::{Recipe, shuffled_split};
 use crate::error::{NlpError, Result};
 
 /// Email text is cut to this many characters (after whitespace is collapsed).
@@ -37,23 +37,9 @@ pub const SPAM_SHIFTED: (&str, &str) = ("hard-ham-1", "ham");
 /// The files the recipe writes, in the order of its report.
 const OUTPUTS: [&str; 4] = ["train.jsonl", "dev.jsonl", "test.jsonl", "test_hard_ham.jsonl"];
 
-/// The `spamassassin` preparer: see the module documentation.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct SpamAssassin;
-
-impl Preparer for SpamAssassin {
-    fn id(&self) -> &'static str {
-        "spamassassin"
-    }
-
-    fn outputs(&self) -> &'static [&'static str] {
-        &OUTPUTS
-    }
-
-    fn prepare(&self, dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>, PrepareError> {
-        Ok(prepare_spamassassin(dir, recipe)?)
-    }
-}
+/// The `spamassassin` recipe: see the module documentation.
+pub const SPAMASSASSIN: Recipe =
+    Recipe { id: "spamassassin", outputs: &OUTPUTS, run: prepare_spamassassin };
 
 fn prepare_spamassassin(dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>> {
     let mut pool = Vec::new();
@@ -155,6 +141,7 @@ fn read_group<'a>(dir: &Path, group: &str, label: &'a str) -> Result<Vec<Example
 mod tests {
     use super::*;
     use crate::data::recipes::tests::recipe;
+    use pet_assets::Preparer;
 
     use pet_core::testing::TempDir as TestDir;
 
@@ -211,14 +198,14 @@ Subject: not a header\r\n";
                 fs::write(folder.join(format!("{i:05}.txt")), email).expect("write");
             }
         }
-        let report = SpamAssassin.prepare(&dir.0, &recipe("spamassassin", 13)).expect("prepare");
+        let report = SPAMASSASSIN.prepare(&dir.0, &recipe("spamassassin", 13)).expect("prepare");
         let rows: Vec<(&str, usize)> = report.iter().map(|p| (p.file, p.rows)).collect();
         assert_eq!(
             rows,
             [("train.jsonl", 8), ("dev.jsonl", 1), ("test.jsonl", 1), ("test_hard_ham.jsonl", 2)]
         );
         let mut texts = Vec::new();
-        for file in &SpamAssassin.outputs()[..3] {
+        for file in &SPAMASSASSIN.outputs[..3] {
             for line in fs::read_to_string(dir.0.join(file)).expect("read").lines() {
                 let value: serde_json::Value = serde_json::from_str(line).expect("json");
                 let text = value["text"].as_str().expect("text").to_string();
@@ -244,7 +231,7 @@ Subject: not a header\r\n";
         for (group, _) in SPAM_IN_DISTRIBUTION {
             fs::create_dir_all(dir.0.join("raw").join(group)).expect("mkdir");
         }
-        let err = SpamAssassin.prepare(&dir.0, &recipe("spamassassin", 13)).expect_err("empty");
+        let err = SPAMASSASSIN.prepare(&dir.0, &recipe("spamassassin", 13)).expect_err("empty");
         let message = err.to_string();
         assert!(message.contains("easy-ham-1") && message.contains("holds no emails"), "{message}");
     }

@@ -11,33 +11,18 @@
 
 use std::path::Path;
 
-use pet_assets::{PrepareError, Prepared, Preparer, SplitRecipe};
+use pet_assets::{Prepared, SplitRecipe};
 use pet_core::PetError;
 
-use super::shuffled_split;
+use super::{Recipe, shuffled_split};
 use crate::data::{data_error, read_text};
 use crate::error::{NlpError, Result};
 
 /// The files the recipe writes, in the order of its report.
 const OUTPUTS: [&str; 3] = ["train.conll", "dev.conll", "test.conll"];
 
-/// The `wnut16` preparer: see the module documentation.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct Wnut16;
-
-impl Preparer for Wnut16 {
-    fn id(&self) -> &'static str {
-        "wnut16"
-    }
-
-    fn outputs(&self) -> &'static [&'static str] {
-        &OUTPUTS
-    }
-
-    fn prepare(&self, dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>, PrepareError> {
-        Ok(prepare_wnut16(dir, recipe)?)
-    }
-}
+/// The `wnut16` recipe: see the module documentation.
+pub const WNUT16: Recipe = Recipe { id: "wnut16", outputs: &OUTPUTS, run: prepare_wnut16 };
 
 fn prepare_wnut16(dir: &Path, recipe: &SplitRecipe) -> Result<Vec<Prepared>> {
     let source = dir.join("ner.txt");
@@ -111,6 +96,7 @@ pub fn conll_text(sentences: &[Sentence]) -> String {
 mod tests {
     use super::*;
     use crate::data::recipes::tests::recipe;
+    use pet_assets::Preparer;
 
     use pet_core::testing::TempDir as TestDir;
 
@@ -133,12 +119,12 @@ mod tests {
             text.push_str(&format!("w{i}\tB-person\nsaid\tO\n\t\n"));
         }
         std::fs::write(dir.0.join("ner.txt"), &text).expect("write");
-        let report = Wnut16.prepare(&dir.0, &recipe("wnut16", 16)).expect("prepare");
+        let report = WNUT16.prepare(&dir.0, &recipe("wnut16", 16)).expect("prepare");
         let rows: Vec<usize> = report.iter().map(|p| p.rows).collect();
         assert_eq!(rows, [16, 2, 2]);
         let mut seen = Vec::new();
         let mut first = Vec::new();
-        for file in Wnut16.outputs() {
+        for file in WNUT16.outputs {
             let written = std::fs::read_to_string(dir.0.join(file)).expect("read");
             assert!(!written.contains("\n\n\n") && !written.ends_with("\n\n"), "{written:?}");
             let sentences = parse_tagged(&written, Path::new(file)).expect("reparse");
@@ -152,8 +138,8 @@ mod tests {
         // Preparing again gives the same files.
         let again = TestDir::new("wnut-again");
         std::fs::write(again.0.join("ner.txt"), &text).expect("write");
-        Wnut16.prepare(&again.0, &recipe("wnut16", 16)).expect("prepare");
-        for file in Wnut16.outputs() {
+        WNUT16.prepare(&again.0, &recipe("wnut16", 16)).expect("prepare");
+        for file in WNUT16.outputs {
             assert_eq!(
                 std::fs::read(dir.0.join(file)).ok(),
                 std::fs::read(again.0.join(file)).ok()
@@ -165,7 +151,7 @@ mod tests {
     fn a_bad_line_of_ner_txt_is_an_error_naming_file_and_line() {
         let dir = TestDir::new("wnut-bad");
         std::fs::write(dir.0.join("ner.txt"), "a\tO\n\t\nbroken\n").expect("write");
-        let err = Wnut16.prepare(&dir.0, &recipe("wnut16", 16)).expect_err("bad line");
+        let err = WNUT16.prepare(&dir.0, &recipe("wnut16", 16)).expect_err("bad line");
         assert!(err.to_string().contains("ner.txt:3"), "{err}");
     }
 }
