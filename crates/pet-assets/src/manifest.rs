@@ -84,7 +84,7 @@ impl FileEntry {
 #[serde(deny_unknown_fields)]
 pub struct SplitRecipe {
     /// Id of the recipe that writes the splits: the [`crate::Preparer::id`] of a preparer that
-    /// the caller of [`crate::fetch`] registers (pet-nlp's `spamassassin`, `wnut16`).
+    /// the caller of [`crate::fetch()`] registers (pet-nlp's `spamassassin`, `wnut16`).
     pub prepare: String,
     /// Seed of the recipe's shuffle.
     pub seed: u64,

@@ -2,7 +2,7 @@
 //! set into the files a trainer reads, following the manifest's [`SplitRecipe`].
 //!
 //! pet-assets knows no data set. A manifest's `split.prepare` names a recipe id; the caller of
-//! [`crate::fetch`] passes the preparers it knows (pet-nlp's `data::recipes::PREPARERS`), and
+//! [`crate::fetch()`] passes the preparers it knows (pet-nlp's `data::recipes::PREPARERS`), and
 //! the fetcher runs the one whose [`Preparer::id`] is that id. A manifest naming a recipe that
 //! nobody registered is an [`AssetError::UnknownRecipe`], found before anything is downloaded.
 

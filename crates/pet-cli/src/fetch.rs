@@ -36,3 +36,20 @@ pub fn catalogue() -> Catalogue {
 pub fn fetch(name: &str) -> Result<PathBuf> {
     Ok(pet_assets::fetch(name, &catalogue(), PREPARERS)?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn catalogue_reads_the_datasets_folder_whose_manifests_are_built_in() {
+        let catalogue = catalogue();
+        assert_eq!(catalogue, Catalogue::Folder(manifests_dir()));
+        if std::env::var_os("PET_DATASETS").is_none() {
+            for name in Catalogue::Builtin.names().expect("built-in names") {
+                let builtin = Catalogue::Builtin.load(&name).expect("built-in manifest");
+                assert_eq!(catalogue.load(&name).expect("manifest of datasets/"), builtin);
+            }
+        }
+    }
+}
