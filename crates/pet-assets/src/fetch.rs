@@ -91,16 +91,14 @@ pub fn install(
     prepare(manifest, staging.path(), preparers)?;
     Marker::of(manifest, outputs).write(staging.path())?;
     if dest.exists() {
-        fs::remove_dir_all(&dest).map_err(|e| {
-            AssetError::in_step(name, format!("removing the stale {}", dest.display()))(
-                AssetError::io(&dest, e),
-            )
-        })?;
+        fs::remove_dir_all(&dest)
+            .map_err(|e| AssetError::io(&dest, e))
+            .map_err(AssetError::in_step(name, format!("removing the stale {}", dest.display())))?;
     }
-    fs::rename(staging.path(), &dest).map_err(|e| {
-        let step = format!("moving {} to {}", staging.path().display(), dest.display());
-        AssetError::in_step(name, step)(AssetError::io(&dest, e))
-    })?;
+    let step = format!("moving {} to {}", staging.path().display(), dest.display());
+    fs::rename(staging.path(), &dest)
+        .map_err(|e| AssetError::io(&dest, e))
+        .map_err(AssetError::in_step(name, step))?;
     staging.keep();
     Ok(dest)
 }
