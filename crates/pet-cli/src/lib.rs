@@ -1,12 +1,11 @@
 //! The `pet` command line: device selection and the subcommands, as a library so that tests
 //! drive them without spawning processes.
 
-pub mod assets;
 pub mod bench;
 pub mod device;
 pub mod encode;
+pub mod fetch;
 pub mod inspect;
 pub mod predict;
-pub mod prepare;
 pub mod restore;
 pub mod train;

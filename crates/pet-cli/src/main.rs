@@ -10,7 +10,7 @@ use pet_cli::bench::{BenchArgs, BenchJob};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
-use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
+use pet_cli::train::{DEFAULT_JOB, Job, TrainJob};
 use pet_core::precision::Precision;
 
 /// mimalloc, keeping freed memory mapped: tensor-sized blocks are reused instead of being
@@ -267,7 +267,7 @@ fn main() -> Result<()> {
             println!("encoded {n} rows into {}", output.display());
         }
         Command::Fetch { name } => {
-            let folder = pet_cli::assets::fetch(&name, &manifests_dir())?;
+            let folder = pet_cli::fetch::fetch(&name)?;
             println!("{}", folder.display());
         }
         Command::Bench { args, device } => {

@@ -119,13 +119,6 @@ impl Job {
     }
 }
 
-/// Where `datasets/` manifests are read from: `$PET_DATASETS`, or the source tree's.
-pub fn manifests_dir() -> PathBuf {
-    std::env::var_os("PET_DATASETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../../datasets"))
-}
-
 /// A folder or asset name, resolved to a local folder (fetching the asset when needed).
 ///
 /// # Errors
@@ -135,7 +128,7 @@ pub fn resolve_folder(spec: &str) -> Result<PathBuf> {
     if path.is_dir() {
         return Ok(path.to_path_buf());
     }
-    crate::assets::fetch(spec, &manifests_dir())
+    crate::fetch::fetch(spec)
 }
 
 /// A file or `ASSET:FILE`, resolved to a local path.

@@ -8,8 +8,7 @@
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{Int, Tensor};
-use pet_cli::assets;
-use pet_cli::train::manifests_dir;
+use pet_cli::fetch::{catalogue, fetch};
 use pet_core::blocks::EncoderInput;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestInner as B;
@@ -24,11 +23,11 @@ const TOLERANCE: f64 = 1e-4;
 fn minilm() -> Option<PathBuf> {
     let name = "all-minilm-l6-v2";
     if std::env::var_os("PET_REQUIRE_ASSETS").is_some() {
-        return Some(assets::fetch(name, &manifests_dir()).expect("the asset fetches"));
+        return Some(fetch(name).expect("the asset fetches"));
     }
-    let manifest = assets::load(name, &manifests_dir()).expect("manifest");
-    let dir = assets::asset_dir(&assets::cache_root().ok()?, &manifest);
-    assets::is_complete(&dir, &manifest).then_some(dir)
+    let manifest = catalogue().load(name).expect("manifest");
+    let dir = pet_assets::asset_dir(&pet_assets::cache_root().ok()?, &manifest);
+    pet_assets::is_complete(&dir, &manifest, &[]).expect("a model needs no recipe").then_some(dir)
 }
 
 #[test]

@@ -26,6 +26,14 @@ pub enum NlpError {
         /// What failed.
         reason: String,
     },
+    /// A fetched data set's raw files cannot be prepared (an empty folder or file).
+    #[error("{path}: {reason}")]
+    Dataset {
+        /// The folder or file.
+        path: PathBuf,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 impl NlpError {

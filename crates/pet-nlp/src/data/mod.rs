@@ -8,6 +8,8 @@
 //!   a blank line between sentences, as WNUT-16's `ner.txt`.
 //! - [`read_squad`]: extractive question answering in the SQuAD v1.1 / v2.0 JSON layout, with
 //!   every answer checked against its context.
+//! - [`recipes`]: the split recipes of the fetched data sets (`spamassassin`, `wnut16`), the
+//!   `pet_assets::Preparer`s that write the files these readers take.
 //!
 //! Every bad input is refused with a [`PetError`] that names the file and the one-based line
 //! ([`PetError::Data`]), or for SQuAD the question id ([`PetError::Format`]); an unreadable file
@@ -15,6 +17,7 @@
 
 mod classification;
 mod conll;
+pub mod recipes;
 mod squad;
 
 pub use classification::{ClassificationExample, LabelSet, read_classification};
