@@ -414,3 +414,67 @@ pub struct BackboneShape {
     /// Vocabulary size (0 for a backbone without one).
     pub vocab_size: usize,
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    fn floats<const D: usize>(t: Tensor<B, D>) -> Vec<f32> {
+        t.into_data().to_vec::<f32>().expect("floats")
+    }
+
+    fn prefix(n: usize, value: f32) -> AttentionPrefix<B> {
+        let t = Tensor::<B, 4>::full([1, 1, n, 1], value, &Default::default());
+        AttentionPrefix { key: t.clone(), value: t }
+    }
+
+    #[test]
+    fn prompt_slots_insert_remove_and_map_positions() {
+        let x = Tensor::<B, 3>::from_data([[[0.0], [1.0], [2.0]]], &Default::default());
+        let prompt = Tensor::<B, 3>::from_data([[[8.0], [9.0]]], &Default::default());
+        let after_cls = PromptSlots { start: 1, len: 2 };
+        let with = after_cls.insert(x.clone(), prompt.clone());
+        assert_eq!(floats(with.clone()), [0.0, 8.0, 9.0, 1.0, 2.0]);
+        assert_eq!(floats(after_cls.remove(with)), [0.0, 1.0, 2.0]);
+        assert_eq!((0..3).map(|i| after_cls.position(i)).collect::<Vec<_>>(), [0, 3, 4]);
+        let in_front = PromptSlots { start: 0, len: 2 };
+        let with = in_front.insert(x, prompt);
+        assert_eq!(floats(with.clone()), [8.0, 9.0, 0.0, 1.0, 2.0]);
+        assert_eq!(floats(in_front.remove(with)), [0.0, 1.0, 2.0]);
+        assert_eq!(in_front.position(0), 2);
+    }
+
+    #[test]
+    fn prefixes_are_kept_per_site_and_join_site_by_site() {
+        let cross = PrefixSite { stack: Stack::Decoder, layer: 0, attention: AttentionKind::Cross };
+        let mut a = AttentionPrefixes::encoder(vec![prefix(2, 1.0), prefix(2, 2.0)]);
+        a.insert(cross, prefix(3, 5.0));
+        let b = AttentionPrefixes::encoder(vec![prefix(1, 7.0), prefix(1, 8.0)]);
+        let joined = a.join(b);
+        assert_eq!(joined.len(Stack::Encoder, AttentionKind::SelfAttention), 3);
+        assert_eq!(joined.len(Stack::Decoder, AttentionKind::Cross), 3);
+        assert_eq!(joined.len(Stack::Decoder, AttentionKind::SelfAttention), 0);
+        let layer1 = joined.get(PrefixSite::encoder(1)).expect("layer 1");
+        assert_eq!(floats(layer1.key.clone()), [2.0, 2.0, 8.0]);
+        assert!(joined.get(PrefixSite::encoder(2)).is_none());
+    }
+
+    #[test]
+    #[should_panic(expected = "prefixes of 2 positions")]
+    fn prefixes_of_one_stack_and_kind_must_share_a_length() {
+        let mut a = AttentionPrefixes::encoder(vec![prefix(2, 1.0)]);
+        a.insert(PrefixSite::encoder(1), prefix(3, 1.0));
+    }
+
+    #[test]
+    fn every_projection_names_its_attention() {
+        assert_eq!(LinearKind::Value.attention(), Some(AttentionKind::SelfAttention));
+        assert_eq!(LinearKind::CrossKey.attention(), Some(AttentionKind::Cross));
+        assert_eq!(LinearKind::Pooler.attention(), None);
+        // Sites recorded before stacks existed read as encoder sites.
+        let old: LinearSite =
+            serde_json::from_str(r#"{"layer": 2, "kind": "Query"}"#).expect("json");
+        assert_eq!(old, LinearSite::encoder(2, LinearKind::Query));
+    }
+}
