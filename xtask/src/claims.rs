@@ -1,0 +1,331 @@
+//! The claims the tables make and whether a run supports them, with the numbers: for the study,
+//! each method within 1 point (0.01) of full fine-tuning on each data set (what P-Tuning v2,
+//! LoRA, adapters and BitFit report on their own benchmarks), deep prompts (P-Tuning v2) ahead
+//! of shallow ones, and the reparameterized prefix within 1 point of P-Tuning v2; for the speed
+//! table, pet faster than PyTorch + PEFT in training and inference, bf16 faster than PyTorch's
+//! fp32, and less peak memory. Verdicts compare means over seeds (medians over repeats for
+//! speed) and print the spread beside them.
+
+use serde_json::Value;
+
+use crate::bench::{BenchRun, METHODS as BENCH_METHODS};
+use crate::bench_table::select;
+use crate::papers::figure_for;
+use crate::reproduce::Profile;
+use crate::stats::{mean_std, spread};
+use crate::study::{METHODS, TASKS, Task};
+use crate::study_run::metric;
+
+/// A point of accuracy or F1.
+pub const POINT: f64 = 0.01;
+
+/// What a run says about a claim.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// The numbers agree with the claim.
+    Supported,
+    /// They do not.
+    NotSupported,
+    /// The run did not measure it.
+    NotMeasured,
+}
+
+/// One claim, its outcome and the numbers behind it.
+#[derive(Clone, Debug)]
+pub struct Verdict {
+    /// The claim, as a sentence.
+    pub claim: String,
+    /// Whether this run supports it.
+    pub outcome: Outcome,
+    /// The numbers (or why it was not measured).
+    pub numbers: String,
+}
+
+/// One method on one data set at its chosen learning rate, over seeds.
+#[derive(Clone, Debug)]
+pub struct MethodResult {
+    /// Method.
+    pub method: String,
+    /// Learning rate chosen on dev.
+    pub learning_rate: f64,
+    /// Dev metric at each seed.
+    pub dev: Vec<f64>,
+    /// Test metric at each seed.
+    pub test: Vec<f64>,
+    /// The first record at the chosen rate (parameter counts, sizes).
+    pub first: Value,
+}
+
+impl MethodResult {
+    /// Mean and sample deviation of the test metric.
+    pub fn test_mean_std(&self) -> Option<(f64, f64)> {
+        mean_std(&self.test)
+    }
+
+    fn describe(&self) -> String {
+        match self.test_mean_std() {
+            Some((mean, std)) => format!(
+                "{} {mean:.4} ± {std:.4} (n {}, lr {})",
+                self.method,
+                self.test.len(),
+                self.learning_rate
+            ),
+            None => format!("{} not run", self.method),
+        }
+    }
+}
+
+/// The runs of `task` and `method` at the chosen learning rate.
+pub fn method_result(records: &[Value], task: &Task, method: &str) -> Option<MethodResult> {
+    let runs: Vec<&Value> = records
+        .iter()
+        .filter(|r| r["job"] == task.job && r["method"] == method)
+        .filter(|r| r["learning_rate"] == r["chosen_learning_rate"])
+        .collect();
+    let first = (*runs.first()?).clone();
+    Some(MethodResult {
+        method: method.to_string(),
+        learning_rate: first["learning_rate"].as_f64()?,
+        dev: runs.iter().filter_map(|r| metric(r, "dev", task.metric)).collect(),
+        test: runs.iter().filter_map(|r| metric(r, "test", task.metric)).collect(),
+        first,
+    })
+}
+
+/// `a` within `margin` of `b` (or ahead), by means.
+fn compare(
+    claim: String,
+    a: Option<&MethodResult>,
+    b: Option<&MethodResult>,
+    margin: f64,
+) -> Verdict {
+    match (a, b) {
+        (Some(a), Some(b)) => match (a.test_mean_std(), b.test_mean_std()) {
+            (Some((ma, _)), Some((mb, _))) => Verdict {
+                claim,
+                outcome: if ma >= mb - margin { Outcome::Supported } else { Outcome::NotSupported },
+                numbers: format!(
+                    "test {} against {}; gap {:+.4}",
+                    a.describe(),
+                    b.describe(),
+                    ma - mb
+                ),
+            },
+            _ => Verdict { claim, outcome: Outcome::NotMeasured, numbers: "no test metric".into() },
+        },
+        _ => Verdict { claim, outcome: Outcome::NotMeasured, numbers: "not run".into() },
+    }
+}
+
+/// The study's claims, per data set.
+pub fn study_claims(records: &[Value]) -> Vec<Verdict> {
+    let mut verdicts = Vec::new();
+    for task in TASKS {
+        let result = |method: &str| method_result(records, task, method);
+        let full = result("full");
+        for method in METHODS.iter().filter(|m| m.name != "full") {
+            let source = figure_for(method.name)
+                .map_or(String::new(), |f| format!(" (as {} reports on its own data)", f.source));
+            verdicts.push(compare(
+                format!(
+                    "{} within 1 point of full fine-tuning on {}{source}",
+                    method.name, task.label
+                ),
+                result(method.name).as_ref(),
+                full.as_ref(),
+                POINT,
+            ));
+        }
+        verdicts.push(compare(
+            format!(
+                "P-Tuning v2 (deep prefix) ahead of shallow prompt tuning on {} (P-Tuning v2)",
+                task.label
+            ),
+            result("ptuning-v2").as_ref(),
+            result("prompt").as_ref(),
+            0.0,
+        ));
+        verdicts.push(compare(
+            format!(
+                "the reparameterized prefix (`prefix`) within 1 point of P-Tuning v2 without it on {}",
+                task.label
+            ),
+            result("prefix").as_ref(),
+            result("ptuning-v2").as_ref(),
+            POINT,
+        ));
+    }
+    verdicts
+}
+
+/// The speed table's claims, per method.
+pub fn bench_claims(run: &BenchRun) -> Vec<Verdict> {
+    let median = |precision: &str, implementation: &str, mode: &str, method: &str, key: &str| {
+        spread(&select(&run.records, precision, implementation, mode, method, key)).map(|s| s.0)
+    };
+    let claim =
+        |claim: String, pet: Option<f64>, torch: Option<f64>, unit: &str, lower: bool| match (
+            pet,
+            torch,
+            run.torch_skipped(),
+        ) {
+            (Some(p), Some(t), _) if t > 0.0 => {
+                let better = if lower { p < t } else { p > t };
+                Verdict {
+                    claim,
+                    outcome: if better { Outcome::Supported } else { Outcome::NotSupported },
+                    numbers: format!(
+                        "pet {p:.2} {unit}, PyTorch {t:.2} {unit}, ratio {:.2}",
+                        p / t
+                    ),
+                }
+            }
+            (_, _, Some(reason)) => {
+                Verdict { claim, outcome: Outcome::NotMeasured, numbers: reason.to_string() }
+            }
+            _ => Verdict { claim, outcome: Outcome::NotMeasured, numbers: "not measured".into() },
+        };
+    let mut verdicts = Vec::new();
+    for method in BENCH_METHODS {
+        let rate = |precision: &str, implementation: &str, mode: &str| {
+            median(precision, implementation, mode, method, "samples_per_sec")
+        };
+        verdicts.push(claim(
+            format!("pet trains faster than PyTorch + PEFT ({method})"),
+            rate("f32", "pet", "train"),
+            rate("f32", "torch", "train"),
+            "samples/s",
+            false,
+        ));
+        verdicts.push(claim(
+            format!("pet's fp32 inference faster than PyTorch's ({method})"),
+            rate("f32", "pet", "infer"),
+            rate("f32", "torch", "infer"),
+            "samples/s",
+            false,
+        ));
+        verdicts.push(claim(
+            format!("pet's bf16 inference faster than PyTorch's fp32 ({method})"),
+            rate("bf16", "pet", "infer"),
+            rate("f32", "torch", "infer"),
+            "samples/s",
+            false,
+        ));
+        verdicts.push(claim(
+            format!("pet trains in less peak memory than PyTorch + PEFT ({method})"),
+            median("f32", "pet", "train", method, "peak_rss_mib"),
+            median("f32", "torch", "train", method, "peak_rss_mib"),
+            "MiB",
+            true,
+        ));
+    }
+    verdicts
+}
+
+/// One markdown line per verdict.
+pub fn verdict_lines(verdicts: &[Verdict]) -> String {
+    verdicts
+        .iter()
+        .map(|v| {
+            let outcome = match v.outcome {
+                Outcome::Supported => "supported",
+                Outcome::NotSupported => "NOT supported",
+                Outcome::NotMeasured => "not measured",
+            };
+            format!("- {}: **{outcome}**: {}\n", v.claim, v.numbers)
+        })
+        .collect()
+}
+
+/// The final summary of a run.
+pub fn summary(profile: Profile, verdicts: &[Verdict]) -> String {
+    let count = |o: Outcome| verdicts.iter().filter(|v| v.outcome == o).count();
+    let mut out = format!(
+        "# reproduce-benchmarks ({} profile): claims\n\n{} supported, {} not supported, {} not \
+         measured.{}\n\n",
+        profile.name(),
+        count(Outcome::Supported),
+        count(Outcome::NotSupported),
+        count(Outcome::NotMeasured),
+        if profile == Profile::Quick {
+            " The quick profile trains a handful of steps on tiny subsets and times the tiny \
+             fixture encoder: it checks that the pipeline runs, its verdicts say nothing about \
+             the methods or the speed."
+        } else {
+            ""
+        }
+    );
+    out.push_str(&verdict_lines(verdicts));
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn run(method: &str, lr: f64, chosen: f64, seed: u64, test: f64) -> Value {
+        json!({"job": "spamassassin-ptuning-v2", "method": method, "learning_rate": lr,
+               "chosen_learning_rate": chosen, "seed": seed,
+               "dev": {"accuracy": test}, "test": {"accuracy": test}})
+    }
+
+    #[test]
+    fn only_runs_at_the_chosen_rate_make_a_method_s_result() {
+        let records = [
+            run("full", 1e-4, 1e-4, 42, 0.97),
+            run("full", 3e-4, 1e-4, 42, 0.50),
+            run("full", 1e-4, 1e-4, 43, 0.95),
+        ];
+        let result = method_result(&records, &TASKS[0], "full").expect("full");
+        assert_eq!(result.test, vec![0.97, 0.95]);
+        assert_eq!(result.learning_rate, 1e-4);
+    }
+
+    #[test]
+    fn within_a_point_of_full_fine_tuning_is_judged_on_means() {
+        let records = [
+            run("full", 1e-4, 1e-4, 42, 0.97),
+            run("full", 1e-4, 1e-4, 43, 0.97),
+            run("ptuning-v2", 1e-2, 1e-2, 42, 0.965),
+            run("ptuning-v2", 1e-2, 1e-2, 43, 0.955),
+            run("prefix", 1e-4, 1e-4, 42, 0.6375),
+            run("prefix", 1e-4, 1e-4, 43, 0.6375),
+        ];
+        let verdicts = study_claims(&records);
+        let find = |start: &str| {
+            verdicts.iter().find(|v| v.claim.starts_with(start)).expect("claim").clone()
+        };
+        let ptuning = find("ptuning-v2 within 1 point of full fine-tuning on SpamAssassin");
+        assert_eq!(ptuning.outcome, Outcome::Supported, "{ptuning:?}");
+        assert!(ptuning.numbers.contains("gap -0.0100"), "{ptuning:?}");
+        assert_eq!(find("prefix within 1 point of full").outcome, Outcome::NotSupported);
+        assert_eq!(find("lora within 1 point of full").outcome, Outcome::NotMeasured);
+        assert_eq!(
+            find("the reparameterized prefix (`prefix`) within 1 point of P-Tuning v2 without it on SpamAssassin").outcome,
+            Outcome::NotSupported
+        );
+    }
+
+    #[test]
+    fn speed_claims_compare_medians_and_say_why_when_pytorch_did_not_run() {
+        let rate = |implementation: &str, samples: f64| json!({"impl": implementation, "mode": "train", "method": "lora", "samples_per_sec": samples});
+        let run =
+            BenchRun { meta: json!({}), records: vec![rate("pet", 30.0), rate("torch", 20.0)] };
+        let verdicts = bench_claims(&run);
+        let train = verdicts
+            .iter()
+            .find(|v| v.claim == "pet trains faster than PyTorch + PEFT (lora)")
+            .expect("claim");
+        assert_eq!(train.outcome, Outcome::Supported);
+        assert!(train.numbers.contains("ratio 1.50"), "{train:?}");
+        let skipped = BenchRun {
+            meta: json!({"torch_skipped": "no torch"}),
+            records: vec![rate("pet", 30.0)],
+        };
+        let verdicts = bench_claims(&skipped);
+        assert!(
+            verdicts.iter().all(|v| v.outcome == Outcome::NotMeasured && v.numbers == "no torch")
+        );
+    }
+}
