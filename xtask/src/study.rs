@@ -57,14 +57,16 @@ pub struct Method {
 
 /// The methods, with grids a factor ~3 apart around the usual rate of each family for short
 /// schedules: full fine-tuning low; P-Tuning v2's tables and soft prompts high (its scripts
-/// use 5e-3..1e-2 without reparameterization); the reparameterized prefix two decades lower,
-/// since its table is the output of an MLP whose every weight Adam moves by about the learning
-/// rate per step (`docs/results/README.md`: at 5e-3 it collapses to the majority class); LoRA,
-/// adapters and BitFit between.
+/// use 5e-3..1e-2 without reparameterization); the reparameterized prefix about ten times
+/// lower than the plain table, since its table is the output of an MLP whose every weight Adam
+/// moves by about the learning rate per step, so the table moves hundreds of times faster
+/// (`docs/results/README.md`: at 5e-3 the table's spread grew from 0.29 to 2.5 in 50 steps and
+/// the model stayed at the majority class; at 1e-3 it learned, dev accuracy 0.9575 in 2
+/// epochs); LoRA, adapters and BitFit between.
 pub const METHODS: &[Method] = &[
     Method { name: "full", grid: [3e-5, 1e-4, 3e-4] },
     Method { name: "ptuning-v2", grid: [3e-3, 1e-2, 3e-2] },
-    Method { name: "prefix", grid: [3e-5, 1e-4, 3e-4] },
+    Method { name: "prefix", grid: [3e-4, 1e-3, 3e-3] },
     Method { name: "prompt", grid: [1e-2, 3e-2, 1e-1] },
     Method { name: "lora", grid: [1e-3, 3e-3, 1e-2] },
     Method { name: "adapter", grid: [1e-3, 3e-3, 1e-2] },
@@ -88,9 +90,9 @@ impl Protocol {
         match (profile, task.job) {
             (Profile::Quick, _) => Self { train_rows: 32, eval_rows: Some(32), epochs: 1 },
             (Profile::Full, "wnut16-ptuning-v2") => {
-                Self { train_rows: 1000, eval_rows: None, epochs: 3 }
+                Self { train_rows: 1000, eval_rows: None, epochs: 4 }
             }
-            (Profile::Full, _) => Self { train_rows: 800, eval_rows: Some(400), epochs: 3 },
+            (Profile::Full, _) => Self { train_rows: 800, eval_rows: Some(400), epochs: 4 },
         }
     }
 
@@ -213,14 +215,19 @@ pub struct Throughput {
     pub debug_slowdown: f64,
 }
 
-/// See [`Throughput`]; measured as `docs/results/README.md` records.
+/// See [`Throughput`]. From the committed speed table (`docs/benchmarks/minilm-cpu.md`, batch 32,
+/// seq 128: P-Tuning v2 training 20.4 samples/s, full fine-tuning 0.73 of it, fp32 inference
+/// 45.8) halved in cost at seq 64, and checked against the default job's measured wall time
+/// (README: 2 epochs of 800 rows, 1200 evaluated rows, 50 s release): 3 + 1600 / 42 + 1200 / 95
+/// = 54 s. The debug build ran the same job in 77 s (1.54x). On a machine shared with other
+/// builds the rates drop: `docs/results/README.md` records 11.3 training samples/s at load 10.
 pub const THROUGHPUT: Throughput = Throughput {
-    peft_train: 30.0,
-    full_train: 20.0,
-    eval: 100.0,
-    load_seconds: 4.0,
+    peft_train: 42.0,
+    full_train: 30.0,
+    eval: 95.0,
+    load_seconds: 3.0,
     default_eval_rows: 239,
-    debug_slowdown: 1.5,
+    debug_slowdown: 1.54,
 };
 
 /// The grid runs of `task` and `method` under `profile`, at the first seed.
@@ -308,15 +315,18 @@ mod tests {
     }
 
     #[test]
-    fn the_reparameterized_prefix_searches_far_below_plain_p_tuning_v2() {
-        // The committed table ran `prefix` at 5e-3 and it stayed at the majority class on both
-        // data sets; measured on SpamAssassin it learns at 1e-4 (`docs/results/README.md`).
+    fn the_reparameterized_prefix_searches_below_the_rate_that_collapsed_it() {
+        // The committed table ran `prefix` at 5e-3: the MLP blew the prefix up and the model
+        // stayed at the majority class on both data sets. Measured on SpamAssassin (2 epochs),
+        // 1e-3 learns (dev accuracy 0.9575); the grid must be centred there, below 5e-3 and
+        // below P-Tuning v2's own grid.
         let rates = |name: &str| {
             METHODS.iter().find(|m| m.name == name).map(|m| m.grid).expect("method in study")
         };
         let (prefix, plain) = (rates("prefix"), rates("ptuning-v2"));
-        assert!(prefix.iter().all(|&r| r <= 3e-4), "{prefix:?}");
-        assert!(prefix[GRID_SIZE - 1] * 10.0 <= plain[0], "{prefix:?} vs {plain:?}");
+        assert!(prefix.iter().all(|&r| r < 5e-3), "{prefix:?}");
+        assert_eq!(prefix[GRID_SIZE / 2], 1e-3, "{prefix:?}");
+        assert!(prefix[GRID_SIZE / 2] * 5.0 <= plain[GRID_SIZE / 2], "{prefix:?} vs {plain:?}");
     }
 
     #[test]
