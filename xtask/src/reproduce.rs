@@ -4,7 +4,7 @@
 //! | profile | build | study | speed table | writes |
 //! |---|---|---|---|---|
 //! | full | release | `study.rs`'s full protocol | MiniLM, 3 repeats, with PyTorch + PEFT | `docs/results/`, `docs/benchmarks/` |
-//! | `--quick` | debug (CI has built it for the tests) | 32 training rows, 1 epoch, 2 rates, 2 seeds | the tiny fixture encoder, 1 repeat, PyTorch when present | `runs/reproduce/quick/` |
+//! | `--quick` | debug (CI has built it for the tests) | full, P-Tuning v2 and prefix; 32 training rows, 1 epoch, 2 rates, 2 seeds | the tiny fixture encoder, 1 repeat, PyTorch when present | `runs/reproduce/quick/` |
 //!
 //! Both keep finished runs in `runs/reproduce/cache/` and write `summary.md` beside the
 //! profile's run folder (`runs/reproduce/{full,quick}/`).

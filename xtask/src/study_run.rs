@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cache::{hash_text, key_text};
 use crate::progress::Progress;
 use crate::reproduce::{Profile, RunContext};
-use crate::study::{self, METHODS, TASKS, Task, Trial};
+use crate::study::{self, TASKS, Task, Trial};
 
 /// What a task's runs share: the committed job file and the manifests of its assets.
 struct TaskInputs {
@@ -148,7 +148,7 @@ pub fn run_study(
     let mut records = Vec::new();
     for task in TASKS {
         let inputs = TaskInputs::read(context.root, task)?;
-        for method in METHODS {
+        for method in study::methods(profile) {
             let mut grid = Vec::new();
             let mut scores = Vec::new();
             for trial in study::grid_trials(profile, task, method) {
