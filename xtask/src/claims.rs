@@ -13,7 +13,7 @@ use crate::bench_table::select;
 use crate::papers::figure_for;
 use crate::reproduce::Profile;
 use crate::stats::{mean_std, spread};
-use crate::study::{METHODS, TASKS, Task};
+use crate::study::{METHODS, TASKS, Task, methods};
 use crate::study_run::metric;
 
 /// A point of accuracy or F1.
@@ -134,15 +134,17 @@ const PAIR_CLAIMS: &[(&str, &str, &str, f64)] = &[
     ),
 ];
 
-/// The study's claims, per data set.
-pub fn study_claims(records: &[Value]) -> Vec<Verdict> {
+/// The study's claims, per data set, between the methods `profile` runs.
+pub fn study_claims(profile: Profile, records: &[Value]) -> Vec<Verdict> {
+    let runs: Vec<&str> = methods(profile).map(|m| m.name).collect();
     let mut verdicts = Vec::new();
     for task in TASKS {
         let result = |method: &str| method_result(records, task, method);
         let full = result("full");
-        for method in METHODS.iter().filter(|m| m.name != "full") {
+        for method in runs.iter().filter(|&&m| m != "full") {
+            let method = METHODS.iter().find(|m| m.name == *method).expect("a study method");
             let source = figure_for(method.name)
-                .map_or(String::new(), |f| format!(" (as {} reports on its own data)", f.source));
+                .map_or(String::new(), |f| format!(" ({} on its own data)", f.cite));
             verdicts.push(compare(
                 format!(
                     "{} within 1 point of full fine-tuning on {}{source}",
@@ -153,7 +155,9 @@ pub fn study_claims(records: &[Value]) -> Vec<Verdict> {
                 POINT,
             ));
         }
-        for (claim, method, against, margin) in PAIR_CLAIMS {
+        for (claim, method, against, margin) in
+            PAIR_CLAIMS.iter().filter(|(_, m, a, _)| runs.contains(m) && runs.contains(a))
+        {
             verdicts.push(compare(
                 format!("{claim} on {}", task.label),
                 result(method).as_ref(),
@@ -184,8 +188,8 @@ fn judge(run: &BenchRun, claim: &SpeedClaim, method: &str) -> Verdict {
     let pet = median(run, precision, "pet", mode, method, key);
     let torch = median(run, "f32", "torch", claim.torch_mode, method, key);
     let unit = claim.unit;
-    match (pet, torch, run.torch_skipped()) {
-        (Some(p), Some(t), _) if t > 0.0 => {
+    match (pet, torch) {
+        (Some(p), Some(t)) if t > 0.0 => {
             let better = if claim.lower_is_better { p < t } else { p > t };
             Verdict {
                 claim: text,
@@ -193,15 +197,19 @@ fn judge(run: &BenchRun, claim: &SpeedClaim, method: &str) -> Verdict {
                 numbers: format!("pet {p:.2} {unit}, PyTorch {t:.2} {unit}, ratio {:.2}", p / t),
             }
         }
-        (_, _, Some(reason)) => {
-            Verdict { claim: text, outcome: Outcome::NotMeasured, numbers: reason.to_string() }
-        }
         _ => Verdict { claim: text, outcome: Outcome::NotMeasured, numbers: "not measured".into() },
     }
 }
 
-/// The speed table's claims, per method.
+/// The speed table's claims, per method; one line when PyTorch did not run.
 pub fn bench_claims(run: &BenchRun) -> Vec<Verdict> {
+    if let Some(reason) = run.torch_skipped() {
+        return vec![Verdict {
+            claim: "every speed claim against PyTorch + PEFT".into(),
+            outcome: Outcome::NotMeasured,
+            numbers: reason.to_string(),
+        }];
+    }
     BENCH_METHODS
         .iter()
         .flat_map(|method| SPEED_CLAIMS.iter().map(move |claim| judge(run, claim, method)))
@@ -323,7 +331,7 @@ mod tests {
             tests.into_iter().zip(42..).map(move |(test, seed)| run(method, lr, lr, seed, test))
         })
         .collect();
-        let verdicts = study_claims(&records);
+        let verdicts = study_claims(Profile::Full, &records);
         let find = |start: &str| {
             verdicts.iter().find(|v| v.claim.starts_with(start)).expect("claim").clone()
         };
@@ -332,6 +340,16 @@ mod tests {
         assert!(ptuning.numbers.contains("gap -0.0100"), "{ptuning:?}");
         assert_eq!(find("prefix within 1 point of full").outcome, Outcome::NotSupported);
         assert_eq!(find("lora within 1 point of full").outcome, Outcome::NotMeasured);
+        // The quick profile claims only between the methods it runs.
+        let quick = study_claims(Profile::Quick, &records);
+        assert_eq!(quick.len(), 2 * 3, "{quick:?}");
+        let named = |v: &Verdict, m: &str| v.claim.starts_with(m) || v.claim.contains(m);
+        assert!(
+            quick
+                .iter()
+                .all(|v| !["lora", "prompt", "adapter", "bitfit"].iter().any(|m| named(v, m))),
+            "{quick:?}"
+        );
         assert_eq!(
             find("the reparameterized prefix (`prefix`) within 1 point of P-Tuning v2 without it on SpamAssassin").outcome,
             Outcome::NotSupported
@@ -355,8 +373,10 @@ mod tests {
             records: vec![rate("pet", 30.0)],
         };
         let verdicts = bench_claims(&skipped);
-        assert!(
-            verdicts.iter().all(|v| v.outcome == Outcome::NotMeasured && v.numbers == "no torch")
+        assert_eq!(verdicts.len(), 1);
+        assert_eq!(
+            (verdicts[0].outcome, verdicts[0].numbers.as_str()),
+            (Outcome::NotMeasured, "no torch")
         );
     }
 }

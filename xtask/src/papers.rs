@@ -10,6 +10,8 @@ pub struct PaperFigure {
     pub method: &'static str,
     /// Paper and where in it.
     pub source: &'static str,
+    /// Short citation for claim lines.
+    pub cite: &'static str,
     /// What it reports.
     pub figure: &'static str,
 }
@@ -18,6 +20,7 @@ pub struct PaperFigure {
 pub const FIGURES: &[PaperFigure] = &[
     PaperFigure {
         method: "ptuning-v2",
+        cite: "Liu et al. 2022",
         source: "Liu et al., 2022, P-Tuning v2 (ACL), abstract",
         figure: "deep prompt tuning matches the performance of fine-tuning with 0.1%-3% of the \
                  parameters tuned, across model scales and NLU tasks including sequence \
@@ -25,6 +28,7 @@ pub const FIGURES: &[PaperFigure] = &[
     },
     PaperFigure {
         method: "prefix",
+        cite: "Li and Liang 2021",
         source: "Li and Liang, 2021, Prefix-Tuning (ACL), abstract and method",
         figure: "with 0.1% of the parameters, comparable to fine-tuning on table-to-text in the \
                  full-data setting (GPT-2); the prefix is reparameterized by an MLP because \
@@ -33,6 +37,7 @@ pub const FIGURES: &[PaperFigure] = &[
     },
     PaperFigure {
         method: "prompt",
+        cite: "Lester et al. 2021",
         source: "Lester et al., 2021, The Power of Scale for Parameter-Efficient Prompt Tuning \
                  (EMNLP), abstract",
         figure: "input-only soft prompts close the gap to model tuning only as T5 grows past \
@@ -41,12 +46,14 @@ pub const FIGURES: &[PaperFigure] = &[
     },
     PaperFigure {
         method: "lora",
+        cite: "Hu et al. 2022",
         source: "Hu et al., 2022, LoRA (ICLR), Table 2",
         figure: "RoBERTa-base on GLUE (dev, average): LoRA with 0.3M trainable parameters 87.2 \
                  against full fine-tuning 86.4",
     },
     PaperFigure {
         method: "adapter",
+        cite: "Houlsby et al. 2019",
         source: "Houlsby et al., 2019, Parameter-Efficient Transfer Learning for NLP (ICML), \
                  abstract",
         figure: "on GLUE, within 0.4% of full fine-tuning while adding 3.6% parameters per task \
@@ -54,6 +61,7 @@ pub const FIGURES: &[PaperFigure] = &[
     },
     PaperFigure {
         method: "bitfit",
+        cite: "Ben Zaken et al. 2022, via Hu et al. 2022",
         source: "Hu et al., 2022, LoRA (ICLR), Table 2 (Ben Zaken et al., 2022, BitFit, is the \
                  method)",
         figure: "RoBERTa-base on GLUE (dev, average): BitFit with 0.1M trainable parameters \

@@ -171,7 +171,7 @@ pub fn reproduce(profile: Profile, parts: Parts) -> Result<()> {
         let records = study_run::run_study(&context, profile, &mut progress)?;
         let jsonl: String = records.iter().map(|r| format!("{r}\n")).collect();
         write(&outputs.results, "minilm.jsonl", &jsonl)?;
-        let study_claims = claims::study_claims(&records);
+        let study_claims = claims::study_claims(profile, &records);
         write(
             &outputs.results,
             "minilm.md",

@@ -24,12 +24,13 @@ fn header(profile: Profile) -> String {
          Protocol (`xtask/src/study.rs`): burn-flex on the CPU, AdamW, linear warmup (10%) and \
          decay, gradient clipping at 1.0, the best epoch on dev (P-Tuning v2's protocol). Each \
          method's peak learning rate is chosen on dev from its grid ({} rates for every method) \
-         at seed {}; the chosen rate is rerun at seeds {}. Dev and test columns: mean ± sample \
-         standard deviation over the seeds at the chosen rate. Planned cost of the whole \
+         at seed {}; the chosen rate is rerun at seed(s) {}. Dev and test columns: mean ± \
+         sample standard deviation over seeds {} at the chosen rate. Planned cost of the whole \
          study: {} on 2 cores.\n\n",
         if profile == Profile::Quick { " --quick" } else { "" },
         study::grid(profile, &METHODS[0]).len(),
         seeds[0],
+        seeds[1..].join(", "),
         seeds.join(", "),
         clock(study::budget_seconds(profile)),
     );
@@ -39,11 +40,16 @@ fn header(profile: Profile) -> String {
     out
 }
 
-fn result_row(task_label: &str, result: &MethodResult, full: Option<&MethodResult>) -> String {
+fn result_row(
+    profile: Profile,
+    task_label: &str,
+    result: &MethodResult,
+    full: Option<&MethodResult>,
+) -> String {
     let grid: Vec<String> = METHODS
         .iter()
         .find(|m| m.name == result.method)
-        .map(|m| m.grid.iter().map(f64::to_string).collect())
+        .map(|m| study::grid(profile, m).iter().map(f64::to_string).collect())
         .unwrap_or_default();
     let gap = match (result.test_mean_std(), full.and_then(MethodResult::test_mean_std)) {
         (Some((m, _)), Some((f, _))) => format!("{:+.4}", m - f),
@@ -94,7 +100,7 @@ pub fn table(profile: Profile, records: &[Value], claims: &[Verdict]) -> String 
         let full = method_result(records, task, "full");
         for method in METHODS {
             if let Some(result) = method_result(records, task, method.name) {
-                out.push_str(&result_row(&label, &result, full.as_ref()));
+                out.push_str(&result_row(profile, &label, &result, full.as_ref()));
             }
         }
     }
