@@ -368,6 +368,18 @@ fn model_folder(root: &Path, pet: &Path, model: &str) -> Result<PathBuf> {
     Ok(PathBuf::from(String::from_utf8_lossy(&fetched.stdout).trim()))
 }
 
+/// Fails early, before hours of study, when `profile`'s speed table needs PyTorch and
+/// `PET_BENCH_PYTHON` lacks it.
+///
+/// # Errors
+/// When the reference stack is required and absent.
+pub fn preflight(profile: Profile) -> Result<()> {
+    if let (true, Err(reason)) = (Setup::of(profile).needs_torch, Python::probe().versions) {
+        bail!("the full speed table compares with PyTorch: {reason}");
+    }
+    Ok(())
+}
+
 /// Runs the speed table of `profile` through the cache (one run: its key is the code version,
 /// the build, the setup, the reference stack, the CPU and the thread count).
 ///

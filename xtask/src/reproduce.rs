@@ -148,6 +148,9 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 pub fn reproduce(profile: Profile, parts: Parts) -> Result<()> {
     let root = crate::workspace_root();
     let outputs = Outputs::of(profile, &root);
+    if parts != Parts::Study {
+        bench::preflight(profile)?;
+    }
     let pet = build_pet(&root, profile)?;
     let code = crate::cache::code_version(&root).context("hashing the sources")?;
     let cache = RunCache::new(outputs.cache.clone());
