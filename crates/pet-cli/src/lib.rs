@@ -8,5 +8,4 @@ pub mod encode;
 pub mod inspect;
 pub mod predict;
 pub mod prepare;
-pub mod restore;
 pub mod train;

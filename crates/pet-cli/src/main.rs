@@ -187,7 +187,8 @@ impl TrainArgs {
             job.batch_size = size;
         }
         if let Some(length) = self.max_length {
-            job.max_length = length;
+            let length = i64::try_from(length).context("--max-length")?;
+            job.options.insert("max_length".into(), toml::Value::Integer(length));
         }
         if self.max_train_examples.is_some() {
             job.max_train_examples = self.max_train_examples;
@@ -195,6 +196,7 @@ impl TrainArgs {
         if let Some(output) = &self.output {
             job.output = output.clone();
         }
+        job.options = job.resolved_options()?;
         job.delta_spec()?;
         Ok(job)
     }

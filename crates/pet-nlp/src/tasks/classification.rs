@@ -1,18 +1,38 @@
 //! Sequence classification (single texts and pairs): the task model, its batches, training loss
-//! (cross-entropy) and evaluation (accuracy, macro-F1, MCC).
+//! (cross-entropy), evaluation (accuracy, macro-F1, MCC), and [`Classification`], the task as
+//! `pet train`, `pet eval` and `pet predict` run it.
+//!
+//! Data: JSONL, CSV or TSV rows with `text`, optional `text_pair` and `label` (read by
+//! [`read_classification`]), or pre-tokenized JSONL lines (`input_ids`, optional
+//! `attention_mask`, `token_type_ids`, and `label`). A prediction line is
+//! `{"logits": [classes], "label"}`.
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::Backbone;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::classification::{accuracy, macro_f1, matthews_corrcoef};
+use pet_core::peft::PeftAdapter;
+use pet_core::precision::Precision;
+use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
+use crate::data::{LabelSet, read_classification};
+use crate::error::{NlpError, Result};
 use crate::heads::ClassificationHead;
+use crate::heads::classification::from_hf_head_keys;
+use crate::input::{is_pretokenized, read_json_lines};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, peft_max_length};
+use crate::tasks::text::{TextFolder, default_max_length, labels_from_metadata, metadata_of};
 use crate::tokenize::Encoded;
 
 /// Tokenized rows and their class indices.
@@ -25,27 +45,28 @@ pub struct ClassificationBatch {
 }
 
 impl ClassificationBatch {
-    /// Pads `rows` into batches of `size`, in order.
-    pub fn chunk(rows: &[(Encoded, usize)], size: usize, pad_id: u32) -> Vec<Self> {
-        rows.chunks(size.max(1))
+    /// Pads the rows `items` of `rows` into batches of `size`, in order.
+    pub fn chunk(
+        rows: &[(Encoded, usize)],
+        items: &[usize],
+        size: usize,
+        pad_id: u32,
+    ) -> Vec<Self> {
+        items
+            .chunks(size.max(1))
             .map(|chunk| Self {
-                inputs: PaddedBatch::new(&chunk.iter().map(|(e, _)| e).collect::<Vec<_>>(), pad_id),
-                labels: chunk.iter().map(|(_, l)| *l).collect(),
+                inputs: PaddedBatch::new(
+                    &chunk.iter().map(|&i| &rows[i].0).collect::<Vec<_>>(),
+                    pad_id,
+                ),
+                labels: chunk.iter().map(|&i| rows[i].1).collect(),
             })
             .collect()
     }
 }
 
 /// Backbone + delta + classification head.
-#[derive(Module, Debug)]
-pub struct SequenceClassifier<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: ClassificationHead<B>,
-}
+pub type SequenceClassifier<B> = TaskModel<B, ClassificationHead<B>>;
 
 impl<B: Backend> SequenceClassifier<B> {
     /// Class logits of a batch.
@@ -54,7 +75,7 @@ impl<B: Backend> SequenceClassifier<B> {
     /// - output: `[batch, num_labels]`
     pub fn logits(&self, batch: &PaddedBatch) -> Tensor<B, 2> {
         let device = self.head.classifier.weight.device();
-        self.head.forward(self.backbone.forward_with(batch.to_input(&device), &self.delta))
+        self.head.forward(self.encode(batch, &device))
     }
 
     /// Predicted class indices and logits of every row.
@@ -105,5 +126,213 @@ where
 
     fn batch_size(batch: &ClassificationBatch) -> usize {
         batch.labels.len()
+    }
+}
+
+/// The job options of classification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationOptions {
+    /// Tokens per input, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+impl Default for ClassificationOptions {
+    fn default() -> Self {
+        Self { max_length: default_max_length() }
+    }
+}
+
+/// Sequence classification as a [`Task`]: the model folder's tokenizer, the options, and the
+/// class names (from the training split, a checkpoint or `config.json`'s `id2label`).
+#[derive(Clone, Debug)]
+pub struct Classification {
+    folder: TextFolder,
+    options: ClassificationOptions,
+    labels: LabelSet,
+}
+
+impl Classification {
+    /// The class names, in index order.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The tokenizer and padding of the model folder.
+    pub fn folder(&self) -> &TextFolder {
+        &self.folder
+    }
+
+    /// The rows of `path` (text or pre-tokenized), each with its label if it has one.
+    fn read_rows(
+        &self,
+        path: &Path,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Encoded, Option<String>)>> {
+        let limit = limit.unwrap_or(usize::MAX);
+        if is_pretokenized(path) {
+            let mut rows = Vec::new();
+            for line in read_json_lines(path)?.into_iter().take(limit) {
+                let ids = line
+                    .token_ids(path)?
+                    .ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+                let label = line.text("label").map(str::to_string);
+                rows.push((ids.unpadded(path, line.line)?, label));
+            }
+            return Ok(rows);
+        }
+        let examples = read_classification(path)?;
+        let tokenizer = self.folder.tokenizer(path)?;
+        examples
+            .into_iter()
+            .take(limit)
+            .map(|e| Ok((tokenizer.encode(&e.text, e.text_pair.as_deref())?, e.label)))
+            .collect()
+    }
+}
+
+impl TaskKind for Classification {
+    const NAME: &'static str = "classification";
+    const PEFT_TASK_TYPE: Option<&'static str> = Some("SEQ_CLS");
+    type Options = ClassificationOptions;
+}
+
+impl<B: AutodiffBackend> Task<B> for Classification {
+    type Error = NlpError;
+    type Backbone = NlpBackbone<B>;
+    type Split = Vec<(Encoded, usize)>;
+    type Batch = ClassificationBatch;
+    type Model = SequenceClassifier<B>;
+
+    fn new(folder: &Path, options: ClassificationOptions) -> Result<Self> {
+        let folder = TextFolder::open(folder, options.max_length)?;
+        Ok(Self { folder, options, labels: LabelSet::default() })
+    }
+
+    fn options(&self) -> &ClassificationOptions {
+        &self.options
+    }
+
+    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
+        let options: ClassificationOptions = options_from_metadata(metadata, source)?;
+        let labels = labels_from_metadata(metadata, source)?;
+        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options, labels })
+    }
+
+    fn metadata(&self) -> serde_json::Map<String, Value> {
+        metadata_of(&self.options, Some(&self.labels))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn read_split(
+        &mut self,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Encoded, usize)>> {
+        let rows = self.read_rows(path, limit)?;
+        if role == SplitRole::Train {
+            self.labels = LabelSet::new(rows.iter().filter_map(|(_, l)| l.clone()));
+        }
+        let mut split = Vec::with_capacity(rows.len());
+        for (index, (encoded, label)) in rows.into_iter().enumerate() {
+            let label = label.ok_or_else(|| NlpError::example(path, index + 1, "no label"))?;
+            let class = self.labels.index_of(&label).ok_or_else(|| {
+                let known = self.labels.names();
+                let reason = format!("label `{label}` is not among the training labels {known:?}");
+                NlpError::example(path, index + 1, reason)
+            })?;
+            split.push((encoded, class));
+        }
+        Ok(split)
+    }
+
+    fn split_len(split: &Vec<(Encoded, usize)>) -> usize {
+        split.len()
+    }
+
+    fn batches(
+        &self,
+        split: &Vec<(Encoded, usize)>,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<ClassificationBatch> {
+        ClassificationBatch::chunk(split, items, size, self.folder.pad_id())
+    }
+
+    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
+        self.folder.load_backbone(device)
+    }
+
+    fn assemble(
+        &self,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> SequenceClassifier<B> {
+        let head = backbone.classification_head(self.labels.len(), false).init(device);
+        TaskModel::new(backbone, delta, head)
+    }
+
+    fn export(model: SequenceClassifier<B>) -> SequenceClassifier<B> {
+        model.exported()
+    }
+
+    fn with_precision(
+        model: SequenceClassifier<B::InnerBackend>,
+        precision: Precision,
+    ) -> SequenceClassifier<B::InnerBackend> {
+        model.with_precision(precision)
+    }
+
+    fn evaluate(
+        &self,
+        model: &InferenceModel<B, Self>,
+        _split: &Vec<(Encoded, usize)>,
+        batches: &[ClassificationBatch],
+    ) -> Evaluation {
+        model.evaluate(batches, self.labels.len())
+    }
+
+    fn predict(
+        &self,
+        model: &InferenceModel<B, Self>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let rows: Vec<(Encoded, usize)> =
+            self.read_rows(input, None)?.into_iter().map(|(e, _)| (e, 0)).collect();
+        let items: Vec<usize> = (0..rows.len()).collect();
+        let batches = ClassificationBatch::chunk(&rows, &items, batch_size, self.folder.pad_id());
+        let (predicted, logits) = model.predict(&batches);
+        Ok(predicted
+            .iter()
+            .zip(&logits)
+            .map(|(class, row)| json!({"logits": row, "label": self.labels.name(*class).unwrap_or("")}))
+            .collect())
+    }
+
+    fn from_peft(
+        self,
+        adapter: &PeftAdapter,
+        saved: BTreeMap<String, TensorData>,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> Result<(Self, SequenceClassifier<B>)> {
+        let loaded = self.folder.loaded();
+        let head = PeftHead::of(saved, &adapter.source, loaded);
+        let (tensors, dense) = from_hf_head_keys(head.tensors);
+        let head = PeftHead { tensors, ..head };
+        let n = head.outputs("classifier.weight")?;
+        let classifier = head.load(backbone.classification_head(n, dense).init(device))?;
+        let labels = LabelSet::new(loaded.label_names(n));
+        let options = ClassificationOptions { max_length: peft_max_length(&backbone, adapter) };
+        let folder = self.folder.with_max_length(options.max_length)?;
+        Ok((Self { folder, options, labels }, TaskModel::new(backbone, delta, classifier)))
     }
 }

@@ -5,20 +5,31 @@
 //! `run_qa.py` (`prepare_train_features`, `postprocess_qa_predictions`). Unanswerable questions
 //! (SQuAD v2) are not modelled: they are skipped when training and answered with a span.
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::squad;
+use pet_core::peft::{PeftAdapter, PeftType};
+use pet_core::precision::Precision;
+use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
-use crate::data::SquadExample;
-use crate::error::Result;
-use crate::heads::qa::QaHead;
+use crate::data::{SquadExample, read_squad};
+use crate::error::{NlpError, Result};
+use crate::heads::qa::{QaHead, QaHeadConfig};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, peft_max_length};
+use crate::tasks::text::{TextFolder, default_max_length, metadata_of};
 use crate::tokenize::{TextTokenizer, Window};
 
 /// Candidates kept per window for the start and for the end, as `run_qa.py`'s `n_best_size`.
@@ -121,20 +132,7 @@ impl QaBatch {
 }
 
 /// Backbone + delta + QA head.
-#[derive(Module, Debug)]
-pub struct QuestionAnswerer<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: QaHead<B>,
-    /// Whether the backbone sees the windows' token type ids. PEFT 0.17's `QUESTION_ANS` prompt
-    /// learning (prefix and prompt tuning) never forwards them to the model, so an adapter it
-    /// trained was trained on all-zero types; such an adapter is read with this off.
-    #[module(skip)]
-    pub token_types: bool,
-}
+pub type QuestionAnswerer<B> = TaskModel<B, QaHead<B>>;
 
 /// The n best indices of `scores`, highest first.
 fn n_best(scores: &[f32], n: usize) -> Vec<usize> {
@@ -151,11 +149,7 @@ impl<B: Backend> QuestionAnswerer<B> {
     /// - output: two `[batch, seq]`
     pub fn logits(&self, batch: &QaBatch) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let device = self.head.qa_outputs.weight.device();
-        let mut input = batch.inputs.to_input(&device);
-        if !self.token_types {
-            input.token_type_ids = None;
-        }
-        self.head.forward(self.backbone.forward_with(input, &self.delta))
+        self.head.forward(self.encode(&batch.inputs, &device))
     }
 
     /// The best answer text of every example.
@@ -249,6 +243,205 @@ where
 
     fn batch_size(batch: &QaBatch) -> usize {
         batch.starts.len()
+    }
+}
+
+/// `doc_stride` when a job names none.
+fn default_doc_stride() -> usize {
+    128
+}
+
+/// `max_answer_length` when a job names none.
+fn default_max_answer_length() -> usize {
+    30
+}
+
+/// The job options of extractive QA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QaOptions {
+    /// Tokens per window, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Context tokens shared by consecutive windows of a long context.
+    #[serde(default = "default_doc_stride")]
+    pub doc_stride: usize,
+    /// Longest answer, in tokens.
+    #[serde(default = "default_max_answer_length")]
+    pub max_answer_length: usize,
+}
+
+impl Default for QaOptions {
+    fn default() -> Self {
+        Self {
+            max_length: default_max_length(),
+            doc_stride: default_doc_stride(),
+            max_answer_length: default_max_answer_length(),
+        }
+    }
+}
+
+/// A SQuAD split: its questions and their windows.
+#[derive(Clone, Debug)]
+pub struct QaSplit {
+    /// The questions.
+    pub examples: Vec<SquadExample>,
+    /// Their windows, with targets.
+    pub features: Vec<QaFeature>,
+}
+
+/// Extractive question answering as a [`Task`]: SQuAD v1.1 JSON to train, score and predict;
+/// a prediction line is `{"id", "answer"}`.
+#[derive(Clone, Debug)]
+pub struct QuestionAnswering {
+    folder: TextFolder,
+    options: QaOptions,
+}
+
+impl QuestionAnswering {
+    /// The tokenizer and padding of the model folder.
+    pub fn folder(&self) -> &TextFolder {
+        &self.folder
+    }
+
+    /// The first `limit` questions of the SQuAD file at `path` and their windows.
+    fn read(&self, path: &Path, limit: Option<usize>) -> Result<QaSplit> {
+        let mut examples = read_squad(path)?;
+        examples.truncate(limit.unwrap_or(usize::MAX));
+        let tokenizer = self.folder.tokenizer(path)?;
+        let QaOptions { max_length, doc_stride, .. } = self.options;
+        let features = features(&examples, tokenizer, max_length, doc_stride)?;
+        Ok(QaSplit { examples, features })
+    }
+}
+
+impl TaskKind for QuestionAnswering {
+    const NAME: &'static str = "qa";
+    const PEFT_TASK_TYPE: Option<&'static str> = Some("QUESTION_ANS");
+    type Options = QaOptions;
+}
+
+impl<B: AutodiffBackend> Task<B> for QuestionAnswering {
+    type Error = NlpError;
+    type Backbone = NlpBackbone<B>;
+    type Split = QaSplit;
+    type Batch = QaBatch;
+    type Model = QuestionAnswerer<B>;
+
+    fn new(folder: &Path, options: QaOptions) -> Result<Self> {
+        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options })
+    }
+
+    fn options(&self) -> &QaOptions {
+        &self.options
+    }
+
+    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
+        <Self as Task<B>>::new(folder, options_from_metadata(metadata, source)?)
+    }
+
+    fn metadata(&self) -> serde_json::Map<String, Value> {
+        metadata_of(&self.options, None)
+    }
+
+    fn num_labels(&self) -> usize {
+        0
+    }
+
+    fn read_split(
+        &mut self,
+        path: &Path,
+        _role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<QaSplit> {
+        self.read(path, limit)
+    }
+
+    fn split_len(split: &QaSplit) -> usize {
+        split.features.len()
+    }
+
+    /// Windows of answerable questions only (SQuAD v1.1).
+    fn training_items(split: &QaSplit) -> Vec<usize> {
+        (0..split.features.len())
+            .filter(|&i| !split.examples[split.features[i].example].is_impossible)
+            .collect()
+    }
+
+    fn batches(&self, split: &QaSplit, items: &[usize], size: usize) -> Vec<QaBatch> {
+        QaBatch::chunk(&split.features, items, size, self.folder.pad_id())
+    }
+
+    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
+        self.folder.load_backbone(device)
+    }
+
+    fn assemble(
+        &self,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> QuestionAnswerer<B> {
+        let head = QaHeadConfig::new(backbone.shape().hidden_size).init(device);
+        TaskModel::new(backbone, delta, head)
+    }
+
+    fn export(model: QuestionAnswerer<B>) -> QuestionAnswerer<B> {
+        model.exported()
+    }
+
+    fn with_precision(
+        model: QuestionAnswerer<B::InnerBackend>,
+        precision: Precision,
+    ) -> QuestionAnswerer<B::InnerBackend> {
+        model.with_precision(precision)
+    }
+
+    fn evaluate(
+        &self,
+        model: &InferenceModel<B, Self>,
+        split: &QaSplit,
+        batches: &[QaBatch],
+    ) -> Evaluation {
+        model.evaluate(batches, &split.features, &split.examples, self.options.max_answer_length)
+    }
+
+    fn predict(
+        &self,
+        model: &InferenceModel<B, Self>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let split = self.read(input, None)?;
+        let items: Vec<usize> = (0..split.features.len()).collect();
+        let batches = QaBatch::chunk(&split.features, &items, batch_size, self.folder.pad_id());
+        let longest = self.options.max_answer_length;
+        let answers = model.answers(&batches, &split.features, &split.examples, longest);
+        Ok(split
+            .examples
+            .iter()
+            .zip(&answers)
+            .map(|(e, a)| json!({"id": e.id, "answer": a}))
+            .collect())
+    }
+
+    fn from_peft(
+        self,
+        adapter: &PeftAdapter,
+        saved: BTreeMap<String, TensorData>,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> Result<(Self, QuestionAnswerer<B>)> {
+        let head = PeftHead::of(saved, &adapter.source, self.folder.loaded());
+        let hidden = backbone.shape().hidden_size;
+        let qa = head.load(QaHeadConfig::new(hidden).init(device))?;
+        let options =
+            QaOptions { max_length: peft_max_length(&backbone, adapter), ..QaOptions::default() };
+        let folder = self.folder.with_max_length(options.max_length)?;
+        let mut model = TaskModel::new(backbone, delta, qa);
+        model.token_types = adapter.peft_type()? == PeftType::Lora;
+        Ok((Self { folder, options }, model))
     }
 }
 

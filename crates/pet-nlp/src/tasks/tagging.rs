@@ -1,18 +1,36 @@
 //! Sequence labeling (NER, SRL): words are tokenized into sub-words, each word is labelled at its
 //! first sub-word (BIO / IOB2 tags), trained with cross-entropy or a CRF, and scored with
-//! seqeval's span F1. Words cut off by truncation are predicted `O`.
+//! seqeval's span F1. Words cut off by truncation are predicted `O`. [`Tagging`] is the task as
+//! `pet train`, `pet eval` and `pet predict` run it: CoNLL files (`token tag` lines) to train
+//! and score; prediction lines `{"tokens": [...]}` or `{"text"}` (split on whitespace) give
+//! `{"tokens", "tags", "logits": [words, tags]}`, logits read at each word's first sub-word
+//! (truncated words get the `O` tag and no logits row).
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
 use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::span_scores;
+use pet_core::peft::PeftAdapter;
+use pet_core::precision::Precision;
+use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
-use crate::heads::TokenClassificationHead;
+use crate::data::{LabelSet, read_conll};
+use crate::error::{NlpError, Result};
+use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
+use crate::input::read_json_lines;
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, peft_max_length};
+use crate::tasks::text::{TextFolder, default_max_length, labels_from_metadata, metadata_of};
 use crate::tokenize::Encoded;
 
 /// One tokenized sentence with its tags.
@@ -63,10 +81,12 @@ pub struct TaggingBatch {
 }
 
 impl TaggingBatch {
-    /// Pads `rows` into batches of `size`, in order.
-    pub fn chunk(rows: &[TaggedRow], size: usize, pad_id: u32) -> Vec<Self> {
-        rows.chunks(size.max(1))
+    /// Pads the rows `items` of `rows` into batches of `size`, in order.
+    pub fn chunk(rows: &[TaggedRow], items: &[usize], size: usize, pad_id: u32) -> Vec<Self> {
+        items
+            .chunks(size.max(1))
             .map(|chunk| {
+                let chunk: Vec<&TaggedRow> = chunk.iter().map(|&i| &rows[i]).collect();
                 let words = chunk.iter().map(|r| r.first_subword.len()).max().unwrap_or(0).max(1);
                 let n = chunk.len() * words;
                 let (mut first, mut tags, mut mask) = (vec![0i64; n], vec![0i64; n], vec![0f32; n]);
@@ -95,15 +115,7 @@ impl TaggingBatch {
 }
 
 /// Backbone + delta + token classification head.
-#[derive(Module, Debug)]
-pub struct SequenceTagger<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: TokenClassificationHead<B>,
-}
+pub type SequenceTagger<B> = TaskModel<B, TokenClassificationHead<B>>;
 
 impl<B: Backend> SequenceTagger<B> {
     /// Word-level tag scores and the word mask of a batch.
@@ -118,8 +130,7 @@ impl<B: Backend> SequenceTagger<B> {
             &device,
         );
         let mask = Tensor::<B, 2>::from_data(TensorData::new(batch.mask.clone(), shape), &device);
-        let encoded = self.backbone.forward_with(batch.inputs.to_input(&device), &self.delta);
-        (self.head.emissions(encoded, first), mask)
+        (self.head.emissions(self.encode(&batch.inputs, &device), first), mask)
     }
 
     /// Predicted tag index of every word, truncated words as `outside` (the `O` tag's index).
@@ -177,6 +188,241 @@ where
     }
 }
 
+/// The job options of tagging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaggingOptions {
+    /// Tokens per input, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// A CRF over the word-level tag scores.
+    #[serde(default)]
+    pub crf: bool,
+}
+
+impl Default for TaggingOptions {
+    fn default() -> Self {
+        Self { max_length: default_max_length(), crf: false }
+    }
+}
+
+/// Sequence labeling as a [`Task`]: the model folder's tokenizer, the options and the tag set.
+#[derive(Clone, Debug)]
+pub struct Tagging {
+    folder: TextFolder,
+    options: TaggingOptions,
+    labels: LabelSet,
+}
+
+impl Tagging {
+    /// The tag names, in index order.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+
+    /// The words of every prediction line: `{"tokens": [...]}`, or `{"text"}` split on
+    /// whitespace.
+    fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
+        let mut sentences = Vec::new();
+        for line in read_json_lines(path)? {
+            let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
+                (Some(Value::Array(items)), _) => items
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<_>>()
+                    .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
+                (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+                _ => {
+                    return Err(line.error(path, "expected `tokens` (a list of strings) or `text`"));
+                }
+            };
+            if tokens.is_empty() {
+                return Err(line.error(path, "no token"));
+            }
+            sentences.push(tokens);
+        }
+        Ok(sentences)
+    }
+}
+
+impl TaskKind for Tagging {
+    const NAME: &'static str = "tagging";
+    const PEFT_TASK_TYPE: Option<&'static str> = Some("TOKEN_CLS");
+    type Options = TaggingOptions;
+}
+
+impl<B: AutodiffBackend> Task<B> for Tagging {
+    type Error = NlpError;
+    type Backbone = NlpBackbone<B>;
+    type Split = Vec<TaggedRow>;
+    type Batch = TaggingBatch;
+    type Model = SequenceTagger<B>;
+
+    fn new(folder: &Path, options: TaggingOptions) -> Result<Self> {
+        let folder = TextFolder::open(folder, options.max_length)?;
+        Ok(Self { folder, options, labels: LabelSet::default() })
+    }
+
+    fn options(&self) -> &TaggingOptions {
+        &self.options
+    }
+
+    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
+        let options: TaggingOptions = options_from_metadata(metadata, source)?;
+        let labels = labels_from_metadata(metadata, source)?;
+        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options, labels })
+    }
+
+    fn metadata(&self) -> serde_json::Map<String, Value> {
+        metadata_of(&self.options, Some(&self.labels))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn read_split(
+        &mut self,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<Vec<TaggedRow>> {
+        let sentences = read_conll(path, 1)?;
+        let tokenizer = self.folder.tokenizer(path)?;
+        if role == SplitRole::Train {
+            self.labels = LabelSet::new(sentences.iter().flat_map(|s| s.tags.iter().cloned()));
+        }
+        let mut rows = Vec::with_capacity(sentences.len());
+        for (index, sentence) in sentences.iter().enumerate() {
+            let tags = sentence
+                .tags
+                .iter()
+                .map(|t| {
+                    self.labels.index_of(t).ok_or_else(|| {
+                        let reason = format!("tag `{t}` is not among the training tags");
+                        NlpError::example(path, index + 1, reason)
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            let row = TaggedRow::new(tokenizer.encode_words(&sentence.tokens)?, tags);
+            if row.first_subword.is_empty() {
+                let reason = "no word survives truncation to max_length";
+                return Err(NlpError::example(path, index + 1, reason));
+            }
+            rows.push(row);
+        }
+        rows.truncate(limit.unwrap_or(usize::MAX));
+        Ok(rows)
+    }
+
+    fn split_len(split: &Vec<TaggedRow>) -> usize {
+        split.len()
+    }
+
+    fn batches(&self, split: &Vec<TaggedRow>, items: &[usize], size: usize) -> Vec<TaggingBatch> {
+        TaggingBatch::chunk(split, items, size, self.folder.pad_id())
+    }
+
+    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
+        self.folder.load_backbone(device)
+    }
+
+    fn assemble(
+        &self,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> SequenceTagger<B> {
+        let hidden = backbone.shape().hidden_size;
+        let head = TokenClassificationHeadConfig::new(hidden, self.labels.len())
+            .with_crf(self.options.crf)
+            .init(device);
+        TaskModel::new(backbone, delta, head)
+    }
+
+    fn export(model: SequenceTagger<B>) -> SequenceTagger<B> {
+        model.exported()
+    }
+
+    fn with_precision(
+        model: SequenceTagger<B::InnerBackend>,
+        precision: Precision,
+    ) -> SequenceTagger<B::InnerBackend> {
+        model.with_precision(precision)
+    }
+
+    fn evaluate(
+        &self,
+        model: &InferenceModel<B, Self>,
+        _split: &Vec<TaggedRow>,
+        batches: &[TaggingBatch],
+    ) -> Evaluation {
+        model.evaluate(batches, self.labels.names())
+    }
+
+    fn predict(
+        &self,
+        model: &InferenceModel<B, Self>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let sentences = Self::read_words(input)?;
+        let tokenizer = self.folder.tokenizer(input)?;
+        let outside = self.labels.index_of("O").unwrap_or(0);
+        let mut rows = Vec::with_capacity(sentences.len());
+        for tokens in &sentences {
+            rows.push(TaggedRow::new(tokenizer.encode_words(tokens)?, vec![outside; tokens.len()]));
+        }
+        let items: Vec<usize> = (0..rows.len()).collect();
+        let batches = TaggingBatch::chunk(&rows, &items, batch_size, self.folder.pad_id());
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut sentence = 0;
+        for batch in &batches {
+            let (emissions, mask) = model.emissions(batch);
+            let [_, words, classes] = emissions.dims();
+            let scores = emissions
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .unwrap_or_default();
+            let decoded = model.head.decode(emissions, mask, &batch.lengths);
+            for (row, (mut tags, &length)) in decoded.into_iter().zip(&batch.lengths).enumerate() {
+                let tokens = &sentences[sentence];
+                tags.resize(tokens.len(), outside);
+                let logits: Vec<&[f32]> = (0..length)
+                    .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
+                    .collect();
+                let tags: Vec<&str> =
+                    tags.iter().map(|&t| self.labels.name(t).unwrap_or("O")).collect();
+                lines.push(json!({"tokens": tokens, "tags": tags, "logits": logits}));
+                sentence += 1;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn from_peft(
+        self,
+        adapter: &PeftAdapter,
+        saved: BTreeMap<String, TensorData>,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> Result<(Self, SequenceTagger<B>)> {
+        let loaded = self.folder.loaded();
+        let head = PeftHead::of(saved, &adapter.source, loaded);
+        let n = head.outputs("classifier.weight")?;
+        let hidden = backbone.shape().hidden_size;
+        let tagger = head.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
+        let labels = LabelSet::new(loaded.label_names(n));
+        let options =
+            TaggingOptions { max_length: peft_max_length(&backbone, adapter), crf: false };
+        let folder = self.folder.with_max_length(options.max_length)?;
+        Ok((Self { folder, options, labels }, TaskModel::new(backbone, delta, tagger)))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +438,7 @@ mod tests {
         };
         let row = TaggedRow::new(encoded, vec![1, 2]);
         assert_eq!(row.first_subword, vec![1, 2]);
-        let batch = &TaggingBatch::chunk(&[row], 4, 0)[0];
+        let batch = &TaggingBatch::chunk(&[row], &[0], 4, 0)[0];
         assert_eq!((batch.words, batch.lengths.clone()), (2, vec![2]));
         assert_eq!(batch.first_subword, vec![1, 2]);
         assert_eq!(batch.tags, vec![1, 2]);
@@ -208,6 +454,6 @@ mod tests {
         };
         let row = TaggedRow::new(encoded, vec![1, 0, 0]);
         assert_eq!(row.first_subword, vec![1]);
-        assert_eq!(TaggingBatch::chunk(&[row], 4, 0)[0].gold, vec![vec![1, 0, 0]]);
+        assert_eq!(TaggingBatch::chunk(&[row], &[0], 4, 0)[0].gold, vec![vec![1, 0, 0]]);
     }
 }
