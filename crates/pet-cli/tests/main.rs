@@ -7,5 +7,6 @@ mod fixtures;
 mod inspect;
 mod predict_encode;
 mod predict_peft;
+mod pretokenized;
 mod real_minilm;
 mod train;

@@ -170,7 +170,7 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
     ///
     /// # Errors
     /// The default refuses: the task reads no PEFT adapter.
-    fn from_peft(
+    fn restore_peft(
         self,
         adapter: &PeftAdapter,
         saved: BTreeMap<String, TensorData>,

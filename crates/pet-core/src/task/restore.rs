@@ -94,7 +94,7 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
         let mut task = T::new(folder, T::Options::default())?;
         let backbone = task.load_backbone(device)?;
         let deltas = peft_deltas(&adapter, &backbone, device)?;
-        let (task, model) = task.from_peft(&adapter, saved, backbone, deltas, device)?;
+        let (task, model) = task.restore_peft(&adapter, saved, backbone, deltas, device)?;
         return Ok(Restored { task, model: model.valid() });
     }
     let checkpoint = DeltaCheckpoint::load(delta)?;

@@ -7,18 +7,14 @@
 //! `attention_mask`, `token_type_ids`, and `label`). A prediction line is
 //! `{"logits": [classes], "label"}`.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::classification::{accuracy, macro_f1, matthews_corrcoef};
-use pet_core::peft::PeftAdapter;
-use pet_core::precision::Precision;
-use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -27,12 +23,13 @@ use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::data::{LabelSet, read_classification};
 use crate::error::{NlpError, Result};
+use crate::folder::EncoderFolder;
 use crate::heads::ClassificationHead;
 use crate::heads::classification::from_hf_head_keys;
 use crate::input::{is_pretokenized, read_json_lines};
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::{PeftHead, peft_max_length};
-use crate::tasks::text::{TextFolder, default_max_length, labels_from_metadata, metadata_of};
+use crate::tasks::peft::PeftHead;
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
 /// Tokenized rows and their class indices.
@@ -144,105 +141,78 @@ impl Default for ClassificationOptions {
     }
 }
 
-/// Sequence classification as a [`Task`]: the model folder's tokenizer, the options, and the
-/// class names (from the training split, a checkpoint or `config.json`'s `id2label`).
-#[derive(Clone, Debug)]
-pub struct Classification {
-    folder: TextFolder,
-    options: ClassificationOptions,
-    labels: LabelSet,
+impl TextOptions for ClassificationOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length }
+    }
 }
 
-impl Classification {
-    /// The class names, in index order.
-    pub fn labels(&self) -> &LabelSet {
-        &self.labels
-    }
+/// Sequence classification as a [`Task`](pet_core::task::Task): the model folder's tokenizer,
+/// the options, and the class names (from the training split, a checkpoint or `config.json`'s
+/// `id2label`).
+pub type Classification = TextTask<ClassificationKind>;
 
-    /// The tokenizer and padding of the model folder.
-    pub fn folder(&self) -> &TextFolder {
-        &self.folder
-    }
+/// The kind of [`Classification`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClassificationKind;
 
-    /// The rows of `path` (text or pre-tokenized), each with its label if it has one.
-    fn read_rows(
-        &self,
-        path: &Path,
-        limit: Option<usize>,
-    ) -> Result<Vec<(Encoded, Option<String>)>> {
-        let limit = limit.unwrap_or(usize::MAX);
-        if is_pretokenized(path) {
-            let mut rows = Vec::new();
-            for line in read_json_lines(path)?.into_iter().take(limit) {
-                let ids = line
-                    .token_ids(path)?
-                    .ok_or_else(|| line.error(path, "expected `input_ids`"))?;
-                let label = line.text("label").map(str::to_string);
-                rows.push((ids.unpadded(path, line.line)?, label));
-            }
-            return Ok(rows);
+/// The rows of `path` (text or pre-tokenized), each with its label if it has one.
+fn read_rows(
+    task: &Classification,
+    path: &Path,
+    limit: Option<usize>,
+) -> Result<Vec<(Encoded, Option<String>)>> {
+    let limit = limit.unwrap_or(usize::MAX);
+    if is_pretokenized(path) {
+        let mut rows = Vec::new();
+        for line in read_json_lines(path)?.into_iter().take(limit) {
+            let ids =
+                line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+            let label = line.text("label").map(str::to_string);
+            rows.push((ids.unpadded(path, line.line)?, label));
         }
-        let examples = read_classification(path)?;
-        let tokenizer = self.folder.tokenizer(path)?;
-        examples
-            .into_iter()
-            .take(limit)
-            .map(|e| Ok((tokenizer.encode(&e.text, e.text_pair.as_deref())?, e.label)))
-            .collect()
+        return Ok(rows);
     }
+    let examples = read_classification(path)?;
+    let tokenizer = task.folder.tokenizer(path)?;
+    examples
+        .into_iter()
+        .take(limit)
+        .map(|e| Ok((tokenizer.encode(&e.text, e.text_pair.as_deref())?, e.label)))
+        .collect()
 }
 
-impl TaskKind for Classification {
+impl TextKind for ClassificationKind {
     const NAME: &'static str = "classification";
-    const PEFT_TASK_TYPE: Option<&'static str> = Some("SEQ_CLS");
+    const PEFT_TASK_TYPE: &'static str = "SEQ_CLS";
+    const LABELLED: bool = true;
     type Options = ClassificationOptions;
 }
 
-impl<B: AutodiffBackend> Task<B> for Classification {
-    type Error = NlpError;
-    type Backbone = NlpBackbone<B>;
+impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
     type Split = Vec<(Encoded, usize)>;
     type Batch = ClassificationBatch;
-    type Model = SequenceClassifier<B>;
-
-    fn new(folder: &Path, options: ClassificationOptions) -> Result<Self> {
-        let folder = TextFolder::open(folder, options.max_length)?;
-        Ok(Self { folder, options, labels: LabelSet::default() })
-    }
-
-    fn options(&self) -> &ClassificationOptions {
-        &self.options
-    }
-
-    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
-        let options: ClassificationOptions = options_from_metadata(metadata, source)?;
-        let labels = labels_from_metadata(metadata, source)?;
-        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options, labels })
-    }
-
-    fn metadata(&self) -> serde_json::Map<String, Value> {
-        metadata_of(&self.options, Some(&self.labels))
-    }
-
-    fn num_labels(&self) -> usize {
-        self.labels.len()
-    }
+    type Head = ClassificationHead<B>;
 
     fn read_split(
-        &mut self,
+        task: &mut Classification,
         path: &Path,
         role: SplitRole,
         limit: Option<usize>,
     ) -> Result<Vec<(Encoded, usize)>> {
-        let rows = self.read_rows(path, limit)?;
+        let rows = read_rows(task, path, limit)?;
         if role == SplitRole::Train {
-            self.labels = LabelSet::new(rows.iter().filter_map(|(_, l)| l.clone()));
+            task.labels = LabelSet::new(rows.iter().filter_map(|(_, l)| l.clone()));
         }
         let mut split = Vec::with_capacity(rows.len());
         for (index, (encoded, label)) in rows.into_iter().enumerate() {
             let label = label.ok_or_else(|| NlpError::example(path, index + 1, "no label"))?;
-            let class = self.labels.index_of(&label).ok_or_else(|| {
-                let known = self.labels.names();
+            let class = task.labels.index_of(&label).ok_or_else(|| {
+                let known = task.labels.names();
                 let reason = format!("label `{label}` is not among the training labels {known:?}");
                 NlpError::example(path, index + 1, reason)
             })?;
@@ -256,83 +226,60 @@ impl<B: AutodiffBackend> Task<B> for Classification {
     }
 
     fn batches(
-        &self,
+        task: &Classification,
         split: &Vec<(Encoded, usize)>,
         items: &[usize],
         size: usize,
     ) -> Vec<ClassificationBatch> {
-        ClassificationBatch::chunk(split, items, size, self.folder.pad_id())
+        ClassificationBatch::chunk(split, items, size, task.folder.pad_id())
     }
 
-    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
-        self.folder.load_backbone(device)
-    }
-
-    fn assemble(
-        &self,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
+    fn head(
+        task: &Classification,
+        backbone: &NlpBackbone<B>,
         device: &B::Device,
-    ) -> SequenceClassifier<B> {
-        let head = backbone.classification_head(self.labels.len(), false).init(device);
-        TaskModel::new(backbone, delta, head)
-    }
-
-    fn export(model: SequenceClassifier<B>) -> SequenceClassifier<B> {
-        model.exported()
-    }
-
-    fn with_precision(
-        model: SequenceClassifier<B::InnerBackend>,
-        precision: Precision,
-    ) -> SequenceClassifier<B::InnerBackend> {
-        model.with_precision(precision)
+    ) -> ClassificationHead<B> {
+        backbone.classification_head(task.labels.len(), false).init(device)
     }
 
     fn evaluate(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
         _split: &Vec<(Encoded, usize)>,
         batches: &[ClassificationBatch],
     ) -> Evaluation {
-        model.evaluate(batches, self.labels.len())
+        model.evaluate(batches, task.labels.len())
     }
 
     fn predict(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
     ) -> Result<Vec<Value>> {
         let rows: Vec<(Encoded, usize)> =
-            self.read_rows(input, None)?.into_iter().map(|(e, _)| (e, 0)).collect();
+            read_rows(task, input, None)?.into_iter().map(|(e, _)| (e, 0)).collect();
         let items: Vec<usize> = (0..rows.len()).collect();
-        let batches = ClassificationBatch::chunk(&rows, &items, batch_size, self.folder.pad_id());
+        let batches = ClassificationBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
         let (predicted, logits) = model.predict(&batches);
+        let label = |class: usize| task.labels.name(class).unwrap_or("");
         Ok(predicted
             .iter()
             .zip(&logits)
-            .map(|(class, row)| json!({"logits": row, "label": self.labels.name(*class).unwrap_or("")}))
+            .map(|(&class, row)| json!({"logits": row, "label": label(class)}))
             .collect())
     }
 
-    fn from_peft(
-        self,
-        adapter: &PeftAdapter,
-        saved: BTreeMap<String, TensorData>,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
+    fn peft_head(
+        weights: &PeftHead,
+        names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
         device: &B::Device,
-    ) -> Result<(Self, SequenceClassifier<B>)> {
-        let loaded = self.folder.loaded();
-        let head = PeftHead::of(saved, &adapter.source, loaded);
-        let (tensors, dense) = from_hf_head_keys(head.tensors);
-        let head = PeftHead { tensors, ..head };
-        let n = head.outputs("classifier.weight")?;
-        let classifier = head.load(backbone.classification_head(n, dense).init(device))?;
-        let labels = LabelSet::new(loaded.label_names(n));
-        let options = ClassificationOptions { max_length: peft_max_length(&backbone, adapter) };
-        let folder = self.folder.with_max_length(options.max_length)?;
-        Ok((Self { folder, options, labels }, TaskModel::new(backbone, delta, classifier)))
+    ) -> Result<(ClassificationHead<B>, LabelSet)> {
+        let (tensors, dense) = from_hf_head_keys(weights.tensors.clone());
+        let weights = PeftHead { tensors, file: weights.file.clone() };
+        let n = weights.outputs("classifier.weight")?;
+        let head = weights.load(backbone.classification_head(n, dense).init(device))?;
+        Ok((head, LabelSet::new(names.label_names(n))))
     }
 }

@@ -1,7 +1,7 @@
 //! Text tasks: each is a task model (backbone + delta + head, [`model::TaskModel`]) with its
-//! batches, loss and evaluation, and a [`pet_core::task::Task`] implementation that `pet train`,
-//! `pet eval` and `pet predict` run: [`classification::Classification`],
-//! [`tagging::Tagging`] and [`qa::QuestionAnswering`].
+//! batches, loss and evaluation, and a [`text::TextKind`] that makes [`text::TextTask`] a
+//! [`pet_core::task::Task`] for `pet train`, `pet eval` and `pet predict`:
+//! [`classification::Classification`], [`tagging::Tagging`] and [`qa::QuestionAnswering`].
 
 pub mod classification;
 pub mod model;

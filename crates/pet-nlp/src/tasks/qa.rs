@@ -5,7 +5,6 @@
 //! `run_qa.py` (`prepare_train_features`, `postprocess_qa_predictions`). Unanswerable questions
 //! (SQuAD v2) are not modelled: they are skipped when training and answered with a span.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -13,23 +12,22 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::squad;
 use pet_core::peft::{PeftAdapter, PeftType};
-use pet_core::precision::Precision;
-use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
-use crate::data::{SquadExample, read_squad};
-use crate::error::{NlpError, Result};
+use crate::data::{LabelSet, SquadExample, read_squad};
+use crate::error::Result;
+use crate::folder::EncoderFolder;
 use crate::heads::qa::{QaHead, QaHeadConfig};
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::{PeftHead, peft_max_length};
-use crate::tasks::text::{TextFolder, default_max_length, metadata_of};
+use crate::tasks::peft::PeftHead;
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::{TextTokenizer, Window};
 
 /// Candidates kept per window for the start and for the end, as `run_qa.py`'s `n_best_size`.
@@ -271,6 +269,16 @@ pub struct QaOptions {
     pub max_answer_length: usize,
 }
 
+impl TextOptions for QaOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length, ..Self::default() }
+    }
+}
+
 impl Default for QaOptions {
     fn default() -> Self {
         Self {
@@ -290,71 +298,43 @@ pub struct QaSplit {
     pub features: Vec<QaFeature>,
 }
 
-/// Extractive question answering as a [`Task`]: SQuAD v1.1 JSON to train, score and predict;
-/// a prediction line is `{"id", "answer"}`.
-#[derive(Clone, Debug)]
-pub struct QuestionAnswering {
-    folder: TextFolder,
-    options: QaOptions,
+/// Extractive question answering as a [`Task`](pet_core::task::Task): SQuAD v1.1 JSON to
+/// train, score and predict; a prediction line is `{"id", "answer"}`.
+pub type QuestionAnswering = TextTask<QaKind>;
+
+/// The kind of [`QuestionAnswering`].
+#[derive(Clone, Copy, Debug)]
+pub struct QaKind;
+
+/// The first `limit` questions of the SQuAD file at `path` and their windows.
+fn read_split(task: &QuestionAnswering, path: &Path, limit: Option<usize>) -> Result<QaSplit> {
+    let mut examples = read_squad(path)?;
+    examples.truncate(limit.unwrap_or(usize::MAX));
+    let tokenizer = task.folder.tokenizer(path)?;
+    let QaOptions { max_length, doc_stride, .. } = task.options;
+    let features = features(&examples, tokenizer, max_length, doc_stride)?;
+    Ok(QaSplit { examples, features })
 }
 
-impl QuestionAnswering {
-    /// The tokenizer and padding of the model folder.
-    pub fn folder(&self) -> &TextFolder {
-        &self.folder
-    }
-
-    /// The first `limit` questions of the SQuAD file at `path` and their windows.
-    fn read(&self, path: &Path, limit: Option<usize>) -> Result<QaSplit> {
-        let mut examples = read_squad(path)?;
-        examples.truncate(limit.unwrap_or(usize::MAX));
-        let tokenizer = self.folder.tokenizer(path)?;
-        let QaOptions { max_length, doc_stride, .. } = self.options;
-        let features = features(&examples, tokenizer, max_length, doc_stride)?;
-        Ok(QaSplit { examples, features })
-    }
-}
-
-impl TaskKind for QuestionAnswering {
+impl TextKind for QaKind {
     const NAME: &'static str = "qa";
-    const PEFT_TASK_TYPE: Option<&'static str> = Some("QUESTION_ANS");
+    const PEFT_TASK_TYPE: &'static str = "QUESTION_ANS";
+    const LABELLED: bool = false;
     type Options = QaOptions;
 }
 
-impl<B: AutodiffBackend> Task<B> for QuestionAnswering {
-    type Error = NlpError;
-    type Backbone = NlpBackbone<B>;
+impl<B: AutodiffBackend> TextKindOn<B> for QaKind {
     type Split = QaSplit;
     type Batch = QaBatch;
-    type Model = QuestionAnswerer<B>;
-
-    fn new(folder: &Path, options: QaOptions) -> Result<Self> {
-        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options })
-    }
-
-    fn options(&self) -> &QaOptions {
-        &self.options
-    }
-
-    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
-        <Self as Task<B>>::new(folder, options_from_metadata(metadata, source)?)
-    }
-
-    fn metadata(&self) -> serde_json::Map<String, Value> {
-        metadata_of(&self.options, None)
-    }
-
-    fn num_labels(&self) -> usize {
-        0
-    }
+    type Head = QaHead<B>;
 
     fn read_split(
-        &mut self,
+        task: &mut QuestionAnswering,
         path: &Path,
         _role: SplitRole,
         limit: Option<usize>,
     ) -> Result<QaSplit> {
-        self.read(path, limit)
+        read_split(task, path, limit)
     }
 
     fn split_len(split: &QaSplit) -> usize {
@@ -368,54 +348,39 @@ impl<B: AutodiffBackend> Task<B> for QuestionAnswering {
             .collect()
     }
 
-    fn batches(&self, split: &QaSplit, items: &[usize], size: usize) -> Vec<QaBatch> {
-        QaBatch::chunk(&split.features, items, size, self.folder.pad_id())
+    fn batches(
+        task: &QuestionAnswering,
+        split: &QaSplit,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<QaBatch> {
+        QaBatch::chunk(&split.features, items, size, task.folder.pad_id())
     }
 
-    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
-        self.folder.load_backbone(device)
-    }
-
-    fn assemble(
-        &self,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
-        device: &B::Device,
-    ) -> QuestionAnswerer<B> {
-        let head = QaHeadConfig::new(backbone.shape().hidden_size).init(device);
-        TaskModel::new(backbone, delta, head)
-    }
-
-    fn export(model: QuestionAnswerer<B>) -> QuestionAnswerer<B> {
-        model.exported()
-    }
-
-    fn with_precision(
-        model: QuestionAnswerer<B::InnerBackend>,
-        precision: Precision,
-    ) -> QuestionAnswerer<B::InnerBackend> {
-        model.with_precision(precision)
+    fn head(_task: &QuestionAnswering, backbone: &NlpBackbone<B>, device: &B::Device) -> QaHead<B> {
+        QaHeadConfig::new(backbone.shape().hidden_size).init(device)
     }
 
     fn evaluate(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
         split: &QaSplit,
         batches: &[QaBatch],
     ) -> Evaluation {
-        model.evaluate(batches, &split.features, &split.examples, self.options.max_answer_length)
+        let longest = task.options.max_answer_length;
+        model.evaluate(batches, &split.features, &split.examples, longest)
     }
 
     fn predict(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
     ) -> Result<Vec<Value>> {
-        let split = self.read(input, None)?;
+        let split = read_split(task, input, None)?;
         let items: Vec<usize> = (0..split.features.len()).collect();
-        let batches = QaBatch::chunk(&split.features, &items, batch_size, self.folder.pad_id());
-        let longest = self.options.max_answer_length;
+        let batches = QaBatch::chunk(&split.features, &items, batch_size, task.folder.pad_id());
+        let longest = task.options.max_answer_length;
         let answers = model.answers(&batches, &split.features, &split.examples, longest);
         Ok(split
             .examples
@@ -425,23 +390,20 @@ impl<B: AutodiffBackend> Task<B> for QuestionAnswering {
             .collect())
     }
 
-    fn from_peft(
-        self,
-        adapter: &PeftAdapter,
-        saved: BTreeMap<String, TensorData>,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
+    fn peft_head(
+        weights: &PeftHead,
+        _names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
         device: &B::Device,
-    ) -> Result<(Self, QuestionAnswerer<B>)> {
-        let head = PeftHead::of(saved, &adapter.source, self.folder.loaded());
-        let hidden = backbone.shape().hidden_size;
-        let qa = head.load(QaHeadConfig::new(hidden).init(device))?;
-        let options =
-            QaOptions { max_length: peft_max_length(&backbone, adapter), ..QaOptions::default() };
-        let folder = self.folder.with_max_length(options.max_length)?;
-        let mut model = TaskModel::new(backbone, delta, qa);
-        model.token_types = adapter.peft_type()? == PeftType::Lora;
-        Ok((Self { folder, options }, model))
+    ) -> Result<(QaHead<B>, LabelSet)> {
+        let head = weights.load(QaHeadConfig::new(backbone.shape().hidden_size).init(device))?;
+        Ok((head, LabelSet::default()))
+    }
+
+    /// PEFT 0.17's `QUESTION_ANS` prompt learning forwards no token type ids: only LoRA sees
+    /// them.
+    fn peft_token_types(adapter: &PeftAdapter) -> Result<bool> {
+        Ok(adapter.peft_type()? == PeftType::Lora)
     }
 }
 

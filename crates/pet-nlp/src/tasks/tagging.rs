@@ -6,18 +6,14 @@
 //! `{"tokens", "tags", "logits": [words, tags]}`, logits read at each word's first sub-word
 //! (truncated words get the `O` tag and no logits row).
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::span_scores;
-use pet_core::peft::PeftAdapter;
-use pet_core::precision::Precision;
-use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -26,11 +22,12 @@ use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::data::{LabelSet, read_conll};
 use crate::error::{NlpError, Result};
+use crate::folder::EncoderFolder;
 use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
 use crate::input::read_json_lines;
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::{PeftHead, peft_max_length};
-use crate::tasks::text::{TextFolder, default_max_length, labels_from_metadata, metadata_of};
+use crate::tasks::peft::PeftHead;
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
 /// One tokenized sentence with its tags.
@@ -206,91 +203,67 @@ impl Default for TaggingOptions {
     }
 }
 
-/// Sequence labeling as a [`Task`]: the model folder's tokenizer, the options and the tag set.
-#[derive(Clone, Debug)]
-pub struct Tagging {
-    folder: TextFolder,
-    options: TaggingOptions,
-    labels: LabelSet,
-}
-
-impl Tagging {
-    /// The tag names, in index order.
-    pub fn labels(&self) -> &LabelSet {
-        &self.labels
+impl TextOptions for TaggingOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
     }
 
-    /// The words of every prediction line: `{"tokens": [...]}`, or `{"text"}` split on
-    /// whitespace.
-    fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
-        let mut sentences = Vec::new();
-        for line in read_json_lines(path)? {
-            let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
-                (Some(Value::Array(items)), _) => items
-                    .iter()
-                    .map(|t| t.as_str().map(str::to_string))
-                    .collect::<Option<_>>()
-                    .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
-                (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
-                _ => {
-                    return Err(line.error(path, "expected `tokens` (a list of strings) or `text`"));
-                }
-            };
-            if tokens.is_empty() {
-                return Err(line.error(path, "no token"));
-            }
-            sentences.push(tokens);
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length, ..Self::default() }
+    }
+}
+
+/// Sequence labeling as a [`Task`](pet_core::task::Task): the model folder's tokenizer, the
+/// options and the tag set.
+pub type Tagging = TextTask<TaggingKind>;
+
+/// The kind of [`Tagging`].
+#[derive(Clone, Copy, Debug)]
+pub struct TaggingKind;
+
+/// The words of every prediction line: `{"tokens": [...]}`, or `{"text"}` split on whitespace.
+fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
+    let mut sentences = Vec::new();
+    for line in read_json_lines(path)? {
+        let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
+            (Some(Value::Array(items)), _) => items
+                .iter()
+                .map(|t| t.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
+            (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+            _ => return Err(line.error(path, "expected `tokens` (a list of strings) or `text`")),
+        };
+        if tokens.is_empty() {
+            return Err(line.error(path, "no token"));
         }
-        Ok(sentences)
+        sentences.push(tokens);
     }
+    Ok(sentences)
 }
 
-impl TaskKind for Tagging {
+impl TextKind for TaggingKind {
     const NAME: &'static str = "tagging";
-    const PEFT_TASK_TYPE: Option<&'static str> = Some("TOKEN_CLS");
+    const PEFT_TASK_TYPE: &'static str = "TOKEN_CLS";
+    const LABELLED: bool = true;
     type Options = TaggingOptions;
 }
 
-impl<B: AutodiffBackend> Task<B> for Tagging {
-    type Error = NlpError;
-    type Backbone = NlpBackbone<B>;
+impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
     type Split = Vec<TaggedRow>;
     type Batch = TaggingBatch;
-    type Model = SequenceTagger<B>;
-
-    fn new(folder: &Path, options: TaggingOptions) -> Result<Self> {
-        let folder = TextFolder::open(folder, options.max_length)?;
-        Ok(Self { folder, options, labels: LabelSet::default() })
-    }
-
-    fn options(&self) -> &TaggingOptions {
-        &self.options
-    }
-
-    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
-        let options: TaggingOptions = options_from_metadata(metadata, source)?;
-        let labels = labels_from_metadata(metadata, source)?;
-        Ok(Self { folder: TextFolder::open(folder, options.max_length)?, options, labels })
-    }
-
-    fn metadata(&self) -> serde_json::Map<String, Value> {
-        metadata_of(&self.options, Some(&self.labels))
-    }
-
-    fn num_labels(&self) -> usize {
-        self.labels.len()
-    }
+    type Head = TokenClassificationHead<B>;
 
     fn read_split(
-        &mut self,
+        task: &mut Tagging,
         path: &Path,
         role: SplitRole,
         limit: Option<usize>,
     ) -> Result<Vec<TaggedRow>> {
         let sentences = read_conll(path, 1)?;
-        let tokenizer = self.folder.tokenizer(path)?;
+        let tokenizer = task.folder.tokenizer(path)?;
         if role == SplitRole::Train {
-            self.labels = LabelSet::new(sentences.iter().flat_map(|s| s.tags.iter().cloned()));
+            task.labels = LabelSet::new(sentences.iter().flat_map(|s| s.tags.iter().cloned()));
         }
         let mut rows = Vec::with_capacity(sentences.len());
         for (index, sentence) in sentences.iter().enumerate() {
@@ -298,7 +271,7 @@ impl<B: AutodiffBackend> Task<B> for Tagging {
                 .tags
                 .iter()
                 .map(|t| {
-                    self.labels.index_of(t).ok_or_else(|| {
+                    task.labels.index_of(t).ok_or_else(|| {
                         let reason = format!("tag `{t}` is not among the training tags");
                         NlpError::example(path, index + 1, reason)
                     })
@@ -319,62 +292,49 @@ impl<B: AutodiffBackend> Task<B> for Tagging {
         split.len()
     }
 
-    fn batches(&self, split: &Vec<TaggedRow>, items: &[usize], size: usize) -> Vec<TaggingBatch> {
-        TaggingBatch::chunk(split, items, size, self.folder.pad_id())
+    fn batches(
+        task: &Tagging,
+        split: &Vec<TaggedRow>,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<TaggingBatch> {
+        TaggingBatch::chunk(split, items, size, task.folder.pad_id())
     }
 
-    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
-        self.folder.load_backbone(device)
-    }
-
-    fn assemble(
-        &self,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
+    fn head(
+        task: &Tagging,
+        backbone: &NlpBackbone<B>,
         device: &B::Device,
-    ) -> SequenceTagger<B> {
-        let hidden = backbone.shape().hidden_size;
-        let head = TokenClassificationHeadConfig::new(hidden, self.labels.len())
-            .with_crf(self.options.crf)
-            .init(device);
-        TaskModel::new(backbone, delta, head)
-    }
-
-    fn export(model: SequenceTagger<B>) -> SequenceTagger<B> {
-        model.exported()
-    }
-
-    fn with_precision(
-        model: SequenceTagger<B::InnerBackend>,
-        precision: Precision,
-    ) -> SequenceTagger<B::InnerBackend> {
-        model.with_precision(precision)
+    ) -> TokenClassificationHead<B> {
+        TokenClassificationHeadConfig::new(backbone.shape().hidden_size, task.labels.len())
+            .with_crf(task.options.crf)
+            .init(device)
     }
 
     fn evaluate(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
         _split: &Vec<TaggedRow>,
         batches: &[TaggingBatch],
     ) -> Evaluation {
-        model.evaluate(batches, self.labels.names())
+        model.evaluate(batches, task.labels.names())
     }
 
     fn predict(
-        &self,
-        model: &InferenceModel<B, Self>,
+        task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
     ) -> Result<Vec<Value>> {
-        let sentences = Self::read_words(input)?;
-        let tokenizer = self.folder.tokenizer(input)?;
-        let outside = self.labels.index_of("O").unwrap_or(0);
+        let sentences = read_words(input)?;
+        let tokenizer = task.folder.tokenizer(input)?;
+        let outside = task.labels.index_of("O").unwrap_or(0);
         let mut rows = Vec::with_capacity(sentences.len());
         for tokens in &sentences {
             rows.push(TaggedRow::new(tokenizer.encode_words(tokens)?, vec![outside; tokens.len()]));
         }
         let items: Vec<usize> = (0..rows.len()).collect();
-        let batches = TaggingBatch::chunk(&rows, &items, batch_size, self.folder.pad_id());
+        let batches = TaggingBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
         let mut lines = Vec::with_capacity(rows.len());
         let mut sentence = 0;
         for batch in &batches {
@@ -394,7 +354,7 @@ impl<B: AutodiffBackend> Task<B> for Tagging {
                     .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
                     .collect();
                 let tags: Vec<&str> =
-                    tags.iter().map(|&t| self.labels.name(t).unwrap_or("O")).collect();
+                    tags.iter().map(|&t| task.labels.name(t).unwrap_or("O")).collect();
                 lines.push(json!({"tokens": tokens, "tags": tags, "logits": logits}));
                 sentence += 1;
             }
@@ -402,24 +362,16 @@ impl<B: AutodiffBackend> Task<B> for Tagging {
         Ok(lines)
     }
 
-    fn from_peft(
-        self,
-        adapter: &PeftAdapter,
-        saved: BTreeMap<String, TensorData>,
-        backbone: NlpBackbone<B>,
-        delta: DeltaSet<B>,
+    fn peft_head(
+        weights: &PeftHead,
+        names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
         device: &B::Device,
-    ) -> Result<(Self, SequenceTagger<B>)> {
-        let loaded = self.folder.loaded();
-        let head = PeftHead::of(saved, &adapter.source, loaded);
-        let n = head.outputs("classifier.weight")?;
+    ) -> Result<(TokenClassificationHead<B>, LabelSet)> {
+        let n = weights.outputs("classifier.weight")?;
         let hidden = backbone.shape().hidden_size;
-        let tagger = head.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
-        let labels = LabelSet::new(loaded.label_names(n));
-        let options =
-            TaggingOptions { max_length: peft_max_length(&backbone, adapter), crf: false };
-        let folder = self.folder.with_max_length(options.max_length)?;
-        Ok((Self { folder, options, labels }, TaskModel::new(backbone, delta, tagger)))
+        let head = weights.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
+        Ok((head, LabelSet::new(names.label_names(n))))
     }
 }
 

@@ -1,15 +1,32 @@
-//! What every text task shares: the model folder, its tokenizer (when the folder has a
-//! `tokenizer.json`; pre-tokenized inputs need none), the encoder it loads, and the reading of
-//! options and labels back from checkpoint metadata.
+//! What every text task shares, written once: [`TextTask`] is the model folder (its tokenizer,
+//! when the folder has a `tokenizer.json`; pre-tokenized inputs need none), the task's options
+//! and its labels, and implements pet-core's [`Task`] for every [`TextKind`]: loading the
+//! encoder, the task model, checkpoint metadata, precision, export and PEFT heads. A text task
+//! ([`Classification`](super::Classification), ...) is one `TextKind` implementation: its data,
+//! head, evaluation and predictions.
 
+use std::collections::BTreeMap;
+use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 
-use burn::tensor::backend::Backend;
+use burn::module::AutodiffModule;
+use burn::tensor::TensorData;
+use burn::tensor::backend::{AutodiffBackend, Backend};
+use pet_core::delta::set::DeltaSet;
+use pet_core::peft::PeftAdapter;
+use pet_core::precision::Precision;
+use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
+use pet_core::train::{Evaluation, TrainTask};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
+use serde_json::Value;
 
 use crate::backbone::NlpBackbone;
 use crate::data::LabelSet;
 use crate::error::{NlpError, Result};
 use crate::folder::{EncoderFolder, load_encoder};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, peft_max_length};
 use crate::tokenize::TextTokenizer;
 
 /// A model folder and its tokenizer, truncating to the task's `max_length`.
@@ -117,4 +134,253 @@ pub fn metadata_of<O: serde::Serialize>(
         map.insert("labels".into(), serde_json::json!(labels));
     }
     map
+}
+
+/// What the options of every text task hold.
+pub trait TextOptions: Serialize + DeserializeOwned + Clone + Debug + Default {
+    /// Tokens per input, special tokens included.
+    fn max_length(&self) -> usize;
+
+    /// The options of a model read from a PEFT adapter: the defaults with `max_length`.
+    fn for_peft(max_length: usize) -> Self;
+}
+
+/// A text task of kind `K`: the model folder, the options and the labels.
+#[derive(Clone, Debug)]
+pub struct TextTask<K: TextKind> {
+    /// The model folder and its tokenizer.
+    pub folder: TextFolder,
+    /// The job options.
+    pub options: K::Options,
+    /// Class or tag names, in index order (empty for a task without labels).
+    pub labels: LabelSet,
+}
+
+impl<K: TextKind> TextTask<K> {
+    /// The class or tag names, in index order.
+    pub fn labels(&self) -> &LabelSet {
+        &self.labels
+    }
+}
+
+/// One text task: its name and options.
+pub trait TextKind: Clone + Debug + 'static {
+    /// The task's name in job files and checkpoints.
+    const NAME: &'static str;
+    /// The PEFT `task_type` of its adapters.
+    const PEFT_TASK_TYPE: &'static str;
+    /// Whether the task has labels (classes, tags) that checkpoints record.
+    const LABELLED: bool;
+    /// The task's job options.
+    type Options: TextOptions;
+}
+
+/// The inference model of text task `K` on `B`'s inner backend.
+pub type TextInference<B, K> = TaskModel<
+    <B as AutodiffBackend>::InnerBackend,
+    <<K as TextKindOn<B>>::Head as AutodiffModule<B>>::InnerModule,
+>;
+
+/// What one text task adds on backend `B`: its data, head, evaluation and predictions.
+pub trait TextKindOn<B: AutodiffBackend>: TextKind {
+    /// One data split, tokenized.
+    type Split;
+    /// One batch.
+    type Batch;
+    /// The task head.
+    type Head: AutodiffModule<B>;
+
+    /// Reads the split at `path`, at most `limit` rows; role `Train` sets `task`'s labels.
+    ///
+    /// # Errors
+    /// When the file cannot be read or tokenized, or a label is unknown.
+    fn read_split(
+        task: &mut TextTask<Self>,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<Self::Split>;
+
+    /// Number of items (rows, windows) of a split.
+    fn split_len(split: &Self::Split) -> usize;
+
+    /// The items training draws from a split (all of them by default).
+    fn training_items(split: &Self::Split) -> Vec<usize> {
+        (0..Self::split_len(split)).collect()
+    }
+
+    /// The items `items` of `split` in batches of `size`.
+    fn batches(
+        task: &TextTask<Self>,
+        split: &Self::Split,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<Self::Batch>;
+
+    /// A new head for `backbone`.
+    fn head(task: &TextTask<Self>, backbone: &NlpBackbone<B>, device: &B::Device) -> Self::Head;
+
+    /// Scores `model` on `split`.
+    fn evaluate(
+        task: &TextTask<Self>,
+        model: &TextInference<B, Self>,
+        split: &Self::Split,
+        batches: &[Self::Batch],
+    ) -> Evaluation;
+
+    /// One JSON value per prediction for the input file at `input`.
+    ///
+    /// # Errors
+    /// When the input cannot be read or tokenized.
+    fn predict(
+        task: &TextTask<Self>,
+        model: &TextInference<B, Self>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>>;
+
+    /// The head of a PEFT adapter from `weights`, with the labels it predicts.
+    ///
+    /// # Errors
+    /// When the weights hold no head of this task, or it does not fit.
+    fn peft_head(
+        weights: &PeftHead,
+        names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> Result<(Self::Head, LabelSet)>;
+
+    /// Whether a model read from `adapter` sees token type ids (yes by default).
+    ///
+    /// # Errors
+    /// When the adapter's method cannot be read.
+    fn peft_token_types(adapter: &PeftAdapter) -> Result<bool> {
+        let _ = adapter;
+        Ok(true)
+    }
+}
+
+impl<K: TextKind> TaskKind for TextTask<K> {
+    const NAME: &'static str = K::NAME;
+    const PEFT_TASK_TYPE: Option<&'static str> = Some(K::PEFT_TASK_TYPE);
+    type Options = K::Options;
+}
+
+impl<B: AutodiffBackend, K: TextKindOn<B>> Task<B> for TextTask<K>
+where
+    TaskModel<B, K::Head>: TrainTask<B, Batch = K::Batch, InnerModule = TextInference<B, K>>,
+{
+    type Error = NlpError;
+    type Backbone = NlpBackbone<B>;
+    type Split = K::Split;
+    type Batch = K::Batch;
+    type Model = TaskModel<B, K::Head>;
+
+    fn new(folder: &Path, options: K::Options) -> Result<Self> {
+        let folder = TextFolder::open(folder, options.max_length())?;
+        Ok(Self { folder, options, labels: LabelSet::default() })
+    }
+
+    fn options(&self) -> &K::Options {
+        &self.options
+    }
+
+    fn from_metadata(folder: &Path, metadata: &Value, source: &Path) -> Result<Self> {
+        let options: K::Options = options_from_metadata(metadata, source)?;
+        let labels = match K::LABELLED {
+            true => labels_from_metadata(metadata, source)?,
+            false => LabelSet::default(),
+        };
+        Ok(Self { folder: TextFolder::open(folder, options.max_length())?, options, labels })
+    }
+
+    fn metadata(&self) -> serde_json::Map<String, Value> {
+        metadata_of(&self.options, K::LABELLED.then_some(&self.labels))
+    }
+
+    fn num_labels(&self) -> usize {
+        self.labels.len()
+    }
+
+    fn read_split(
+        &mut self,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<K::Split> {
+        K::read_split(self, path, role, limit)
+    }
+
+    fn split_len(split: &K::Split) -> usize {
+        K::split_len(split)
+    }
+
+    fn training_items(split: &K::Split) -> Vec<usize> {
+        K::training_items(split)
+    }
+
+    fn batches(&self, split: &K::Split, items: &[usize], size: usize) -> Vec<K::Batch> {
+        K::batches(self, split, items, size)
+    }
+
+    fn load_backbone(&mut self, device: &B::Device) -> Result<NlpBackbone<B>> {
+        self.folder.load_backbone(device)
+    }
+
+    fn assemble(
+        &self,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> TaskModel<B, K::Head> {
+        let head = K::head(self, &backbone, device);
+        TaskModel::new(backbone, delta, head)
+    }
+
+    fn export(model: TaskModel<B, K::Head>) -> TaskModel<B, K::Head> {
+        model.exported()
+    }
+
+    fn with_precision(
+        model: InferenceModel<B, Self>,
+        precision: Precision,
+    ) -> InferenceModel<B, Self> {
+        model.with_precision(precision)
+    }
+
+    fn evaluate(
+        &self,
+        model: &InferenceModel<B, Self>,
+        split: &K::Split,
+        batches: &[K::Batch],
+    ) -> Evaluation {
+        K::evaluate(self, model, split, batches)
+    }
+
+    fn predict(
+        &self,
+        model: &InferenceModel<B, Self>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        K::predict(self, model, input, batch_size)
+    }
+
+    fn restore_peft(
+        self,
+        adapter: &PeftAdapter,
+        saved: BTreeMap<String, TensorData>,
+        backbone: NlpBackbone<B>,
+        delta: DeltaSet<B>,
+        device: &B::Device,
+    ) -> Result<(Self, TaskModel<B, K::Head>)> {
+        let loaded = self.folder.loaded();
+        let weights = PeftHead::of(saved, &adapter.source, loaded);
+        let (head, labels) = K::peft_head(&weights, loaded, &backbone, device)?;
+        let options = K::Options::for_peft(peft_max_length(&backbone, adapter));
+        let folder = self.folder.with_max_length(options.max_length())?;
+        let mut model = TaskModel::new(backbone, delta, head);
+        model.token_types = K::peft_token_types(adapter)?;
+        Ok((Self { folder, options, labels }, model))
+    }
 }
