@@ -746,3 +746,24 @@ impl FusedOp<4> for FusedAttention {
         [keep(dq, wanted[0]), keep(dk, wanted[1]), keep(dv, wanted[2]), d_bias]
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::{Geometry, batch_sum};
+
+    #[test]
+    fn a_causal_query_sees_the_keys_up_to_its_shifted_diagonal() {
+        // Three queries over five keys (two before the queries' own): keys 0..=2, 0..=3, 0..=4.
+        let g = Geometry { queries: 3, keys: 5, hidden: 4, head_dim: 2 };
+        let causal: Vec<usize> = (0..3).map(|i| g.visible(i, true)).collect();
+        assert_eq!(causal, [3, 4, 5]);
+        assert!((0..3).all(|i| g.visible(i, false) == 5));
+    }
+
+    #[test]
+    fn batch_sum_adds_the_rows_of_the_first_dimension() {
+        // [3, 4]: rows 0..4, 4..8, 8..12.
+        let values: Vec<f32> = (0..12).map(|x| x as f32).collect();
+        assert_eq!(batch_sum(&values, 3), [12.0, 15.0, 18.0, 21.0]);
+    }
+}
