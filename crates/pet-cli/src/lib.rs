@@ -5,6 +5,7 @@ pub mod assets;
 pub mod bench;
 pub mod device;
 pub mod encode;
+pub mod export;
 pub mod inspect;
 pub mod predict;
 pub mod prepare;

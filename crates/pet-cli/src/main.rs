@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use pet_cli::bench::{BenchArgs, BenchJob};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
+use pet_cli::export::ExportJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob, manifests_dir};
 use pet_core::precision::Precision;
@@ -94,6 +95,25 @@ enum Command {
         /// Truncation of tokenized texts.
         #[arg(long, default_value_t = 512)]
         max_length: usize,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
+    /// Write a pet delta checkpoint (LoRA, prefix or prompt tuning) with its head as a PEFT
+    /// adapter folder.
+    Export {
+        /// Model folder or asset name the delta was trained on.
+        #[arg(long)]
+        model: String,
+        /// A pet delta checkpoint.
+        #[arg(long)]
+        delta: PathBuf,
+        /// Output format: `peft`.
+        #[arg(long, default_value = "peft")]
+        format: String,
+        /// Output folder.
+        #[arg(long)]
+        output: PathBuf,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -267,6 +287,11 @@ fn main() -> Result<()> {
                 EncodeJob { model, input, output: output.clone(), delta, max_length },
             )?;
             println!("encoded {n} rows into {}", output.display());
+        }
+        Command::Export { model, delta, format, output, device } => {
+            let job = ExportJob { model, delta, format, output: output.clone() };
+            let peft_type = run_on(device, job)?;
+            println!("wrote a PEFT {peft_type} adapter to {}", output.display());
         }
         Command::Fetch { name } => {
             let folder = pet_cli::assets::fetch(&name, &manifests_dir())?;

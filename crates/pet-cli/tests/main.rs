@@ -3,6 +3,7 @@
 mod bench;
 mod deberta;
 mod device_smoke;
+mod export;
 mod fixtures;
 mod inspect;
 mod predict_encode;

@@ -6,8 +6,10 @@ use std::path::Path;
 
 use burn::tensor::backend::AutodiffBackend;
 use pet_core::PetError;
+use pet_core::checkpoint::DeltaCheckpoint;
+use pet_core::delta::set::DeltaSpec;
 use pet_core::precision::Precision;
-use pet_core::task::restore::{Restored, TaskName, restore_task, task_of};
+use pet_core::task::restore::{Restored, TaskName, method_field, restore_task, task_of};
 use pet_core::task::train::{RunSummary, TrainPlan, TrainStart, train_task};
 use pet_core::task::{SplitRole, Task};
 use serde_json::Value;
@@ -170,4 +172,47 @@ pub fn infer<B: AutodiffBackend>(
     infer: Infer<'_>,
 ) -> Result<Inferred, TaskError> {
     restore::<B, _>(folder, delta, device, infer)?
+}
+
+/// Writes a restored model as a PEFT adapter folder.
+struct Export<'a> {
+    spec: DeltaSpec,
+    method: String,
+    output: &'a Path,
+}
+
+impl<B: AutodiffBackend> ModelVisitor<B> for Export<'_> {
+    type Output = Result<&'static str, TaskError>;
+
+    fn visit<T: Task<B>>(self, restored: Restored<B, T>) -> Self::Output {
+        let adapter = restored
+            .task
+            .export_peft(&restored.model, &self.spec, &self.method)
+            .map_err(TaskError::task)?;
+        adapter.write(self.output)?;
+        Ok(adapter.peft_type()?.as_str())
+    }
+}
+
+/// Writes the model of the model folder `folder` and the pet checkpoint `delta` as a PEFT
+/// adapter folder `output` (`adapter_config.json`, `adapter_model.safetensors`, the head among
+/// the saved modules); returns the PEFT type written.
+///
+/// # Errors
+/// When `delta` is not a pet checkpoint, its method has no PEFT form (refused by name), or the
+/// folder cannot be written.
+pub fn export_peft<B: AutodiffBackend>(
+    folder: &Path,
+    delta: &Path,
+    device: &B::Device,
+    output: &Path,
+) -> Result<&'static str, TaskError> {
+    if delta.is_dir() {
+        let reason = "is a PEFT adapter folder already; export reads pet checkpoints";
+        return Err(PetError::format(delta, reason).into());
+    }
+    let checkpoint = DeltaCheckpoint::load(delta)?;
+    let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
+    let method: String = method_field(&checkpoint, "method")?;
+    restore::<B, _>(folder, delta, device, Export { spec, method, output })?
 }

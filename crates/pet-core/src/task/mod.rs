@@ -12,6 +12,7 @@
 //! Nothing in the trait assumes a text encoder: the backbone, the data rows, the batches and the
 //! model are the task's associated types.
 
+pub mod export;
 pub mod restore;
 pub mod train;
 
@@ -27,7 +28,7 @@ use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 use crate::backbone::Backbone;
-use crate::delta::set::DeltaSet;
+use crate::delta::set::{DeltaSet, DeltaSpec};
 use crate::error::PetError;
 use crate::peft::PeftAdapter;
 use crate::precision::Precision;
@@ -181,11 +182,34 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
         let _ = (saved, backbone, delta, device);
         Err(PetError::format(
             adapter.source.join(crate::peft::CONFIG_FILE),
-            format!("task `{}` reads no PEFT adapter", Self::NAME),
+            format!("task `{}` {NO_PEFT_EXPORT}", Self::NAME),
+        )
+        .into())
+    }
+
+    /// `model` (its deltas built from `spec`, trained as method `method`) as a PEFT adapter of
+    /// the task's `task_type`, its head among the adapter's saved modules (`modules_to_save`),
+    /// keyed as the transformers task model names it.
+    ///
+    /// # Errors
+    /// When PEFT cannot hold the method or the head; the default refuses.
+    fn export_peft(
+        &self,
+        model: &InferenceModel<B, Self>,
+        spec: &DeltaSpec,
+        method: &str,
+    ) -> Result<PeftAdapter, Self::Error> {
+        let _ = (model, spec);
+        Err(PetError::config(
+            "method",
+            format!("`{method}`: task `{}` {NO_PEFT_EXPORT}", Self::NAME),
         )
         .into())
     }
 }
+
+/// Restored models of a task written as PEFT adapters: see [`Task::export_peft`].
+pub const NO_PEFT_EXPORT: &str = "reads and writes no PEFT adapter";
 
 /// The options of `O` among the keys of a checkpoint's `method` metadata: keys `O` does not
 /// know (the task name, the delta, other tasks' options of older checkpoints) are passed over,

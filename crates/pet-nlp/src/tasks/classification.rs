@@ -7,6 +7,7 @@
 //! `attention_mask`, `token_type_ids`, and `label`). A prediction line is
 //! `{"logits": [classes], "label"}`.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -23,12 +24,12 @@ use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
 use crate::data::{LabelSet, read_classification};
 use crate::error::{NlpError, Result};
-use crate::folder::EncoderFolder;
+use crate::folder::{DEBERTA_V2, EncoderFolder};
 use crate::heads::ClassificationHead;
 use crate::heads::classification::from_hf_head_keys;
 use crate::input::{is_pretokenized, read_json_lines};
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::PeftHead;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
@@ -281,5 +282,32 @@ impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
         let n = weights.outputs("classifier.weight")?;
         let head = weights.load(backbone.classification_head(n, dense).init(device))?;
         Ok((head, LabelSet::new(names.label_names(n))))
+    }
+
+    /// BERT's `classifier`; RoBERTa's `classifier.dense` + `classifier.out_proj`; DeBERTa's
+    /// `pooler.dense` + `classifier` (the ContextPooler saved as module `pooler`).
+    fn peft_saved_head(
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        let weights = hf_head_weights(&model.head)?;
+        let deberta = task.folder.loaded().model_type == DEBERTA_V2;
+        let dense = model.head.dense.is_some();
+        let (dense_to, classifier_to, modules) = match (dense, deberta) {
+            (true, true) => ("pooler.dense.", "classifier.", vec!["classifier", "pooler"]),
+            (true, false) => ("classifier.dense.", "classifier.out_proj.", vec!["classifier"]),
+            (false, _) => ("dense.", "classifier.", vec!["classifier"]),
+        };
+        let renamed = weights
+            .into_iter()
+            .map(|(key, data)| {
+                match (key.strip_prefix("dense."), key.strip_prefix("classifier.")) {
+                    (Some(rest), _) => (format!("{dense_to}{rest}"), data),
+                    (_, Some(rest)) => (format!("{classifier_to}{rest}"), data),
+                    _ => (key, data),
+                }
+            })
+            .collect();
+        Ok((modules, renamed))
     }
 }

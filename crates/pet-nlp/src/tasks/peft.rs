@@ -12,7 +12,8 @@ use std::path::Path;
 use burn::module::Module;
 use burn::tensor::TensorData;
 use burn::tensor::backend::Backend;
-use pet_core::blocks::hf_keys::load_hf_state;
+use pet_core::blocks::hf_keys::{is_linear_weight, load_hf_state, to_hf, transpose};
+use pet_core::params::read_params;
 use pet_core::peft::PeftAdapter;
 use pet_core::task::restore::peft_virtual_tokens;
 
@@ -74,4 +75,20 @@ impl PeftHead {
 /// capped at 512.
 pub fn peft_max_length<B: Backend>(backbone: &NlpBackbone<B>, adapter: &PeftAdapter) -> usize {
     backbone.max_positions().saturating_sub(peft_virtual_tokens(adapter)).min(512)
+}
+
+/// `head`'s parameters as a Hugging Face state dict: keys renamed, linear weights `[out, in]`.
+///
+/// # Errors
+/// When a weight cannot be transposed.
+pub fn hf_head_weights<B: Backend, M: Module<B>>(head: &M) -> Result<BTreeMap<String, TensorData>> {
+    let mut weights = BTreeMap::new();
+    for (path, data) in read_params::<B, M>(head, &|_| true) {
+        let data = match is_linear_weight(&path, data.shape.len()) {
+            true => transpose(&data)?,
+            false => data,
+        };
+        weights.insert(to_hf(&path), data);
+    }
+    Ok(weights)
 }

@@ -5,6 +5,7 @@
 //! `run_qa.py` (`prepare_train_features`, `postprocess_qa_predictions`). Unanswerable questions
 //! (SQuAD v2) are not modelled: they are skipped when training and answered with a span.
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -26,7 +27,7 @@ use crate::error::Result;
 use crate::folder::EncoderFolder;
 use crate::heads::qa::{QaHead, QaHeadConfig};
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::PeftHead;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::{TextTokenizer, Window};
 
@@ -398,6 +399,13 @@ impl<B: AutodiffBackend> TextKindOn<B> for QaKind {
     ) -> Result<(QaHead<B>, LabelSet)> {
         let head = weights.load(QaHeadConfig::new(backbone.shape().hidden_size).init(device))?;
         Ok((head, LabelSet::default()))
+    }
+
+    fn peft_saved_head(
+        _task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        Ok((vec!["qa_outputs"], hf_head_weights(&model.head)?))
     }
 
     /// PEFT 0.17's `QUESTION_ANS` prompt learning forwards no token type ids: only LoRA sees

@@ -6,6 +6,7 @@
 //! `{"tokens", "tags", "logits": [words, tags]}`, logits read at each word's first sub-word
 //! (truncated words get the `O` tag and no logits row).
 
+use std::collections::BTreeMap;
 use std::path::Path;
 
 use burn::module::AutodiffModule;
@@ -26,7 +27,7 @@ use crate::folder::EncoderFolder;
 use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
 use crate::input::read_json_lines;
 use crate::tasks::model::TaskModel;
-use crate::tasks::peft::PeftHead;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
@@ -372,6 +373,19 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         let hidden = backbone.shape().hidden_size;
         let head = weights.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
         Ok((head, LabelSet::new(names.label_names(n))))
+    }
+
+    /// `classifier`; a CRF has no transformers form and is refused.
+    fn peft_saved_head(
+        _task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        if model.head.crf.is_some() {
+            let reason = "a CRF head cannot be written as a PEFT adapter (transformers' token \
+                          classification has no CRF)";
+            return Err(pet_core::PetError::config("crf", reason).into());
+        }
+        Ok((vec!["classifier"], hf_head_weights(&model.head)?))
     }
 }
 

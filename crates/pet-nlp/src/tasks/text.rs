@@ -12,9 +12,11 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::TensorData;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use pet_core::delta::set::DeltaSet;
+use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::PeftAdapter;
+use pet_core::peft::PeftType;
 use pet_core::precision::Precision;
+use pet_core::task::export::peft_adapter;
 use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
 use pet_core::train::{Evaluation, TrainTask};
 use serde::Serialize;
@@ -250,6 +252,16 @@ pub trait TextKindOn<B: AutodiffBackend>: TextKind {
         device: &B::Device,
     ) -> Result<(Self::Head, LabelSet)>;
 
+    /// The head of `model` keyed as the transformers task model names it, and the
+    /// `modules_to_save` that hold it, for a PEFT adapter.
+    ///
+    /// # Errors
+    /// When the head has no transformers form.
+    fn peft_saved_head(
+        task: &TextTask<Self>,
+        model: &TextInference<B, Self>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)>;
+
     /// Whether a model read from `adapter` sees token type ids (yes by default).
     ///
     /// # Errors
@@ -382,5 +394,24 @@ where
         let mut model = TaskModel::new(backbone, delta, head);
         model.token_types = K::peft_token_types(adapter)?;
         Ok((Self { folder, options, labels }, model))
+    }
+
+    fn export_peft(
+        &self,
+        model: &InferenceModel<B, Self>,
+        spec: &DeltaSpec,
+        method: &str,
+    ) -> Result<PeftAdapter> {
+        let model_prefix = format!("{}.", self.folder.loaded().hf_base_model());
+        let mut adapter = peft_adapter(method, spec, &model.delta, &model.backbone, &model_prefix)?;
+        let (modules, head) = K::peft_saved_head(self, model)?;
+        let head_prefix = match adapter.peft_type()? {
+            PeftType::Lora => "base_model.model.",
+            _ => "base_model.",
+        };
+        adapter.tensors.extend(head.into_iter().map(|(k, v)| (format!("{head_prefix}{k}"), v)));
+        adapter.config.insert("task_type".into(), K::PEFT_TASK_TYPE.into());
+        adapter.config.insert("modules_to_save".into(), modules.into());
+        Ok(adapter)
     }
 }
