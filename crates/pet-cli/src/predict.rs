@@ -6,7 +6,7 @@
 //! | task | `predict` input line | `predict` output line | `eval` input | `eval` metrics |
 //! |---|---|---|---|---|
 //! | classification | `{"text", "text_pair"}` (or CSV/TSV), or `{"input_ids", "attention_mask", "token_type_ids"}` | `{"logits": [classes], "label"}` | the same with `label` | accuracy, macro-F1, MCC |
-//! | tagging | `{"tokens": [...]}` or `{"text"}` split on whitespace | `{"tokens", "tags", "logits": [tokens, classes]}` | CoNLL `token tag` | seqeval F1, precision, recall |
+//! | tagging | `{"tokens": [...]}` or `{"text"}` split on whitespace, or `{"input_ids", "word_ids", ...}` | `{"tokens", "tags", "logits": [tokens, classes]}` (no `tokens` for ids) | CoNLL `token tag`, or ids lines with `tags` | seqeval F1, precision, recall |
 //! | qa | SQuAD JSON | `{"id", "answer"}` | SQuAD JSON | exact match, F1 |
 //!
 //! Tagging logits are read at each word's first sub-word; words cut off by truncation get the

@@ -1,8 +1,8 @@
 //! `pet predict` and `pet eval` on pre-tokenized lines (`input_ids`, `attention_mask`,
-//! `token_type_ids`) over a model folder without `tokenizer.json`: the SEQ_CLS PEFT adapter of
-//! the tiny BERT fixture gives the same logits and labels as on the text lines through the
-//! tokenizer, padded lines included; text lines over such a folder are refused with an error
-//! that names the folder and the input file.
+//! `token_type_ids`, and `word_ids` for tagging) over a model folder without `tokenizer.json`:
+//! the SEQ_CLS and TOKEN_CLS PEFT adapters of the tiny BERT fixture give the same logits, labels
+//! and scores as the text lines through the tokenizer, padded lines included; text lines over
+//! such a folder are refused with an error that names the folder and the input file.
 
 use std::path::{Path, PathBuf};
 
@@ -71,9 +71,13 @@ fn ids_file(dir: &Path, pad_to: usize, labels: &[Option<String>]) -> PathBuf {
 }
 
 fn job(model: &Path, input: &Path, output: Option<PathBuf>) -> PredictJob {
+    job_with(model, "bert_peft_seq_cls", input, output)
+}
+
+fn job_with(model: &Path, adapter: &str, input: &Path, output: Option<PathBuf>) -> PredictJob {
     PredictJob {
         model: model.display().to_string(),
-        delta: fixtures("bert_peft_seq_cls"),
+        delta: fixtures(adapter),
         input: input.to_path_buf(),
         output,
         precision: Precision::F32,
@@ -140,4 +144,60 @@ fn text_over_a_folder_without_a_tokenizer_names_the_folder_and_the_input() {
         assert!(err.contains(&input.display().to_string()), "{err}");
         assert!(err.contains("tokenizer.json") && err.contains("input_ids"), "{err}");
     }
+}
+
+fn scored(job: PredictJob) -> std::collections::BTreeMap<String, f64> {
+    match run_on(DeviceSpec::Cpu, job).expect("eval") {
+        PredictOutcome::Scored(metrics) => metrics,
+        PredictOutcome::Written(_) => panic!("eval scores"),
+    }
+}
+
+#[test]
+fn pre_tokenized_lines_with_word_ids_tag_and_score_like_words() {
+    let dir = TempDir::new("pretokenized-tags");
+    let d = dir.path();
+    let adapter = "bert_peft_token_cls";
+    let words_file = fixtures(adapter).join("inputs.jsonl");
+    let from_words =
+        predictions(job_with(&fixtures("bert"), adapter, &words_file, Some(d.join("w.jsonl"))));
+    let tokenizer =
+        TextTokenizer::from_file(&fixtures("bert").join("tokenizer.json"), 64).expect("tokenizer");
+    // Each sentence as ids with word ids and its predicted tags, right-padded by two tokens.
+    let (mut ids_lines, mut conll) = (String::new(), String::new());
+    for line in &from_words {
+        let words: Vec<String> = serde_json::from_value(line["tokens"].clone()).expect("tokens");
+        let tags: Vec<String> = serde_json::from_value(line["tags"].clone()).expect("tags");
+        let encoded = tokenizer.encode_words(&words).expect("encode");
+        let pad = |v: &[u32]| [v, &[0, 0][..]].concat();
+        let word_ids: Vec<Value> =
+            encoded.word_ids.iter().map(|w| json!(w)).chain([Value::Null, Value::Null]).collect();
+        let mask: Vec<u32> = encoded.input_ids.iter().map(|_| 1).chain([0, 0]).collect();
+        let ids = json!({
+            "input_ids": pad(&encoded.input_ids), "attention_mask": mask,
+            "token_type_ids": pad(&encoded.token_type_ids), "word_ids": word_ids, "tags": tags,
+        });
+        ids_lines.push_str(&format!("{ids}\n"));
+        for (word, tag) in words.iter().zip(&tags) {
+            conll.push_str(&format!("{word}\t{tag}\n"));
+        }
+        conll.push('\n');
+    }
+    let (ids_file, conll_file) = (d.join("ids.jsonl"), d.join("gold.conll"));
+    std::fs::write(&ids_file, ids_lines).expect("ids");
+    std::fs::write(&conll_file, conll).expect("conll");
+    let bare = folder_without_tokenizer(d);
+    let from_ids = predictions(job_with(&bare, adapter, &ids_file, Some(d.join("i.jsonl"))));
+    assert_eq!(from_ids.len(), from_words.len());
+    for (ids, words) in from_ids.iter().zip(&from_words) {
+        assert_eq!(ids["tags"], words["tags"]);
+        assert_eq!(
+            ids["logits"].as_array().map(Vec::len),
+            words["logits"].as_array().map(Vec::len)
+        );
+    }
+    let on_ids = scored(job_with(&bare, adapter, &ids_file, None));
+    let on_words = scored(job_with(&fixtures("bert"), adapter, &conll_file, None));
+    assert_eq!(on_ids, on_words);
+    assert!(on_ids.contains_key("f1"), "{on_ids:?}");
 }

@@ -1,7 +1,8 @@
 //! JSON-lines inputs of `pet predict`, `pet eval` and `pet encode`: one JSON object per line,
 //! holding either text for the model's tokenizer (`text`, `text_pair`, `tokens`) or
 //! pre-tokenized ids as transformers' tokenizers return them (`input_ids`, optional
-//! `attention_mask` and `token_type_ids`), so that a model folder without `tokenizer.json` runs.
+//! `attention_mask`, `token_type_ids` and, for word-level tasks, `word_ids`: the word of each
+//! token, `null` for special tokens), so that a model folder without `tokenizer.json` runs.
 
 use std::path::Path;
 
@@ -23,7 +24,8 @@ pub struct JsonLine {
 /// Pre-tokenized ids of one line.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct TokenIds {
-    /// Ids and types (all 0 when the line has no `token_type_ids`); no offsets or word ids.
+    /// Ids, types (all 0 when the line has no `token_type_ids`) and the line's `word_ids`
+    /// (all `None` without them); no offsets.
     pub encoded: Encoded,
     /// The line's `attention_mask`, when it has one.
     pub attention_mask: Option<Vec<u32>>,
@@ -83,6 +85,20 @@ impl JsonLine {
             })
     }
 
+    /// The line's `word_ids` (non-negative integers or `null`), if it has them.
+    fn word_ids(&self, path: &Path) -> Result<Option<Vec<Option<u32>>>> {
+        let Some(items) = self.value.get("word_ids") else { return Ok(None) };
+        let word = |v: &Value| match v {
+            Value::Null => Some(None),
+            other => other.as_u64().map(|w| Some(w as u32)),
+        };
+        items
+            .as_array()
+            .and_then(|a| a.iter().map(word).collect::<Option<Vec<_>>>())
+            .map(Some)
+            .ok_or_else(|| self.error(path, "`word_ids` must be a list of word indices or null"))
+    }
+
     /// The line's pre-tokenized ids, or `None` when it has no `input_ids`.
     ///
     /// # Errors
@@ -93,18 +109,15 @@ impl JsonLine {
         let n = input_ids.len();
         let types = self.ids(path, "token_type_ids")?.unwrap_or_else(|| vec![0; n]);
         let mask = self.ids(path, "attention_mask")?;
-        if types.len() != n || mask.as_ref().is_some_and(|m| m.len() != n) {
+        let word_ids = self.word_ids(path)?.unwrap_or_else(|| vec![None; n]);
+        if types.len() != n || mask.as_ref().is_some_and(|m| m.len() != n) || word_ids.len() != n {
             return Err(self.error(
                 path,
-                "`input_ids`, `attention_mask` and `token_type_ids` must have one length",
+                "`input_ids`, `attention_mask`, `token_type_ids` and `word_ids` must have one length",
             ));
         }
-        let encoded = Encoded {
-            input_ids,
-            token_type_ids: types,
-            offsets: vec![(0, 0); n],
-            word_ids: vec![None; n],
-        };
+        let encoded =
+            Encoded { input_ids, token_type_ids: types, offsets: vec![(0, 0); n], word_ids };
         Ok(Some(TokenIds { encoded, attention_mask: mask }))
     }
 }

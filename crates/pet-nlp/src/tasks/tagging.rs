@@ -4,7 +4,9 @@
 //! `pet train`, `pet eval` and `pet predict` run it: CoNLL files (`token tag` lines) to train
 //! and score; prediction lines `{"tokens": [...]}` or `{"text"}` (split on whitespace) give
 //! `{"tokens", "tags", "logits": [words, tags]}`, logits read at each word's first sub-word
-//! (truncated words get the `O` tag and no logits row).
+//! (truncated words get the `O` tag and no logits row). Pre-tokenized JSON lines (`input_ids`
+//! with `word_ids`, optional `attention_mask` and `token_type_ids`; `tags` per word to train or
+//! score) need no tokenizer; their predictions have no `tokens`.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -25,7 +27,7 @@ use crate::data::{LabelSet, read_conll};
 use crate::error::{NlpError, Result};
 use crate::folder::EncoderFolder;
 use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
-use crate::input::read_json_lines;
+use crate::input::{is_pretokenized, read_json_lines};
 use crate::tasks::model::TaskModel;
 use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
@@ -243,6 +245,36 @@ fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
     Ok(sentences)
 }
 
+/// Pre-tokenized sentences: `input_ids` with `word_ids` (and optional `attention_mask`,
+/// `token_type_ids`), and each sentence's word-level `tags` (`None` where a line has none).
+fn read_ids(path: &Path) -> Result<Vec<(Encoded, Option<Vec<String>>)>> {
+    let mut rows = Vec::new();
+    for line in read_json_lines(path)? {
+        let ids = line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+        let encoded = ids.unpadded(path, line.line)?;
+        if encoded.word_ids.iter().all(Option::is_none) {
+            return Err(line.error(path, "tagging needs `word_ids` beside `input_ids`"));
+        }
+        let tags = match line.value.get("tags") {
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| line.error(path, "`tags` must hold strings"))?,
+            ),
+            _ => None,
+        };
+        rows.push((encoded, tags));
+    }
+    Ok(rows)
+}
+
+/// Number of words of a pre-tokenized sentence: one past its largest word index.
+fn word_count(encoded: &Encoded) -> usize {
+    encoded.word_ids.iter().flatten().max().map_or(0, |&w| w as usize + 1)
+}
+
 impl TextKind for TaggingKind {
     const NAME: &'static str = "tagging";
     const PEFT_TASK_TYPE: &'static str = "TOKEN_CLS";
@@ -261,15 +293,27 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         role: SplitRole,
         limit: Option<usize>,
     ) -> Result<Vec<TaggedRow>> {
-        let sentences = read_conll(path, 1)?;
-        let tokenizer = task.folder.tokenizer(path)?;
+        let sentences: Vec<(Option<Encoded>, Vec<String>, Vec<String>)> =
+            match is_pretokenized(path) {
+                true => read_ids(path)?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, (encoded, tags))| {
+                        let tags =
+                            tags.ok_or_else(|| NlpError::example(path, index + 1, "no `tags`"))?;
+                        Ok((Some(encoded), Vec::new(), tags))
+                    })
+                    .collect::<Result<_>>()?,
+                false => {
+                    read_conll(path, 1)?.into_iter().map(|s| (None, s.tokens, s.tags)).collect()
+                }
+            };
         if role == SplitRole::Train {
-            task.labels = LabelSet::new(sentences.iter().flat_map(|s| s.tags.iter().cloned()));
+            task.labels = LabelSet::new(sentences.iter().flat_map(|s| s.2.iter().cloned()));
         }
         let mut rows = Vec::with_capacity(sentences.len());
-        for (index, sentence) in sentences.iter().enumerate() {
-            let tags = sentence
-                .tags
+        for (index, (encoded, words, tags)) in sentences.into_iter().enumerate() {
+            let tags = tags
                 .iter()
                 .map(|t| {
                     task.labels.index_of(t).ok_or_else(|| {
@@ -278,7 +322,11 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
                     })
                 })
                 .collect::<Result<Vec<usize>>>()?;
-            let row = TaggedRow::new(tokenizer.encode_words(&sentence.tokens)?, tags);
+            let encoded = match encoded {
+                Some(encoded) => encoded,
+                None => task.folder.tokenizer(path)?.encode_words(&words)?,
+            };
+            let row = TaggedRow::new(encoded, tags);
             if row.first_subword.is_empty() {
                 let reason = "no word survives truncation to max_length";
                 return Err(NlpError::example(path, index + 1, reason));
@@ -327,13 +375,30 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         input: &Path,
         batch_size: usize,
     ) -> Result<Vec<Value>> {
-        let sentences = read_words(input)?;
-        let tokenizer = task.folder.tokenizer(input)?;
         let outside = task.labels.index_of("O").unwrap_or(0);
-        let mut rows = Vec::with_capacity(sentences.len());
-        for tokens in &sentences {
-            rows.push(TaggedRow::new(tokenizer.encode_words(tokens)?, vec![outside; tokens.len()]));
-        }
+        // Each sentence's words (none for pre-tokenized lines) and word count.
+        let (sentences, encoded): (Vec<(Vec<String>, usize)>, Vec<Encoded>) =
+            match is_pretokenized(input) {
+                true => read_ids(input)?
+                    .into_iter()
+                    .map(|(e, _)| ((Vec::new(), word_count(&e)), e))
+                    .unzip(),
+                false => {
+                    let tokenizer = task.folder.tokenizer(input)?;
+                    let mut out = (Vec::new(), Vec::new());
+                    for tokens in read_words(input)? {
+                        out.1.push(tokenizer.encode_words(&tokens)?);
+                        let n = tokens.len();
+                        out.0.push((tokens, n));
+                    }
+                    out
+                }
+            };
+        let rows: Vec<TaggedRow> = encoded
+            .into_iter()
+            .zip(&sentences)
+            .map(|(e, (_, n))| TaggedRow::new(e, vec![outside; *n]))
+            .collect();
         let items: Vec<usize> = (0..rows.len()).collect();
         let batches = TaggingBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
         let mut lines = Vec::with_capacity(rows.len());
@@ -349,14 +414,18 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
                 .unwrap_or_default();
             let decoded = model.head.decode(emissions, mask, &batch.lengths);
             for (row, (mut tags, &length)) in decoded.into_iter().zip(&batch.lengths).enumerate() {
-                let tokens = &sentences[sentence];
-                tags.resize(tokens.len(), outside);
+                let (tokens, words_in_sentence) = &sentences[sentence];
+                tags.resize(*words_in_sentence, outside);
                 let logits: Vec<&[f32]> = (0..length)
                     .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
                     .collect();
                 let tags: Vec<&str> =
                     tags.iter().map(|&t| task.labels.name(t).unwrap_or("O")).collect();
-                lines.push(json!({"tokens": tokens, "tags": tags, "logits": logits}));
+                let line = match tokens.is_empty() {
+                    true => json!({"tags": tags, "logits": logits}),
+                    false => json!({"tokens": tokens, "tags": tags, "logits": logits}),
+                };
+                lines.push(line);
                 sentence += 1;
             }
         }
