@@ -222,7 +222,7 @@ impl BackendJob for BenchJob {
         let delta = spec.build(&backbone, &device)?;
         let head = backbone.classification_head(CLASSES, false).init(&device);
         let batch = synthetic_batch(&args, backbone.shape().vocab_size.max(1));
-        let model = SequenceClassifier { backbone, delta, head };
+        let model = SequenceClassifier::new(backbone, delta, head);
         let mut logit_error = None;
         let seconds = match args.mode {
             BenchMode::Train => {

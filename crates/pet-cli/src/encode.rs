@@ -8,18 +8,18 @@
 
 use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Result, bail};
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
 use pet_core::Backbone;
 use pet_core::safetensors_io::{TensorFile, write_tensor_file};
+use pet_core::task::restore::restore_deltas;
 use pet_nlp::batch::PaddedBatch;
-use pet_nlp::load_encoder;
+use pet_nlp::input::read_json_lines;
 use pet_nlp::tokenize::{Encoded, TextTokenizer};
-use serde_json::Value;
+use pet_nlp::{NlpError, load_encoder};
 
 use crate::device::BackendJob;
-use crate::restore::restore_deltas;
 use crate::train::resolve_folder;
 
 const BATCH: usize = 32;
@@ -39,53 +39,6 @@ pub struct EncodeJob {
     pub max_length: usize,
 }
 
-fn ids(value: &Value, key: &str) -> Option<Result<Vec<u32>>> {
-    let items = value.get(key)?;
-    Some(
-        items
-            .as_array()
-            .and_then(|a| {
-                a.iter().map(|v| v.as_u64().map(|v| v as u32)).collect::<Option<Vec<_>>>()
-            })
-            .with_context(|| format!("`{key}` must be a list of non-negative integers")),
-    )
-}
-
-/// One input line as tokens and, for pre-tokenized lines, its own attention mask.
-fn parse_line(
-    line: &str,
-    tokenizer: Option<&TextTokenizer>,
-) -> Result<(Encoded, Option<Vec<u32>>)> {
-    let value: Value = serde_json::from_str(line).context("not a JSON object")?;
-    if let Some(input_ids) = ids(&value, "input_ids") {
-        let input_ids = input_ids?;
-        let types =
-            ids(&value, "token_type_ids").transpose()?.unwrap_or_else(|| vec![0; input_ids.len()]);
-        let mask = ids(&value, "attention_mask").transpose()?;
-        if types.len() != input_ids.len()
-            || mask.as_ref().is_some_and(|m| m.len() != input_ids.len())
-        {
-            bail!("`input_ids`, `attention_mask` and `token_type_ids` must have one length");
-        }
-        let n = input_ids.len();
-        return Ok((
-            Encoded {
-                input_ids,
-                token_type_ids: types,
-                offsets: vec![(0, 0); n],
-                word_ids: vec![None; n],
-            },
-            mask,
-        ));
-    }
-    let text =
-        value.get("text").and_then(Value::as_str).context("expected `text` or `input_ids`")?;
-    let pair = value.get("text_pair").and_then(Value::as_str);
-    let tokenizer =
-        tokenizer.context("the model folder has no tokenizer.json to tokenize `text`")?;
-    Ok((tokenizer.encode(text, pair)?, None))
-}
-
 impl BackendJob for EncodeJob {
     type Output = usize;
 
@@ -96,16 +49,20 @@ impl BackendJob for EncodeJob {
             true => Some(TextTokenizer::from_file(&tokenizer_path, self.max_length)?),
             false => None,
         };
-        let text = std::fs::read_to_string(&self.input)
-            .with_context(|| format!("reading {}", self.input.display()))?;
         let mut rows = Vec::new();
-        for (index, line) in text.lines().enumerate() {
-            if line.trim().is_empty() {
+        for line in read_json_lines(&self.input)? {
+            if let Some(ids) = line.token_ids(&self.input)? {
+                rows.push((ids.encoded, ids.attention_mask));
                 continue;
             }
-            let row = parse_line(line, tokenizer.as_ref())
-                .with_context(|| format!("{}:{}", self.input.display(), index + 1))?;
-            rows.push(row);
+            let text = line
+                .text("text")
+                .ok_or_else(|| line.error(&self.input, "expected `text` or `input_ids`"))?;
+            let tokenizer = tokenizer.as_ref().ok_or_else(|| NlpError::NoTokenizer {
+                folder: model_dir.clone(),
+                input: self.input.clone(),
+            })?;
+            rows.push((tokenizer.encode(text, line.text("text_pair"))?, None));
         }
         if rows.is_empty() {
             bail!("{}: no input line", self.input.display());

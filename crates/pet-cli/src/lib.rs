@@ -4,8 +4,8 @@
 pub mod bench;
 pub mod device;
 pub mod encode;
+pub mod export;
 pub mod fetch;
 pub mod inspect;
 pub mod predict;
-pub mod restore;
 pub mod train;

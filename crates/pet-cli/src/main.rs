@@ -9,6 +9,7 @@ use clap::{Parser, Subcommand};
 use pet_cli::bench::{BenchArgs, BenchJob};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
+use pet_cli::export::ExportJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob};
 use pet_core::precision::Precision;
@@ -94,6 +95,25 @@ enum Command {
         /// Truncation of tokenized texts.
         #[arg(long, default_value_t = 512)]
         max_length: usize,
+        /// Device: cpu, wgpu or cuda:N.
+        #[arg(long, default_value = "cpu")]
+        device: DeviceSpec,
+    },
+    /// Write a pet delta checkpoint (LoRA, prefix or prompt tuning) with its head as a PEFT
+    /// adapter folder.
+    Export {
+        /// Model folder or asset name the delta was trained on.
+        #[arg(long)]
+        model: String,
+        /// A pet delta checkpoint.
+        #[arg(long)]
+        delta: PathBuf,
+        /// Output format: `peft`.
+        #[arg(long, default_value = "peft")]
+        format: String,
+        /// Output folder.
+        #[arg(long)]
+        output: PathBuf,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -187,7 +207,8 @@ impl TrainArgs {
             job.batch_size = size;
         }
         if let Some(length) = self.max_length {
-            job.max_length = length;
+            let length = i64::try_from(length).context("--max-length")?;
+            job.options.insert("max_length".into(), toml::Value::Integer(length));
         }
         if self.max_train_examples.is_some() {
             job.max_train_examples = self.max_train_examples;
@@ -195,6 +216,7 @@ impl TrainArgs {
         if let Some(output) = &self.output {
             job.output = output.clone();
         }
+        job.options = job.resolved_options()?;
         job.delta_spec()?;
         Ok(job)
     }
@@ -265,6 +287,11 @@ fn main() -> Result<()> {
                 EncodeJob { model, input, output: output.clone(), delta, max_length },
             )?;
             println!("encoded {n} rows into {}", output.display());
+        }
+        Command::Export { model, delta, format, output, device } => {
+            let job = ExportJob { model, delta, format, output: output.clone() };
+            let peft_type = run_on(device, job)?;
+            println!("wrote a PEFT {peft_type} adapter to {}", output.display());
         }
         Command::Fetch { name } => {
             let folder = pet_cli::fetch::fetch(&name)?;

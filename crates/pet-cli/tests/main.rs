@@ -3,9 +3,11 @@
 mod bench;
 mod deberta;
 mod device_smoke;
+mod export;
 mod fixtures;
 mod inspect;
 mod predict_encode;
 mod predict_peft;
+mod pretokenized;
 mod real_minilm;
 mod train;

@@ -10,16 +10,20 @@ use std::path::{Path, PathBuf};
 use burn::tensor::{Tensor, TensorData};
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::predict::{PredictJob, PredictOutcome};
-use pet_cli::restore::{TaskModel, restore_model};
 use pet_core::precision::Precision;
 use pet_core::safetensors_io::read_tensor_file;
+use pet_core::task::Task;
+use pet_core::task::restore::restore_task;
 use pet_core::testing::TempDir;
 use pet_core::testing::conformance::assert_close;
 use pet_nlp::batch::PaddedBatch;
 use pet_nlp::tasks::qa::QaBatch;
+use pet_nlp::tasks::{Classification, QuestionAnswering};
 use pet_nlp::tokenize::TextTokenizer;
 
 type B = pet_core::testing::TestInner;
+/// The backend restoring runs on; the restored models run on its inner backend `B`.
+type Ad = pet_core::testing::TestBackend;
 
 /// PEFT's logits against ours, relative to the largest reference value.
 const LOGIT_TOLERANCE: f64 = 1e-5;
@@ -117,12 +121,16 @@ fn a_token_cls_prefix_adapter_reproduces_peft_logits_at_first_subwords() {
 #[test]
 fn a_question_ans_prompt_adapter_reproduces_peft_start_and_end_logits() {
     let device = Default::default();
-    let restored =
-        restore_model::<B>(&fixtures("bert"), &fixtures("bert_peft_qa"), &device).expect("restore");
-    let TaskModel::Answerer(model, _, _) = restored.model else { panic!("a QA model") };
-    let tokenizer =
-        TextTokenizer::from_file(&fixtures("bert").join("tokenizer.json"), restored.max_length)
-            .expect("tokenizer");
+    let restored = restore_task::<Ad, QuestionAnswering>(
+        &fixtures("bert"),
+        &fixtures("bert_peft_qa"),
+        &device,
+    )
+    .expect("restore");
+    let max_length = <QuestionAnswering as Task<Ad>>::options(&restored.task).max_length;
+    let model = restored.model;
+    let tokenizer = TextTokenizer::from_file(&fixtures("bert").join("tokenizer.json"), max_length)
+        .expect("tokenizer");
     let text = std::fs::read_to_string(fixtures("bert_peft_qa").join("inputs.jsonl")).expect("in");
     let rows: Vec<_> = text
         .lines()
@@ -161,10 +169,10 @@ fn an_adapter_without_a_task_head_is_refused_by_name() {
 /// expected logits on the inputs of `inputs`.
 fn check_seq_cls(model: &Path, adapter: &Path, inputs: &Path) {
     let device = Default::default();
-    let restored = restore_model::<B>(model, adapter, &device).expect("restore");
-    let TaskModel::Classifier(model) = restored.model else { panic!("a classifier") };
+    let restored = restore_task::<Ad, Classification>(model, adapter, &device).expect("restore");
+    let model = restored.model;
     assert!(model.head.dense.is_some(), "a dense layer on the first position");
-    assert_eq!(restored.labels.len(), 3);
+    assert_eq!(restored.task.labels().len(), 3);
     let inputs = read_tensor_file(inputs).expect("inputs").tensors;
     let [batch, seq] = [inputs["input_ids"].shape[0], inputs["input_ids"].shape[1]];
     let batch = PaddedBatch {
@@ -192,7 +200,7 @@ fn a_deberta_seq_cls_adapter_takes_the_context_pooler_from_the_task_folder() {
     let (model, adapter) = (deberta("v3_seq_cls"), deberta("v3_peft_seq_cls"));
     check_seq_cls(&model, &adapter, &deberta("v3").join("expected.safetensors"));
     // Over a bare encoder the pooler is missing, and the error names it.
-    let err =
-        restore_model::<B>(&deberta("v3"), &adapter, &Default::default()).expect_err("no pooler");
+    let err = restore_task::<Ad, Classification>(&deberta("v3"), &adapter, &Default::default())
+        .expect_err("no pooler");
     assert!(format!("{err:#}").contains("dense.weight"), "{err:#}");
 }

@@ -39,6 +39,7 @@ pub mod report;
 pub mod rng;
 pub mod safetensors_io;
 pub mod seam;
+pub mod task;
 pub mod train;
 pub mod trainability;
 

@@ -145,6 +145,44 @@ pub(crate) fn softmax_row(scores: &[f32], bias: &[f32], scale: f32, out: &mut [f
     }
 }
 
+/// [`softmax_row`] with an additive score bias and a causal limit: `out[j] = softmax(scores *
+/// scale + bias + mask)[j]` over the first `visible` keys, and exactly 0 for the keys after them
+/// (those a causal mask hides). Call inside [`crate::parallel::vectorized`].
+///
+/// `bias` is added before `mask`, as the composed `(scores * scale + bias) + mask` does.
+#[inline(always)]
+pub(crate) fn shaped_softmax_row(
+    scores: &[f32],
+    mask: &[f32],
+    bias: Option<&[f32]>,
+    visible: usize,
+    scale: f32,
+    out: &mut [f32],
+) {
+    let (shown, hidden) = out.split_at_mut(visible);
+    match bias {
+        Some(bias) => {
+            for (((o, &s), &b), &m) in shown.iter_mut().zip(scores).zip(bias).zip(mask) {
+                *o = s * scale + b + m;
+            }
+        }
+        None => {
+            for ((o, &s), &m) in shown.iter_mut().zip(scores).zip(mask) {
+                *o = s * scale + m;
+            }
+        }
+    }
+    let max = max_of(shown);
+    for o in shown.iter_mut() {
+        *o = exp(*o - max);
+    }
+    let inv_sum = 1.0 / sum_of(shown);
+    for o in shown.iter_mut() {
+        *o *= inv_sum;
+    }
+    hidden.fill(0.0);
+}
+
 /// Independent accumulators in the row reductions, so that they vectorize (`f32` addition is
 /// not reassociated by the compiler).
 const LANES: usize = 8;
@@ -189,4 +227,32 @@ pub(crate) fn dot(a: &[f32], b: &[f32]) -> f32 {
     }
     let tail: f32 = a_chunks.remainder().iter().zip(b_chunks.remainder()).map(|(a, b)| a * b).sum();
     tail + acc.iter().sum::<f32>()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{shaped_softmax_row, softmax_row};
+
+    #[test]
+    fn shaped_row_adds_the_bias_and_zeroes_keys_past_the_visible_ones() {
+        // Keys 0 and 1 are visible; a bias of ln 3 on key 0 makes its weight 3 : 1, and key 3's
+        // large score does not count.
+        let scores = [2.0, 2.0, 0.0, 50.0];
+        let mask = [0.0, 0.0, 0.0, 0.0];
+        let bias = [3f32.ln(), 0.0, 7.0, 7.0];
+        let mut out = [9.0; 4];
+        shaped_softmax_row(&scores, &mask, Some(&bias), 2, 0.5, &mut out);
+        assert!((out[0] - 0.75).abs() < 1e-6 && (out[1] - 0.25).abs() < 1e-6, "{out:?}");
+        assert_eq!(&out[2..], &[0.0, 0.0]);
+    }
+
+    #[test]
+    fn shaped_row_with_no_bias_and_every_key_visible_is_the_plain_row() {
+        let scores = [0.3, -1.2, 4.0, 0.0, 2.5];
+        let mask = [0.0, f32::MIN, 0.0, 0.0, f32::MIN];
+        let (mut plain, mut shaped) = ([0.0; 5], [0.0; 5]);
+        softmax_row(&scores, &mask, 0.125, &mut plain);
+        shaped_softmax_row(&scores, &mask, None, 5, 0.125, &mut shaped);
+        assert_eq!(plain, shaped);
+    }
 }

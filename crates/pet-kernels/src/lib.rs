@@ -26,7 +26,7 @@ pub mod math;
 pub mod norm;
 pub mod parallel;
 
-pub use attention::attention;
+pub use attention::{AttentionOptions, attention, attention_with};
 pub use attention_probs::attention_probs;
 pub use dropout::dropout;
 pub use gelu::gelu;

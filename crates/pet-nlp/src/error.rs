@@ -34,9 +34,46 @@ pub enum NlpError {
         /// What is wrong with it.
         reason: String,
     },
+    /// An input holds text, but the model folder has no `tokenizer.json` to tokenize it.
+    #[error(
+        "{}: the input holds text, but the model folder {} has no tokenizer.json; give pre-tokenized lines (`input_ids`, `attention_mask`, optional `token_type_ids`) or a folder with a tokenizer",
+        input.display(),
+        folder.display()
+    )]
+    NoTokenizer {
+        /// The model folder.
+        folder: PathBuf,
+        /// The input file.
+        input: PathBuf,
+    },
+    /// An example of a data file that the task cannot use.
+    #[error("{}: example {index}: {reason}", path.display())]
+    Example {
+        /// The data file.
+        path: PathBuf,
+        /// One-based index of the example (sentence, row) in the file.
+        index: usize,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A PEFT adapter that saved no task head, over a folder without task layers.
+    #[error(
+        "{file}: no `{key}`: the adapter saved no task head (`modules_to_save`) and the model folder is not a task checkpoint"
+    )]
+    NoTaskHead {
+        /// The files searched.
+        file: String,
+        /// The head weight looked for.
+        key: String,
+    },
 }
 
 impl NlpError {
+    /// A [`NlpError::Example`] for the one-based example `index` of `path`.
+    pub fn example(path: &std::path::Path, index: usize, reason: impl Into<String>) -> Self {
+        Self::Example { path: path.to_path_buf(), index, reason: reason.into() }
+    }
+
     /// A [`NlpError::Tokenizer`] for `path`.
     pub fn tokenizer(path: &std::path::Path, reason: impl ToString) -> Self {
         Self::Tokenizer { path: path.to_path_buf(), reason: reason.to_string() }

@@ -187,6 +187,15 @@ impl EncoderFolder {
             .collect()
     }
 
+    /// The attribute that holds the encoder in transformers' task models of this
+    /// `model_type` (`bert`, `roberta`, `deberta` for `deberta-v2`): where PEFT keys its weights.
+    pub fn hf_base_model(&self) -> &str {
+        match self.model_type.as_str() {
+            DEBERTA_V2 => "deberta",
+            other => other,
+        }
+    }
+
     /// `model.safetensors` of the folder, for messages.
     pub fn weights_file(&self) -> String {
         self.dir.join("model.safetensors").display().to_string()

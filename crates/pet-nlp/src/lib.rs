@@ -15,6 +15,7 @@ pub mod deberta;
 pub mod error;
 pub mod folder;
 pub mod heads;
+pub mod input;
 pub mod roberta;
 pub mod tasks;
 pub mod tokenize;

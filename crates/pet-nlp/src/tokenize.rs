@@ -72,19 +72,27 @@ impl TextTokenizer {
     pub fn from_file(path: &Path, max_length: usize) -> Result<Self> {
         let mut tokenizer = Tokenizer::from_file(path).map_err(|e| NlpError::tokenizer(path, e))?;
         tokenizer.with_padding(None);
-        tokenizer
+        let pad_id = ["[PAD]", "<pad>"]
+            .iter()
+            .find_map(|t| tokenizer.token_to_id(t))
+            .ok_or_else(|| NlpError::tokenizer(path, "has no `[PAD]` or `<pad>` token"))?;
+        Self { tokenizer, path: path.to_path_buf(), pad_id }.with_max_length(max_length)
+    }
+
+    /// The tokenizer truncating to `max_length` tokens instead.
+    ///
+    /// # Errors
+    /// [`NlpError::Tokenizer`] when the tokenizer refuses the length.
+    pub fn with_max_length(mut self, max_length: usize) -> Result<Self> {
+        self.tokenizer
             .with_truncation(Some(TruncationParams {
                 direction: TruncationDirection::Right,
                 max_length,
                 strategy: TruncationStrategy::LongestFirst,
                 stride: 0,
             }))
-            .map_err(|e| NlpError::tokenizer(path, e))?;
-        let pad_id = ["[PAD]", "<pad>"]
-            .iter()
-            .find_map(|t| tokenizer.token_to_id(t))
-            .ok_or_else(|| NlpError::tokenizer(path, "has no `[PAD]` or `<pad>` token"))?;
-        Ok(Self { tokenizer, path: path.to_path_buf(), pad_id })
+            .map_err(|e| NlpError::tokenizer(&self.path, e))?;
+        Ok(self)
     }
 
     /// The padding token's id.

@@ -21,7 +21,7 @@ use burn::module::Module;
 use burn::tensor::{TensorData, backend::Backend};
 
 use crate::error::{PetError, Result};
-use crate::params::{ParamEntry, param_entries, write_params};
+use crate::params::{ParamEntry, param_entries, read_params, write_params};
 
 /// How one backbone's Burn parameter paths map to its Hugging Face state dict.
 pub trait KeyMap {
@@ -84,6 +84,28 @@ pub fn transpose(data: &TensorData) -> Result<TensorData> {
         }
     }
     Ok(TensorData::new(out, [cols, rows]))
+}
+
+/// `module`'s parameters as a Hugging Face state dict under `keys`: renamed, and transposed where
+/// PyTorch's layout differs (the inverse of [`load_state`] with no key prefix).
+///
+/// # Errors
+/// When a tensor to transpose is not 2-D `f32` data.
+pub fn to_state<B: Backend, M: Module<B>>(
+    module: &M,
+    keys: &dyn KeyMap,
+) -> Result<BTreeMap<String, TensorData>> {
+    let transposed: Vec<String> = param_entries::<B, M>(module)
+        .into_iter()
+        .filter(|e| keys.transposed(e))
+        .map(|e| e.path)
+        .collect();
+    let mut state = BTreeMap::new();
+    for (path, data) in read_params::<B, M>(module, &|_| true) {
+        let data = if transposed.contains(&path) { transpose(&data)? } else { data };
+        state.insert(keys.hf_key(&path), data);
+    }
+    Ok(state)
 }
 
 /// What a strict load did.

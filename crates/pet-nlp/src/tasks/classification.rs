@@ -1,18 +1,36 @@
 //! Sequence classification (single texts and pairs): the task model, its batches, training loss
-//! (cross-entropy) and evaluation (accuracy, macro-F1, MCC).
+//! (cross-entropy), evaluation (accuracy, macro-F1, MCC), and [`Classification`], the task as
+//! `pet train`, `pet eval` and `pet predict` run it.
+//!
+//! Data: JSONL, CSV or TSV rows with `text`, optional `text_pair` and `label` (read by
+//! [`read_classification`]), or pre-tokenized JSONL lines (`input_ids`, optional
+//! `attention_mask`, `token_type_ids`, and `label`). A prediction line is
+//! `{"logits": [classes], "label"}`.
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::Backbone;
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::classification::{accuracy, macro_f1, matthews_corrcoef};
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
+use crate::data::{LabelSet, read_classification};
+use crate::error::{NlpError, Result};
+use crate::folder::{DEBERTA_V2, EncoderFolder};
 use crate::heads::ClassificationHead;
+use crate::heads::classification::from_hf_head_keys;
+use crate::input::{is_pretokenized, read_json_lines};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
 /// Tokenized rows and their class indices.
@@ -25,27 +43,28 @@ pub struct ClassificationBatch {
 }
 
 impl ClassificationBatch {
-    /// Pads `rows` into batches of `size`, in order.
-    pub fn chunk(rows: &[(Encoded, usize)], size: usize, pad_id: u32) -> Vec<Self> {
-        rows.chunks(size.max(1))
+    /// Pads the rows `items` of `rows` into batches of `size`, in order.
+    pub fn chunk(
+        rows: &[(Encoded, usize)],
+        items: &[usize],
+        size: usize,
+        pad_id: u32,
+    ) -> Vec<Self> {
+        items
+            .chunks(size.max(1))
             .map(|chunk| Self {
-                inputs: PaddedBatch::new(&chunk.iter().map(|(e, _)| e).collect::<Vec<_>>(), pad_id),
-                labels: chunk.iter().map(|(_, l)| *l).collect(),
+                inputs: PaddedBatch::new(
+                    &chunk.iter().map(|&i| &rows[i].0).collect::<Vec<_>>(),
+                    pad_id,
+                ),
+                labels: chunk.iter().map(|&i| rows[i].1).collect(),
             })
             .collect()
     }
 }
 
 /// Backbone + delta + classification head.
-#[derive(Module, Debug)]
-pub struct SequenceClassifier<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: ClassificationHead<B>,
-}
+pub type SequenceClassifier<B> = TaskModel<B, ClassificationHead<B>>;
 
 impl<B: Backend> SequenceClassifier<B> {
     /// Class logits of a batch.
@@ -54,7 +73,7 @@ impl<B: Backend> SequenceClassifier<B> {
     /// - output: `[batch, num_labels]`
     pub fn logits(&self, batch: &PaddedBatch) -> Tensor<B, 2> {
         let device = self.head.classifier.weight.device();
-        self.head.forward(self.backbone.forward_with(batch.to_input(&device), &self.delta))
+        self.head.forward(self.encode(batch, &device))
     }
 
     /// Predicted class indices and logits of every row.
@@ -105,5 +124,190 @@ where
 
     fn batch_size(batch: &ClassificationBatch) -> usize {
         batch.labels.len()
+    }
+}
+
+/// The job options of classification.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClassificationOptions {
+    /// Tokens per input, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+}
+
+impl Default for ClassificationOptions {
+    fn default() -> Self {
+        Self { max_length: default_max_length() }
+    }
+}
+
+impl TextOptions for ClassificationOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length }
+    }
+}
+
+/// Sequence classification as a [`Task`](pet_core::task::Task): the model folder's tokenizer,
+/// the options, and the class names (from the training split, a checkpoint or `config.json`'s
+/// `id2label`).
+pub type Classification = TextTask<ClassificationKind>;
+
+/// The kind of [`Classification`].
+#[derive(Clone, Copy, Debug)]
+pub struct ClassificationKind;
+
+/// The rows of `path` (text or pre-tokenized), each with its label if it has one.
+fn read_rows(
+    task: &Classification,
+    path: &Path,
+    limit: Option<usize>,
+) -> Result<Vec<(Encoded, Option<String>)>> {
+    let limit = limit.unwrap_or(usize::MAX);
+    if is_pretokenized(path) {
+        let mut rows = Vec::new();
+        for line in read_json_lines(path)?.into_iter().take(limit) {
+            let ids =
+                line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+            let label = line.text("label").map(str::to_string);
+            rows.push((ids.unpadded(path, line.line)?, label));
+        }
+        return Ok(rows);
+    }
+    let examples = read_classification(path)?;
+    let tokenizer = task.folder.tokenizer(path)?;
+    examples
+        .into_iter()
+        .take(limit)
+        .map(|e| Ok((tokenizer.encode(&e.text, e.text_pair.as_deref())?, e.label)))
+        .collect()
+}
+
+impl TextKind for ClassificationKind {
+    const NAME: &'static str = "classification";
+    const PEFT_TASK_TYPE: &'static str = "SEQ_CLS";
+    const LABELLED: bool = true;
+    type Options = ClassificationOptions;
+}
+
+impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
+    type Split = Vec<(Encoded, usize)>;
+    type Batch = ClassificationBatch;
+    type Head = ClassificationHead<B>;
+
+    fn read_split(
+        task: &mut Classification,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<Vec<(Encoded, usize)>> {
+        let rows = read_rows(task, path, limit)?;
+        if role == SplitRole::Train {
+            task.labels = LabelSet::new(rows.iter().filter_map(|(_, l)| l.clone()));
+        }
+        let mut split = Vec::with_capacity(rows.len());
+        for (index, (encoded, label)) in rows.into_iter().enumerate() {
+            let label = label.ok_or_else(|| NlpError::example(path, index + 1, "no label"))?;
+            let class = task.labels.index_of(&label).ok_or_else(|| {
+                let known = task.labels.names();
+                let reason = format!("label `{label}` is not among the training labels {known:?}");
+                NlpError::example(path, index + 1, reason)
+            })?;
+            split.push((encoded, class));
+        }
+        Ok(split)
+    }
+
+    fn split_len(split: &Vec<(Encoded, usize)>) -> usize {
+        split.len()
+    }
+
+    fn batches(
+        task: &Classification,
+        split: &Vec<(Encoded, usize)>,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<ClassificationBatch> {
+        ClassificationBatch::chunk(split, items, size, task.folder.pad_id())
+    }
+
+    fn head(
+        task: &Classification,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> ClassificationHead<B> {
+        backbone.classification_head(task.labels.len(), false).init(device)
+    }
+
+    fn evaluate(
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
+        _split: &Vec<(Encoded, usize)>,
+        batches: &[ClassificationBatch],
+    ) -> Evaluation {
+        model.evaluate(batches, task.labels.len())
+    }
+
+    fn predict(
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let rows: Vec<(Encoded, usize)> =
+            read_rows(task, input, None)?.into_iter().map(|(e, _)| (e, 0)).collect();
+        let items: Vec<usize> = (0..rows.len()).collect();
+        let batches = ClassificationBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
+        let (predicted, logits) = model.predict(&batches);
+        let label = |class: usize| task.labels.name(class).unwrap_or("");
+        Ok(predicted
+            .iter()
+            .zip(&logits)
+            .map(|(&class, row)| json!({"logits": row, "label": label(class)}))
+            .collect())
+    }
+
+    fn peft_head(
+        weights: &PeftHead,
+        names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> Result<(ClassificationHead<B>, LabelSet)> {
+        let (tensors, dense) = from_hf_head_keys(weights.tensors.clone());
+        let weights = PeftHead { tensors, file: weights.file.clone() };
+        let n = weights.outputs("classifier.weight")?;
+        let head = weights.load(backbone.classification_head(n, dense).init(device))?;
+        Ok((head, LabelSet::new(names.label_names(n))))
+    }
+
+    /// BERT's `classifier`; RoBERTa's `classifier.dense` + `classifier.out_proj`; DeBERTa's
+    /// `pooler.dense` + `classifier` (the ContextPooler saved as module `pooler`).
+    fn peft_saved_head(
+        task: &Classification,
+        model: &SequenceClassifier<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        let weights = hf_head_weights(&model.head)?;
+        let deberta = task.folder.loaded().model_type == DEBERTA_V2;
+        let dense = model.head.dense.is_some();
+        let (dense_to, classifier_to, modules) = match (dense, deberta) {
+            (true, true) => ("pooler.dense.", "classifier.", vec!["classifier", "pooler"]),
+            (true, false) => ("classifier.dense.", "classifier.out_proj.", vec!["classifier"]),
+            (false, _) => ("dense.", "classifier.", vec!["classifier"]),
+        };
+        let renamed = weights
+            .into_iter()
+            .map(|(key, data)| {
+                match (key.strip_prefix("dense."), key.strip_prefix("classifier.")) {
+                    (Some(rest), _) => (format!("{dense_to}{rest}"), data),
+                    (_, Some(rest)) => (format!("{classifier_to}{rest}"), data),
+                    _ => (key, data),
+                }
+            })
+            .collect();
+        Ok((modules, renamed))
     }
 }

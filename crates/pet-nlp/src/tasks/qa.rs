@@ -5,20 +5,30 @@
 //! `run_qa.py` (`prepare_train_features`, `postprocess_qa_predictions`). Unanswerable questions
 //! (SQuAD v2) are not modelled: they are skipped when training and answered with a span.
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::squad;
+use pet_core::peft::{PeftAdapter, PeftType};
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
-use crate::data::SquadExample;
+use crate::data::{LabelSet, SquadExample, read_squad};
 use crate::error::Result;
-use crate::heads::qa::QaHead;
+use crate::folder::EncoderFolder;
+use crate::heads::qa::{QaHead, QaHeadConfig};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::{TextTokenizer, Window};
 
 /// Candidates kept per window for the start and for the end, as `run_qa.py`'s `n_best_size`.
@@ -121,20 +131,7 @@ impl QaBatch {
 }
 
 /// Backbone + delta + QA head.
-#[derive(Module, Debug)]
-pub struct QuestionAnswerer<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: QaHead<B>,
-    /// Whether the backbone sees the windows' token type ids. PEFT 0.17's `QUESTION_ANS` prompt
-    /// learning (prefix and prompt tuning) never forwards them to the model, so an adapter it
-    /// trained was trained on all-zero types; such an adapter is read with this off.
-    #[module(skip)]
-    pub token_types: bool,
-}
+pub type QuestionAnswerer<B> = TaskModel<B, QaHead<B>>;
 
 /// The n best indices of `scores`, highest first.
 fn n_best(scores: &[f32], n: usize) -> Vec<usize> {
@@ -151,11 +148,7 @@ impl<B: Backend> QuestionAnswerer<B> {
     /// - output: two `[batch, seq]`
     pub fn logits(&self, batch: &QaBatch) -> (Tensor<B, 2>, Tensor<B, 2>) {
         let device = self.head.qa_outputs.weight.device();
-        let mut input = batch.inputs.to_input(&device);
-        if !self.token_types {
-            input.token_type_ids = None;
-        }
-        self.head.forward(self.backbone.forward_with(input, &self.delta))
+        self.head.forward(self.encode(&batch.inputs, &device))
     }
 
     /// The best answer text of every example.
@@ -249,6 +242,176 @@ where
 
     fn batch_size(batch: &QaBatch) -> usize {
         batch.starts.len()
+    }
+}
+
+/// `doc_stride` when a job names none.
+fn default_doc_stride() -> usize {
+    128
+}
+
+/// `max_answer_length` when a job names none.
+fn default_max_answer_length() -> usize {
+    30
+}
+
+/// The job options of extractive QA.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QaOptions {
+    /// Tokens per window, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// Context tokens shared by consecutive windows of a long context.
+    #[serde(default = "default_doc_stride")]
+    pub doc_stride: usize,
+    /// Longest answer, in tokens.
+    #[serde(default = "default_max_answer_length")]
+    pub max_answer_length: usize,
+}
+
+impl TextOptions for QaOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length, ..Self::default() }
+    }
+}
+
+impl Default for QaOptions {
+    fn default() -> Self {
+        Self {
+            max_length: default_max_length(),
+            doc_stride: default_doc_stride(),
+            max_answer_length: default_max_answer_length(),
+        }
+    }
+}
+
+/// A SQuAD split: its questions and their windows.
+#[derive(Clone, Debug)]
+pub struct QaSplit {
+    /// The questions.
+    pub examples: Vec<SquadExample>,
+    /// Their windows, with targets.
+    pub features: Vec<QaFeature>,
+}
+
+/// Extractive question answering as a [`Task`](pet_core::task::Task): SQuAD v1.1 JSON to
+/// train, score and predict; a prediction line is `{"id", "answer"}`.
+pub type QuestionAnswering = TextTask<QaKind>;
+
+/// The kind of [`QuestionAnswering`].
+#[derive(Clone, Copy, Debug)]
+pub struct QaKind;
+
+/// The first `limit` questions of the SQuAD file at `path` and their windows.
+fn read_split(task: &QuestionAnswering, path: &Path, limit: Option<usize>) -> Result<QaSplit> {
+    let mut examples = read_squad(path)?;
+    examples.truncate(limit.unwrap_or(usize::MAX));
+    let tokenizer = task.folder.tokenizer(path)?;
+    let QaOptions { max_length, doc_stride, .. } = task.options;
+    let features = features(&examples, tokenizer, max_length, doc_stride)?;
+    Ok(QaSplit { examples, features })
+}
+
+impl TextKind for QaKind {
+    const NAME: &'static str = "qa";
+    const PEFT_TASK_TYPE: &'static str = "QUESTION_ANS";
+    const LABELLED: bool = false;
+    type Options = QaOptions;
+}
+
+impl<B: AutodiffBackend> TextKindOn<B> for QaKind {
+    type Split = QaSplit;
+    type Batch = QaBatch;
+    type Head = QaHead<B>;
+
+    fn read_split(
+        task: &mut QuestionAnswering,
+        path: &Path,
+        _role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<QaSplit> {
+        read_split(task, path, limit)
+    }
+
+    fn split_len(split: &QaSplit) -> usize {
+        split.features.len()
+    }
+
+    /// Windows of answerable questions only (SQuAD v1.1).
+    fn training_items(split: &QaSplit) -> Vec<usize> {
+        (0..split.features.len())
+            .filter(|&i| !split.examples[split.features[i].example].is_impossible)
+            .collect()
+    }
+
+    fn batches(
+        task: &QuestionAnswering,
+        split: &QaSplit,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<QaBatch> {
+        QaBatch::chunk(&split.features, items, size, task.folder.pad_id())
+    }
+
+    fn head(_task: &QuestionAnswering, backbone: &NlpBackbone<B>, device: &B::Device) -> QaHead<B> {
+        QaHeadConfig::new(backbone.shape().hidden_size).init(device)
+    }
+
+    fn evaluate(
+        task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
+        split: &QaSplit,
+        batches: &[QaBatch],
+    ) -> Evaluation {
+        let longest = task.options.max_answer_length;
+        model.evaluate(batches, &split.features, &split.examples, longest)
+    }
+
+    fn predict(
+        task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let split = read_split(task, input, None)?;
+        let items: Vec<usize> = (0..split.features.len()).collect();
+        let batches = QaBatch::chunk(&split.features, &items, batch_size, task.folder.pad_id());
+        let longest = task.options.max_answer_length;
+        let answers = model.answers(&batches, &split.features, &split.examples, longest);
+        Ok(split
+            .examples
+            .iter()
+            .zip(&answers)
+            .map(|(e, a)| json!({"id": e.id, "answer": a}))
+            .collect())
+    }
+
+    fn peft_head(
+        weights: &PeftHead,
+        _names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> Result<(QaHead<B>, LabelSet)> {
+        let head = weights.load(QaHeadConfig::new(backbone.shape().hidden_size).init(device))?;
+        Ok((head, LabelSet::default()))
+    }
+
+    fn peft_saved_head(
+        _task: &QuestionAnswering,
+        model: &QuestionAnswerer<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        Ok((vec!["qa_outputs"], hf_head_weights(&model.head)?))
+    }
+
+    /// PEFT 0.17's `QUESTION_ANS` prompt learning forwards no token type ids: only LoRA sees
+    /// them.
+    fn peft_token_types(adapter: &PeftAdapter) -> Result<bool> {
+        Ok(adapter.peft_type()? == PeftType::Lora)
     }
 }
 

@@ -1,18 +1,36 @@
 //! Sequence labeling (NER, SRL): words are tokenized into sub-words, each word is labelled at its
 //! first sub-word (BIO / IOB2 tags), trained with cross-entropy or a CRF, and scored with
-//! seqeval's span F1. Words cut off by truncation are predicted `O`.
+//! seqeval's span F1. Words cut off by truncation are predicted `O`. [`Tagging`] is the task as
+//! `pet train`, `pet eval` and `pet predict` run it: CoNLL files (`token tag` lines) to train
+//! and score; prediction lines `{"tokens": [...]}` or `{"text"}` (split on whitespace) give
+//! `{"tokens", "tags", "logits": [words, tags]}`, logits read at each word's first sub-word
+//! (truncated words get the `O` tag and no logits row). Pre-tokenized JSON lines (`input_ids`
+//! with `word_ids`, optional `attention_mask` and `token_type_ids`; `tags` per word to train or
+//! score) need no tokenizer; their predictions have no `tokens`.
 
-use burn::module::{AutodiffModule, Module};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::Backbone;
-use pet_core::delta::set::DeltaSet;
 use pet_core::metrics::span_scores;
+use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
-use crate::heads::TokenClassificationHead;
+use crate::data::{LabelSet, read_conll};
+use crate::error::{NlpError, Result};
+use crate::folder::EncoderFolder;
+use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
+use crate::input::{is_pretokenized, read_json_lines};
+use crate::tasks::model::TaskModel;
+use crate::tasks::peft::{PeftHead, hf_head_weights};
+use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
 use crate::tokenize::Encoded;
 
 /// One tokenized sentence with its tags.
@@ -63,10 +81,12 @@ pub struct TaggingBatch {
 }
 
 impl TaggingBatch {
-    /// Pads `rows` into batches of `size`, in order.
-    pub fn chunk(rows: &[TaggedRow], size: usize, pad_id: u32) -> Vec<Self> {
-        rows.chunks(size.max(1))
+    /// Pads the rows `items` of `rows` into batches of `size`, in order.
+    pub fn chunk(rows: &[TaggedRow], items: &[usize], size: usize, pad_id: u32) -> Vec<Self> {
+        items
+            .chunks(size.max(1))
             .map(|chunk| {
+                let chunk: Vec<&TaggedRow> = chunk.iter().map(|&i| &rows[i]).collect();
                 let words = chunk.iter().map(|r| r.first_subword.len()).max().unwrap_or(0).max(1);
                 let n = chunk.len() * words;
                 let (mut first, mut tags, mut mask) = (vec![0i64; n], vec![0i64; n], vec![0f32; n]);
@@ -95,15 +115,7 @@ impl TaggingBatch {
 }
 
 /// Backbone + delta + token classification head.
-#[derive(Module, Debug)]
-pub struct SequenceTagger<B: Backend> {
-    /// The encoder.
-    pub backbone: NlpBackbone<B>,
-    /// The deltas.
-    pub delta: DeltaSet<B>,
-    /// The head.
-    pub head: TokenClassificationHead<B>,
-}
+pub type SequenceTagger<B> = TaskModel<B, TokenClassificationHead<B>>;
 
 impl<B: Backend> SequenceTagger<B> {
     /// Word-level tag scores and the word mask of a batch.
@@ -118,8 +130,7 @@ impl<B: Backend> SequenceTagger<B> {
             &device,
         );
         let mask = Tensor::<B, 2>::from_data(TensorData::new(batch.mask.clone(), shape), &device);
-        let encoded = self.backbone.forward_with(batch.inputs.to_input(&device), &self.delta);
-        (self.head.emissions(encoded, first), mask)
+        (self.head.emissions(self.encode(&batch.inputs, &device), first), mask)
     }
 
     /// Predicted tag index of every word, truncated words as `outside` (the `O` tag's index).
@@ -177,6 +188,276 @@ where
     }
 }
 
+/// The job options of tagging.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TaggingOptions {
+    /// Tokens per input, special tokens included.
+    #[serde(default = "default_max_length")]
+    pub max_length: usize,
+    /// A CRF over the word-level tag scores.
+    #[serde(default)]
+    pub crf: bool,
+}
+
+impl Default for TaggingOptions {
+    fn default() -> Self {
+        Self { max_length: default_max_length(), crf: false }
+    }
+}
+
+impl TextOptions for TaggingOptions {
+    fn max_length(&self) -> usize {
+        self.max_length
+    }
+
+    fn for_peft(max_length: usize) -> Self {
+        Self { max_length, ..Self::default() }
+    }
+}
+
+/// Sequence labeling as a [`Task`](pet_core::task::Task): the model folder's tokenizer, the
+/// options and the tag set.
+pub type Tagging = TextTask<TaggingKind>;
+
+/// The kind of [`Tagging`].
+#[derive(Clone, Copy, Debug)]
+pub struct TaggingKind;
+
+/// The words of every prediction line: `{"tokens": [...]}`, or `{"text"}` split on whitespace.
+fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
+    let mut sentences = Vec::new();
+    for line in read_json_lines(path)? {
+        let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
+            (Some(Value::Array(items)), _) => items
+                .iter()
+                .map(|t| t.as_str().map(str::to_string))
+                .collect::<Option<_>>()
+                .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
+            (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+            _ => return Err(line.error(path, "expected `tokens` (a list of strings) or `text`")),
+        };
+        if tokens.is_empty() {
+            return Err(line.error(path, "no token"));
+        }
+        sentences.push(tokens);
+    }
+    Ok(sentences)
+}
+
+/// Pre-tokenized sentences: `input_ids` with `word_ids` (and optional `attention_mask`,
+/// `token_type_ids`), and each sentence's word-level `tags` (`None` where a line has none).
+fn read_ids(path: &Path) -> Result<Vec<(Encoded, Option<Vec<String>>)>> {
+    let mut rows = Vec::new();
+    for line in read_json_lines(path)? {
+        let ids = line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+        let encoded = ids.unpadded(path, line.line)?;
+        if encoded.word_ids.iter().all(Option::is_none) {
+            return Err(line.error(path, "tagging needs `word_ids` beside `input_ids`"));
+        }
+        let tags = match line.value.get("tags") {
+            Some(Value::Array(items)) => Some(
+                items
+                    .iter()
+                    .map(|t| t.as_str().map(str::to_string))
+                    .collect::<Option<Vec<_>>>()
+                    .ok_or_else(|| line.error(path, "`tags` must hold strings"))?,
+            ),
+            _ => None,
+        };
+        rows.push((encoded, tags));
+    }
+    Ok(rows)
+}
+
+/// Number of words of a pre-tokenized sentence: one past its largest word index.
+fn word_count(encoded: &Encoded) -> usize {
+    encoded.word_ids.iter().flatten().max().map_or(0, |&w| w as usize + 1)
+}
+
+impl TextKind for TaggingKind {
+    const NAME: &'static str = "tagging";
+    const PEFT_TASK_TYPE: &'static str = "TOKEN_CLS";
+    const LABELLED: bool = true;
+    type Options = TaggingOptions;
+}
+
+impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
+    type Split = Vec<TaggedRow>;
+    type Batch = TaggingBatch;
+    type Head = TokenClassificationHead<B>;
+
+    fn read_split(
+        task: &mut Tagging,
+        path: &Path,
+        role: SplitRole,
+        limit: Option<usize>,
+    ) -> Result<Vec<TaggedRow>> {
+        let sentences: Vec<(Option<Encoded>, Vec<String>, Vec<String>)> =
+            match is_pretokenized(path) {
+                true => read_ids(path)?
+                    .into_iter()
+                    .enumerate()
+                    .map(|(index, (encoded, tags))| {
+                        let tags =
+                            tags.ok_or_else(|| NlpError::example(path, index + 1, "no `tags`"))?;
+                        Ok((Some(encoded), Vec::new(), tags))
+                    })
+                    .collect::<Result<_>>()?,
+                false => {
+                    read_conll(path, 1)?.into_iter().map(|s| (None, s.tokens, s.tags)).collect()
+                }
+            };
+        if role == SplitRole::Train {
+            task.labels = LabelSet::new(sentences.iter().flat_map(|s| s.2.iter().cloned()));
+        }
+        let mut rows = Vec::with_capacity(sentences.len());
+        for (index, (encoded, words, tags)) in sentences.into_iter().enumerate() {
+            let tags = tags
+                .iter()
+                .map(|t| {
+                    task.labels.index_of(t).ok_or_else(|| {
+                        let reason = format!("tag `{t}` is not among the training tags");
+                        NlpError::example(path, index + 1, reason)
+                    })
+                })
+                .collect::<Result<Vec<usize>>>()?;
+            let encoded = match encoded {
+                Some(encoded) => encoded,
+                None => task.folder.tokenizer(path)?.encode_words(&words)?,
+            };
+            let row = TaggedRow::new(encoded, tags);
+            if row.first_subword.is_empty() {
+                let reason = "no word survives truncation to max_length";
+                return Err(NlpError::example(path, index + 1, reason));
+            }
+            rows.push(row);
+        }
+        rows.truncate(limit.unwrap_or(usize::MAX));
+        Ok(rows)
+    }
+
+    fn split_len(split: &Vec<TaggedRow>) -> usize {
+        split.len()
+    }
+
+    fn batches(
+        task: &Tagging,
+        split: &Vec<TaggedRow>,
+        items: &[usize],
+        size: usize,
+    ) -> Vec<TaggingBatch> {
+        TaggingBatch::chunk(split, items, size, task.folder.pad_id())
+    }
+
+    fn head(
+        task: &Tagging,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> TokenClassificationHead<B> {
+        TokenClassificationHeadConfig::new(backbone.shape().hidden_size, task.labels.len())
+            .with_crf(task.options.crf)
+            .init(device)
+    }
+
+    fn evaluate(
+        task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
+        _split: &Vec<TaggedRow>,
+        batches: &[TaggingBatch],
+    ) -> Evaluation {
+        model.evaluate(batches, task.labels.names())
+    }
+
+    fn predict(
+        task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
+        input: &Path,
+        batch_size: usize,
+    ) -> Result<Vec<Value>> {
+        let outside = task.labels.index_of("O").unwrap_or(0);
+        // Each sentence's words (none for pre-tokenized lines) and word count.
+        let (sentences, encoded): (Vec<(Vec<String>, usize)>, Vec<Encoded>) =
+            match is_pretokenized(input) {
+                true => read_ids(input)?
+                    .into_iter()
+                    .map(|(e, _)| ((Vec::new(), word_count(&e)), e))
+                    .unzip(),
+                false => {
+                    let tokenizer = task.folder.tokenizer(input)?;
+                    let mut out = (Vec::new(), Vec::new());
+                    for tokens in read_words(input)? {
+                        out.1.push(tokenizer.encode_words(&tokens)?);
+                        let n = tokens.len();
+                        out.0.push((tokens, n));
+                    }
+                    out
+                }
+            };
+        let rows: Vec<TaggedRow> = encoded
+            .into_iter()
+            .zip(&sentences)
+            .map(|(e, (_, n))| TaggedRow::new(e, vec![outside; *n]))
+            .collect();
+        let items: Vec<usize> = (0..rows.len()).collect();
+        let batches = TaggingBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
+        let mut lines = Vec::with_capacity(rows.len());
+        let mut sentence = 0;
+        for batch in &batches {
+            let (emissions, mask) = model.emissions(batch);
+            let [_, words, classes] = emissions.dims();
+            let scores = emissions
+                .clone()
+                .into_data()
+                .convert::<f32>()
+                .into_vec::<f32>()
+                .unwrap_or_default();
+            let decoded = model.head.decode(emissions, mask, &batch.lengths);
+            for (row, (mut tags, &length)) in decoded.into_iter().zip(&batch.lengths).enumerate() {
+                let (tokens, words_in_sentence) = &sentences[sentence];
+                tags.resize(*words_in_sentence, outside);
+                let logits: Vec<&[f32]> = (0..length)
+                    .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
+                    .collect();
+                let tags: Vec<&str> =
+                    tags.iter().map(|&t| task.labels.name(t).unwrap_or("O")).collect();
+                let line = match tokens.is_empty() {
+                    true => json!({"tags": tags, "logits": logits}),
+                    false => json!({"tokens": tokens, "tags": tags, "logits": logits}),
+                };
+                lines.push(line);
+                sentence += 1;
+            }
+        }
+        Ok(lines)
+    }
+
+    fn peft_head(
+        weights: &PeftHead,
+        names: &EncoderFolder,
+        backbone: &NlpBackbone<B>,
+        device: &B::Device,
+    ) -> Result<(TokenClassificationHead<B>, LabelSet)> {
+        let n = weights.outputs("classifier.weight")?;
+        let hidden = backbone.shape().hidden_size;
+        let head = weights.load(TokenClassificationHeadConfig::new(hidden, n).init(device))?;
+        Ok((head, LabelSet::new(names.label_names(n))))
+    }
+
+    /// `classifier`; a CRF has no transformers form and is refused.
+    fn peft_saved_head(
+        _task: &Tagging,
+        model: &SequenceTagger<B::InnerBackend>,
+    ) -> Result<(Vec<&'static str>, BTreeMap<String, TensorData>)> {
+        if model.head.crf.is_some() {
+            let reason = "a CRF head cannot be written as a PEFT adapter (transformers' token \
+                          classification has no CRF)";
+            return Err(pet_core::PetError::config("crf", reason).into());
+        }
+        Ok((vec!["classifier"], hf_head_weights(&model.head)?))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -192,7 +473,7 @@ mod tests {
         };
         let row = TaggedRow::new(encoded, vec![1, 2]);
         assert_eq!(row.first_subword, vec![1, 2]);
-        let batch = &TaggingBatch::chunk(&[row], 4, 0)[0];
+        let batch = &TaggingBatch::chunk(&[row], &[0], 4, 0)[0];
         assert_eq!((batch.words, batch.lengths.clone()), (2, vec![2]));
         assert_eq!(batch.first_subword, vec![1, 2]);
         assert_eq!(batch.tags, vec![1, 2]);
@@ -208,6 +489,6 @@ mod tests {
         };
         let row = TaggedRow::new(encoded, vec![1, 0, 0]);
         assert_eq!(row.first_subword, vec![1]);
-        assert_eq!(TaggingBatch::chunk(&[row], 4, 0)[0].gold, vec![vec![1, 0, 0]]);
+        assert_eq!(TaggingBatch::chunk(&[row], &[0], 4, 0)[0].gold, vec![vec![1, 0, 0]]);
     }
 }

@@ -1,0 +1,98 @@
+//! `pet export --format peft` on the tiny BERT fixture: LoRA, P-Tuning v2 (deep prefix) and
+//! prompt tuning checkpoints trained by `pet train` become PEFT SEQ_CLS adapter folders with the
+//! classifier among the saved modules, and `pet predict` on the folder reproduces the
+//! checkpoint's logits; methods PEFT cannot hold are refused by name.
+
+use std::path::Path;
+
+use pet_cli::device::{DeviceSpec, run_on};
+use pet_cli::export::ExportJob;
+use pet_cli::predict::{PredictJob, PredictOutcome};
+use pet_cli::train::TrainJob;
+use pet_core::peft::PeftAdapter;
+use pet_core::precision::Precision;
+use pet_core::testing::TempDir;
+use serde_json::Value;
+
+use crate::train::{job_on, write_data};
+
+fn model() -> std::path::PathBuf {
+    crate::fixtures::parity("encoders", "bert")
+}
+
+/// `pet predict` of `delta` (checkpoint or adapter folder) on `input`: every line's logits.
+fn logits(delta: &Path, input: &Path, output: &Path) -> Vec<Vec<f64>> {
+    let job = PredictJob {
+        model: model().display().to_string(),
+        delta: delta.to_path_buf(),
+        input: input.to_path_buf(),
+        output: Some(output.to_path_buf()),
+        precision: Precision::F32,
+    };
+    assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(_)));
+    std::fs::read_to_string(output)
+        .expect("predictions")
+        .lines()
+        .map(|l| {
+            let v: Value = serde_json::from_str(l).expect("json");
+            v["logits"].as_array().expect("logits").iter().filter_map(Value::as_f64).collect()
+        })
+        .collect()
+}
+
+/// Trains `method` on the tiny classification data in `dir`; the checkpoint's path.
+fn trained(dir: &Path, method: &str) -> std::path::PathBuf {
+    let job = job_on(&model(), dir, method);
+    let output = job.output.clone();
+    run_on(DeviceSpec::Cpu, TrainJob(job)).expect("training runs");
+    output.join("delta.safetensors")
+}
+
+fn export(delta: &Path, output: &Path) -> anyhow::Result<&'static str> {
+    let job = ExportJob {
+        model: model().display().to_string(),
+        delta: delta.to_path_buf(),
+        format: "peft".into(),
+        output: output.to_path_buf(),
+    };
+    run_on(DeviceSpec::Cpu, job)
+}
+
+#[test]
+fn exported_peft_adapters_reproduce_the_checkpoints_logits() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("export");
+    let d = dir.path();
+    write_data(d);
+    let input = d.join("dev.jsonl");
+    for (method, peft_type) in
+        [("lora", "LORA"), ("ptuning-v2", "PREFIX_TUNING"), ("prompt", "PROMPT_TUNING")]
+    {
+        let delta = trained(d, method);
+        let folder = d.join(format!("peft-{method}"));
+        assert_eq!(export(&delta, &folder).expect("export"), peft_type);
+        let adapter = PeftAdapter::read(&folder).expect("a PEFT folder");
+        assert_eq!(adapter.task_type(), Some("SEQ_CLS"));
+        assert_eq!(adapter.config["modules_to_save"], serde_json::json!(["classifier"]));
+        let ours = logits(&delta, &input, &d.join("ours.jsonl"));
+        let peft = logits(&folder, &input, &d.join("peft.jsonl"));
+        assert_eq!(ours.len(), peft.len());
+        let diff = ours.iter().flatten().zip(peft.iter().flatten()).map(|(a, b)| (a - b).abs());
+        assert!(diff.fold(0.0, f64::max) < 1e-5, "{method}: {ours:?} vs {peft:?}");
+    }
+}
+
+#[test]
+fn methods_peft_cannot_hold_are_refused_by_name() {
+    let _serial = pet_core::testing::serial();
+    let dir = TempDir::new("export-refused");
+    write_data(dir.path());
+    let delta = trained(dir.path(), "bitfit");
+    let err = format!("{:#}", export(&delta, &dir.path().join("peft")).expect_err("bitfit"));
+    assert!(err.contains("`bitfit`") && err.contains("PEFT"), "{err}");
+    let err = format!(
+        "{:#}",
+        export(&dir.path().join("missing"), &dir.path().join("p")).expect_err("none")
+    );
+    assert!(err.contains("missing"), "{err}");
+}
