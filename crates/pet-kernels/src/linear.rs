@@ -7,7 +7,7 @@
 //! dimensions first makes each of forward, input gradient and weight gradient a single GEMM.
 //! The reshapes are views; every backend takes this path.
 //!
-//! On burn-flex with a CPU that `pet_gemm` runs on, the product is [`FusedLinear`]: forward and
+//! On burn-flex with a CPU that `pet_gemm` runs on, the product is `FusedLinear`: forward and
 //! (under autodiff) backward on pet-gemm's kernel, the bias added as the kernel's starting sums
 //! and its gradient summed in the same pass that needs none of the weight's. A bf16 weight
 //! (pet's bf16 inference, `pet_core::precision`) makes the kernel round the activations to bf16

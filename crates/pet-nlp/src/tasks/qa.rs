@@ -41,7 +41,7 @@ pub struct QaFeature {
     pub window: Window,
     /// Index of its question among the examples.
     pub example: usize,
-    /// Start token of the answer, 0 ([CLS]) when the answer is not inside the window.
+    /// Start token of the answer, 0 (`[CLS]`) when the answer is not inside the window.
     pub start: usize,
     /// End token of the answer, 0 when the answer is not inside the window.
     pub end: usize,
