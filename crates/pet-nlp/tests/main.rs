@@ -5,4 +5,5 @@ mod deberta;
 mod encoders;
 mod fixtures;
 mod heads;
+mod tasks;
 mod tokenizer;

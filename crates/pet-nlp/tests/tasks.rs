@@ -1,0 +1,66 @@
+//! The task layer as a library, without the command line: [`Classification`] trained by
+//! pet-core's `train_task` on the tiny BERT folder, restored from its checkpoint alone by
+//! `restore_task`, and scored through the `Task` trait gives the test metrics training reported.
+
+use pet_core::delta::set::DeltaSpec;
+use pet_core::task::restore::restore_task;
+use pet_core::task::train::{TrainPlan, train_task};
+use pet_core::task::{SplitRole, Task};
+use pet_core::testing::{TempDir, TestBackend, serial};
+use pet_core::train::TrainConfig;
+use pet_nlp::tasks::Classification;
+use pet_nlp::tasks::classification::ClassificationOptions;
+
+use crate::fixtures::case;
+
+type Ad = TestBackend;
+
+#[test]
+fn a_task_trains_restores_and_scores_without_the_command_line() {
+    let _serial = serial();
+    let dir = TempDir::new("task-library");
+    let d = dir.path();
+    let rows: String = (0..12)
+        .map(|i| match i % 2 {
+            0 => "{\"text\": \"the cat sat on the mat\", \"label\": \"cat\"}\n",
+            _ => "{\"text\": \"a big dog is running\", \"label\": \"dog\"}\n",
+        })
+        .collect();
+    std::fs::write(d.join("data.jsonl"), rows).expect("data");
+    let folder = case("encoders", "bert");
+    let data = d.join("data.jsonl");
+    let plan = TrainPlan {
+        folder: folder.clone(),
+        train: data.clone(),
+        dev: data.clone(),
+        test: Some(data.clone()),
+        method: "lora".into(),
+        spec: DeltaSpec::preset("lora").expect("preset"),
+        batch_size: 4,
+        max_train_examples: None,
+        max_eval_examples: None,
+        output: d.join("out"),
+        optim: TrainConfig {
+            epochs: 2,
+            learning_rate: 0.05,
+            progress: false,
+            ..Default::default()
+        },
+    };
+    let device = Default::default();
+    let options = ClassificationOptions { max_length: 16 };
+    let summary =
+        train_task::<Ad, Classification>(&plan, options, &device, |_| {}).expect("training");
+    let test = summary.test.expect("test metrics");
+
+    let delta = d.join("out/delta.safetensors");
+    let restored = restore_task::<Ad, Classification>(&folder, &delta, &device).expect("restore");
+    let mut task = restored.task;
+    assert_eq!(task.labels().names(), ["cat", "dog"]);
+    assert_eq!(<Classification as Task<Ad>>::options(&task).max_length, 16);
+    let split = Task::<Ad>::read_split(&mut task, &data, SplitRole::Eval, None).expect("split");
+    let items: Vec<usize> = (0..<Classification as Task<Ad>>::split_len(&split)).collect();
+    let batches = Task::<Ad>::batches(&task, &split, &items, 4);
+    let metrics = Task::<Ad>::evaluate(&task, &restored.model, &split, &batches).metrics;
+    assert_eq!(metrics, test);
+}
