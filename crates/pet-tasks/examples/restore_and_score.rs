@@ -30,6 +30,10 @@ fn main() -> Result<(), TaskError> {
     let sentences = "john\tB-person\nlives\tO\nin\tO\nparis\tB-geo-loc\n\n\
                      mary\tB-person\nvisited\tO\nrome\tB-geo-loc\n\n";
     std::fs::write(&conll, sentences).map_err(io)?;
+    // Prediction input of the tagging task: one JSON line of words (or `text`) per sentence.
+    let words = work.join("words.jsonl");
+    std::fs::write(&words, "{\"tokens\": [\"anna\", \"lives\", \"in\", \"oslo\"]}\n")
+        .map_err(io)?;
 
     // The job's `task` picks the implementation; `crf` is one of the tagging task's options.
     let output = work.join("run");
@@ -53,7 +57,7 @@ fn main() -> Result<(), TaskError> {
     if let Inferred::Metrics(metrics) = run(Inference::Score(&conll))? {
         println!("restored and scored: {metrics:?}");
     }
-    if let Inferred::Predictions(lines) = run(Inference::Predict(&conll))? {
+    if let Inferred::Predictions(lines) = run(Inference::Predict(&words))? {
         println!("first prediction: {}", lines.first().cloned().unwrap_or_default());
     }
     std::fs::remove_dir_all(&work).map_err(io)?;
