@@ -90,8 +90,11 @@ pub trait Backbone<B: Backend>: Module<B> {
     /// - output: `[vocab, hidden]`
     fn word_embeddings(&self) -> Option<Tensor<B, 2>>;
 
-    /// The parameter-path prefix of layer `layer`, e.g. `encoder.layer.3.`.
-    fn layer_path(&self, layer: usize) -> String;
+    /// The parameter-path prefix of encoder layer `layer`: by default `encoder.layer.{layer}.`,
+    /// the layout of BERT, RoBERTa, DeBERTa and ViT; T5-style stacks override it.
+    fn layer_path(&self, layer: usize) -> String {
+        format!("encoder.layer.{layer}.")
+    }
 
     /// The identity recorded in delta checkpoints.
     fn identity(&self) -> BackboneIdentity;

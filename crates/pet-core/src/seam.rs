@@ -415,6 +415,26 @@ pub struct BackboneShape {
     pub vocab_size: usize,
 }
 
+impl BackboneShape {
+    /// The shape of an encoder-only backbone (no decoder layers).
+    pub fn encoder(
+        layers: usize,
+        hidden_size: usize,
+        num_heads: usize,
+        head_dim: usize,
+        vocab_size: usize,
+    ) -> Self {
+        Self {
+            encoder_layers: layers,
+            decoder_layers: 0,
+            hidden_size,
+            num_heads,
+            head_dim,
+            vocab_size,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -196,14 +196,14 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
 
     fn shape(&self) -> BackboneShape {
         let c = &self.config;
-        BackboneShape {
-            encoder_layers: c.num_hidden_layers,
-            decoder_layers: 0,
-            hidden_size: c.hidden_size,
-            num_heads: c.num_attention_heads,
-            head_dim: c.hidden_size / c.num_attention_heads,
-            vocab_size: c.vocab_size,
-        }
+        let head_dim = c.hidden_size / c.num_attention_heads;
+        BackboneShape::encoder(
+            c.num_hidden_layers,
+            c.hidden_size,
+            c.num_attention_heads,
+            head_dim,
+            c.vocab_size,
+        )
     }
 
     /// The six sites of every layer, then the pooler's `pooler.dense` when the model has one
@@ -241,10 +241,6 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
 
     fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
         Some(self.embeddings.word_embeddings.weight.val())
-    }
-
-    fn layer_path(&self, layer: usize) -> String {
-        format!("encoder.layer.{layer}.")
     }
 
     fn identity(&self) -> BackboneIdentity {

@@ -228,14 +228,8 @@ impl<B: Backend> Backbone<B> for DebertaV2Encoder<B> {
 
     fn shape(&self) -> BackboneShape {
         let c = &self.config;
-        BackboneShape {
-            encoder_layers: c.num_hidden_layers,
-            decoder_layers: 0,
-            hidden_size: c.hidden_size,
-            num_heads: c.num_attention_heads,
-            head_dim: c.head_dim(),
-            vocab_size: c.vocab_size,
-        }
+        let (layers, heads) = (c.num_hidden_layers, c.num_attention_heads);
+        BackboneShape::encoder(layers, c.hidden_size, heads, c.head_dim(), c.vocab_size)
     }
 
     fn linear_sites(&self) -> Vec<LinearSiteInfo> {
@@ -253,10 +247,6 @@ impl<B: Backend> Backbone<B> for DebertaV2Encoder<B> {
 
     fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
         Some(self.embeddings.word_embeddings.weight.val())
-    }
-
-    fn layer_path(&self, layer: usize) -> String {
-        format!("encoder.layer.{layer}.")
     }
 
     /// Architecture `deberta-v2` and the digest of the encoder's config: the task-head fields
