@@ -1,7 +1,9 @@
 //! `pet export --format peft` on the tiny BERT fixture: LoRA, P-Tuning v2 (deep prefix) and
 //! prompt tuning checkpoints trained by `pet train` become PEFT SEQ_CLS adapter folders with the
 //! classifier among the saved modules, and `pet predict` on the folder reproduces the
-//! checkpoint's logits; methods PEFT cannot hold are refused by name.
+//! checkpoint's logits; PEFT itself loads the exported folders of committed checkpoints and
+//! reproduces pet's logits (fixture `tests/parity/export/`); methods PEFT cannot hold are
+//! refused by name.
 
 use std::path::Path;
 
@@ -11,6 +13,7 @@ use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::TrainJob;
 use pet_core::peft::PeftAdapter;
 use pet_core::precision::Precision;
+use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TempDir;
 use serde_json::Value;
 
@@ -79,6 +82,40 @@ fn exported_peft_adapters_reproduce_the_checkpoints_logits() {
         assert_eq!(ours.len(), peft.len());
         let diff = ours.iter().flatten().zip(peft.iter().flatten()).map(|(a, b)| (a - b).abs());
         assert!(diff.fold(0.0, f64::max) < 1e-5, "{method}: {ours:?} vs {peft:?}");
+    }
+}
+
+/// pet's logits against PEFT's on the same adapter: float32 kernels in another order.
+const PEFT_LOGIT_TOLERANCE: f64 = 1e-5;
+
+/// PEFT 0.17.1 loads the folders `pet export` wrote (fixture: `tests/parity/export/generate.py`,
+/// which trained the committed checkpoints with `pet train`, exported them, and ran PEFT over
+/// transformers' `BertForSequenceClassification` on `dev.jsonl`): exporting the committed
+/// checkpoint writes the committed adapter again, and PEFT's logits on it are pet's.
+#[test]
+fn peft_loads_exported_adapters_and_reproduces_pets_logits() {
+    let _serial = pet_core::testing::serial();
+    let fixture = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/parity/export");
+    let dir = TempDir::new("export-peft-parity");
+    let input = fixture.join("dev.jsonl");
+    for method in ["lora", "ptuning-v2", "prompt"] {
+        let case = fixture.join(method);
+        let delta = case.join("delta.safetensors");
+        let folder = dir.path().join(method);
+        export(&delta, &folder).expect("export");
+        let written = PeftAdapter::read(&folder).expect("written adapter");
+        let committed = PeftAdapter::read(&case.join("adapter")).expect("committed adapter");
+        assert_eq!(written.config, committed.config, "{method}: adapter_config.json");
+        assert_eq!(written.tensors, committed.tensors, "{method}: adapter_model.safetensors");
+        let ours = logits(&delta, &input, &dir.path().join(format!("{method}.jsonl")));
+        let expected = read_tensor_file(&case.join("expected.safetensors")).expect("expected");
+        let theirs = expected.tensors["logits"].to_vec::<f32>().expect("floats");
+        let ours: Vec<f64> = ours.into_iter().flatten().collect();
+        assert_eq!(ours.len(), theirs.len(), "{method}: one row of logits per dev line");
+        let worst =
+            ours.iter().zip(&theirs).map(|(a, b)| (a - f64::from(*b)).abs()).fold(0.0, f64::max);
+        eprintln!("{method}: max |pet - PEFT| = {worst:e}");
+        assert!(worst < PEFT_LOGIT_TOLERANCE, "{method}: {ours:?} vs PEFT {theirs:?}");
     }
 }
 
