@@ -10,7 +10,7 @@
 //! [`attention`] instead runs each batch element as one task: per head, the keys and values
 //! are packed straight from the `[keys, hidden]` rows, the scores of all queries land in a
 //! buffer that stays in cache, the softmax (and dropout, whose mask is the one
-//! [`crate::dropout`] draws for the composed probabilities) runs on it, and the context is
+//! [`crate::dropout()`] draws for the composed probabilities) runs on it, and the context is
 //! written into its head's columns of the output rows. Under autodiff it is one operation that
 //! keeps the probabilities and runs the four backward products the same way.
 //!
@@ -22,7 +22,7 @@
 //! row loops are the ones they were before these options existed.
 //!
 //! Everywhere else (other backends, a CPU without the kernel, bf16 under autodiff) the composed
-//! operations run, with [`crate::attention_probs`] and [`crate::dropout`]. The products round
+//! operations run, with [`crate::attention_probs()`] and [`crate::dropout()`]. The products round
 //! their operands to bf16 when asked (`products`), as a bf16 model's attention does.
 
 use burn::backend::Flex;
@@ -46,7 +46,7 @@ use crate::{attention_probs, dropout, merge_heads, split_heads};
 ///
 /// `products` is the element type the two products round their operands to: `DType::BF16` for
 /// a bf16 model, anything else for `f32`. Dropout on the probabilities (`dropout_prob`) applies
-/// under autodiff, as [`crate::dropout`] does.
+/// under autodiff, as [`crate::dropout()`] does.
 ///
 /// `prefix` holds keys and values that come before `k` and `v` (an attention prefix, as
 /// P-Tuning v2 has): the fused inference path packs them straight from their own rows, the
@@ -92,7 +92,7 @@ pub struct AttentionOptions<B: Backend> {
     /// model, anything else for `f32`.
     pub products: DType,
     /// Dropout probability on the attention probabilities (under autodiff, as
-    /// [`crate::dropout`]).
+    /// [`crate::dropout()`]).
     pub dropout_prob: f64,
     /// An additive score bias per head, `[batch or 1, heads, queries, keys]` (`keys` counts the
     /// prefix keys), added to the scaled scores before the mask and the softmax: T5's relative
