@@ -18,10 +18,12 @@
 //!
 //! ```ignore
 //! let spec = DeltaSpec::preset("ptuning-v2+lora")?;
-//! let backbone = spec.trainability.apply(PostNormEncoderConfig::new("bert".into(), 100, 32, 2, 4, 64).init::<B>(&device));
+//! let config = PostNormEncoderConfig::new("bert".into(), 100, 32, 2, 4, 64);
+//! let backbone = spec.trainability.apply(config.init::<B>(&device));
 //! let delta = spec.build(&backbone, &device)?;
 //! let out = backbone.forward_with(EncoderInput::new(input_ids, attention_mask), &delta);
-//! DeltaCheckpoint::capture::<B, _>(&delta, &|e| e.trainable, serde_json::to_value(&spec)?, backbone.identity())
+//! let method = serde_json::to_value(&spec)?;
+//! DeltaCheckpoint::capture::<B, _>(&delta, &|e| e.trainable, method, backbone.identity())
 //!     .save(Path::new("delta.safetensors"))?;
 //! ```
 

@@ -2,6 +2,9 @@
 //! bf16 for bf16 inference), and the small per-head products of fused attention (forward and
 //! backward) in `f32` or bf16.
 //!
+//! Quick start: `cargo run -p pet-gemm --example matmul`; its source, `examples/matmul.rs`,
+//! uses only the public API.
+//!
 //! A [`Kernel`] exists only on a CPU with AVX-512 and AVX512-BF16 (`vdpbf16ps`: 32
 //! multiply-adds per instruction, twice the `f32` FMA's 16). Its products take `a` as `f32`
 //! rows or transposed ([`Lhs`]) and `b` as [`Panels`] (packed from a [`Source`]), and compute

@@ -1,6 +1,9 @@
 //! pet-kernels: fused CPU kernels for the element-wise and row-wise operations of a transformer
 //! layer, each with its backward pass.
 //!
+//! Quick start: `cargo run -p pet-kernels --example fused_ops`; its source,
+//! `examples/fused_ops.rs`, uses only the public API.
+//!
 //! Burn composes GELU, layer norm and softmax from single-purpose tensor operations; on the CPU
 //! each of those is one pass over memory (several single-threaded, with scalar `erf`/`exp`), and
 //! under autodiff each records its own graph node and keeps its own intermediates. The functions

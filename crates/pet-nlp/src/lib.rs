@@ -6,6 +6,25 @@
 //! configurations of pet-core's [`PostNormEncoder`](pet_core::blocks::PostNormEncoder), and
 //! [`deberta`] (DeBERTa-v2 / v3). [`load_encoder`] reads any of them as an [`NlpBackbone`], the
 //! backbone of the task models in [`tasks`].
+//!
+//! # Quick start
+//!
+//! P-Tuning v2 on a Hugging Face folder, trained, saved, restored and run (the whole program is
+//! `examples/ptuning_v2_classifier.rs`: `cargo run -p pet-nlp --example ptuning_v2_classifier
+//! [MODEL_FOLDER]`):
+//!
+//! ```ignore
+//! let plan = TrainPlan { folder, train, dev, method: "ptuning-v2".into(),
+//!     spec: DeltaSpec::preset("ptuning-v2")?, output: "runs/x".into(), /* ... */ };
+//! let options = ClassificationOptions::default();
+//! let summary = train_task::<B, Classification>(&plan, options, &device, |_| {})?;
+//! let delta = Path::new("runs/x/delta.safetensors");
+//! let restored = restore_task::<B, Classification>(&folder, delta, &device)?;
+//! let lines = restored.task.predict(&restored.model, Path::new("rows.jsonl"), 32)?;
+//! ```
+//!
+//! Lower down, [`load_encoder`] gives the backbone to run with any pet-core delta:
+//! `let (encoder, folder, report) = load_encoder::<B>(dir, &device)?;`.
 
 pub mod backbone;
 pub mod batch;

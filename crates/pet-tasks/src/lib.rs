@@ -7,6 +7,12 @@
 //! and training, restoring and scoring a task chosen by name at run time ([`run`]). The `pet`
 //! command line is argument parsing and printing over these functions.
 //!
+//! # Quick start
+//!
+//! A job file names its task; training, restoring and scoring need no task type (the whole
+//! program, which trains a tagger and scores its checkpoint, is `examples/restore_and_score.rs`:
+//! `cargo run -p pet-tasks --example restore_and_score`):
+//!
 //! ```no_run
 //! # fn main() -> Result<(), pet_tasks::TaskError> {
 //! let job = pet_tasks::Job::parse(
