@@ -9,8 +9,7 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::blocks::EncoderInput;
-use pet_core::blocks::hf_keys::{BertKeys, KeyMap, to_hf, transpose};
-use pet_core::params::param_entries;
+use pet_core::blocks::hf_keys::{BertKeys, to_hf, transpose, transposed_paths};
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
 use pet_core::testing::conformance::{assert_close, grads_by_path, max_abs_diff};
@@ -75,11 +74,7 @@ pub fn check_gradients<M: AutodiffModule<B>>(
     expected: &BTreeMap<String, TensorData>,
 ) {
     let grads = grads_by_path(model, &loss.backward());
-    let transposed: Vec<String> = param_entries::<B, M>(model)
-        .into_iter()
-        .filter(|e| BertKeys.transposed(e))
-        .map(|e| e.path)
-        .collect();
+    let transposed = transposed_paths::<B, M>(model, &BertKeys);
     let mut checked = 0;
     let mut worst = (0.0f64, String::new());
     for (path, grad) in &grads {

@@ -15,7 +15,7 @@
 //!
 //! and the weights of `Linear` modules are transposed on the way in and out.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use burn::module::Module;
 use burn::tensor::{TensorData, backend::Backend};
@@ -70,8 +70,13 @@ pub fn to_hf(path: &str) -> String {
 }
 
 /// `data` (2-D) transposed.
+///
+/// # Errors
+/// [`PetError::Format`] when `data` is not 2-D or not convertible to `f32`.
 pub fn transpose(data: &TensorData) -> Result<TensorData> {
-    let [rows, cols] = [data.shape[0], data.shape[1]];
+    let &[rows, cols] = data.shape.as_slice() else {
+        return Err(PetError::format("tensor", format!("{:?} is not 2-D", data.shape)));
+    };
     let values = data
         .clone()
         .convert::<f32>()
@@ -95,17 +100,25 @@ pub fn to_state<B: Backend, M: Module<B>>(
     module: &M,
     keys: &dyn KeyMap,
 ) -> Result<BTreeMap<String, TensorData>> {
-    let transposed: Vec<String> = param_entries::<B, M>(module)
-        .into_iter()
-        .filter(|e| keys.transposed(e))
-        .map(|e| e.path)
-        .collect();
+    let transposed = transposed_paths::<B, M>(module, keys);
     let mut state = BTreeMap::new();
     for (path, data) in read_params::<B, M>(module, &|_| true) {
         let data = if transposed.contains(&path) { transpose(&data)? } else { data };
         state.insert(keys.hf_key(&path), data);
     }
     Ok(state)
+}
+
+/// The Burn paths of `module`'s parameters that PyTorch stores transposed under `keys`.
+pub fn transposed_paths<B: Backend, M: Module<B>>(
+    module: &M,
+    keys: &dyn KeyMap,
+) -> BTreeSet<String> {
+    param_entries::<B, M>(module)
+        .into_iter()
+        .filter(|e| keys.transposed(e))
+        .map(|e| e.path)
+        .collect()
 }
 
 /// What a strict load did.
@@ -159,7 +172,11 @@ pub fn load_state<B: Backend, M: Module<B>>(
             missing.push(key);
             continue;
         };
-        let data = if keys.transposed(&entry) { transpose(data)? } else { data.clone() };
+        // A file tensor of another rank is not transposed: the shape check below names it.
+        let data = match keys.transposed(&entry) && data.shape.len() == 2 {
+            true => transpose(data)?,
+            false => data.clone(),
+        };
         if data.shape.as_slice() != entry.shape.as_slice() {
             return Err(PetError::ShapeMismatch {
                 path: format!("{file}: {key}"),
@@ -201,18 +218,37 @@ mod tests {
     }
 
     #[test]
+    fn a_linear_weight_of_another_rank_is_a_shape_mismatch_naming_its_key() {
+        use crate::testing::{TestInner as B, TinyEncoderConfig};
+        let fresh = || TinyEncoderConfig::tiny().init::<B>(&Default::default());
+        let mut state = to_state::<B, _>(&fresh(), &BertKeys).expect("state");
+        let key = "encoder.layer.0.attention.self.query.weight";
+        assert_eq!(state[key].shape.to_vec(), vec![16, 16], "PyTorch's [out, in]");
+        let (_, report) =
+            load_state(fresh(), &BertKeys, &state, "m", "", &|_| false).expect("back");
+        assert_eq!(report.loaded, state.len());
+        state.insert(key.into(), TensorData::new(vec![0f32; 16], [16]));
+        match load_state(fresh(), &BertKeys, &state, "m.safetensors", "", &|_| false) {
+            Err(PetError::ShapeMismatch { path, found, .. }) => {
+                assert_eq!(
+                    (path.as_str(), found),
+                    ("m.safetensors: encoder.layer.0.attention.self.query.weight", vec![16])
+                );
+            }
+            other => panic!("expected a shape mismatch, got {other:?}"),
+        }
+        assert!(transpose(&TensorData::new(vec![0f32; 8], [2, 2, 2])).is_err());
+    }
+
+    #[test]
     fn only_weights_of_linear_modules_transpose() {
         use crate::testing::{TestInner as B, TinyEncoderConfig};
         let encoder = TinyEncoderConfig::tiny().init::<B>(&Default::default());
-        let transposed: Vec<String> = param_entries::<B, _>(&encoder)
-            .into_iter()
-            .filter(|e| BertKeys.transposed(e))
-            .map(|e| e.path)
-            .collect();
+        let transposed = transposed_paths::<B, _>(&encoder, &BertKeys);
         // Six linears per layer, two layers, and the pooler; no embedding table, bias or norm.
         assert_eq!(transposed.len(), 13, "{transposed:?}");
-        assert!(transposed.contains(&"encoder.layer.1.intermediate.dense.weight".to_string()));
-        assert!(transposed.contains(&"pooler.dense.weight".to_string()));
+        assert!(transposed.contains("encoder.layer.1.intermediate.dense.weight"));
+        assert!(transposed.contains("pooler.dense.weight"));
         assert!(!transposed.iter().any(|p| p.contains("embeddings")));
         // A name that looks like a linear weight is not one unless a `Linear` holds it.
         let table = ParamEntry {
