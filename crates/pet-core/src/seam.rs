@@ -224,32 +224,47 @@ impl<B: Backend> Default for AttentionPrefixes<B> {
 
 impl<B: Backend> AttentionPrefixes<B> {
     /// The prefixes of encoder self-attention layers `0..prefixes.len()`, in layer order.
+    ///
+    /// # Panics
+    /// When they are not all of one length.
     pub fn encoder(prefixes: Vec<AttentionPrefix<B>>) -> Self {
         let mut out = Self::default();
         for (layer, prefix) in prefixes.into_iter().enumerate() {
-            out.insert(PrefixSite::encoder(layer), prefix);
+            out.add(PrefixSite::encoder(layer), prefix);
         }
+        out.assert_uniform();
         out
     }
 
     /// Adds the prefix of `site`, joined after one already there.
     ///
     /// # Panics
-    /// When its length differs from the prefixes of the same stack and attention kind.
+    /// When afterwards the prefixes of one stack and attention kind differ in length.
     pub fn insert(&mut self, site: PrefixSite, prefix: AttentionPrefix<B>) {
-        let same_kind = self.len(site.stack, site.attention);
-        let prefix = match self.by_site.remove(&site) {
+        self.add(site, prefix);
+        self.assert_uniform();
+    }
+
+    /// `prefix` at `site`, after the one already there.
+    fn add(&mut self, site: PrefixSite, prefix: AttentionPrefix<B>) {
+        let joined = match self.by_site.remove(&site) {
             Some(before) => before.concat(prefix),
-            None => {
-                assert!(
-                    same_kind == 0 || same_kind == prefix.len(),
-                    "expected prefixes of {same_kind} positions at {site:?}, got {}",
-                    prefix.len()
-                );
-                prefix
-            }
+            None => prefix,
         };
-        self.by_site.insert(site, prefix);
+        self.by_site.insert(site, joined);
+    }
+
+    /// Every prefix of a stack and attention kind has that kind's length.
+    fn assert_uniform(&self) {
+        for (site, prefix) in &self.by_site {
+            let expected = self.len(site.stack, site.attention);
+            assert_eq!(
+                prefix.len(),
+                expected,
+                "expected prefixes of {expected} positions at {site:?}, got {}",
+                prefix.len()
+            );
+        }
     }
 
     /// The prefix of `site`, if any.
@@ -275,22 +290,10 @@ impl<B: Backend> AttentionPrefixes<B> {
     /// # Panics
     /// When the joined prefixes of one stack and attention kind end up of different lengths.
     pub fn join(mut self, other: Self) -> Self {
-        let joined_sites: Vec<PrefixSite> = other.by_site.keys().copied().collect();
         for (site, prefix) in other.by_site {
-            match self.by_site.remove(&site) {
-                Some(before) => {
-                    self.by_site.insert(site, before.concat(prefix));
-                }
-                None => {
-                    self.by_site.insert(site, prefix);
-                }
-            }
+            self.add(site, prefix);
         }
-        for site in joined_sites {
-            let expected = self.len(site.stack, site.attention);
-            let found = self.by_site[&site].len();
-            assert_eq!(found, expected, "expected joined prefixes of one length at {site:?}");
-        }
+        self.assert_uniform();
         self
     }
 }
