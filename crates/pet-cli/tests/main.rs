@@ -1,5 +1,7 @@
 //! Integration tests of the `pet` command line.
 
+#[cfg(unix)]
+mod bad_inputs;
 mod bench;
 mod deberta;
 mod device_smoke;
