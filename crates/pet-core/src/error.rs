@@ -78,6 +78,32 @@ pub enum PetError {
         /// What is wrong with the line.
         reason: String,
     },
+    /// An output path that would destroy an input, a link or special file, or an existing
+    /// output without overwrite.
+    #[error("refusing to write {}: {reason}", path.display())]
+    OutputRefused {
+        /// The output path.
+        path: PathBuf,
+        /// Why it is refused.
+        reason: String,
+    },
+    /// Training reached a loss or gradient norm that is not a finite number.
+    #[error(
+        "training diverged at epoch {epoch}, step {step}: the {quantity} is {value}; {cause}; \
+         nothing of this run was saved"
+    )]
+    Diverged {
+        /// 1-based epoch.
+        epoch: usize,
+        /// 1-based optimizer step (the step being taken).
+        step: usize,
+        /// `loss` or `gradient norm`.
+        quantity: &'static str,
+        /// The value read (NaN or infinite).
+        value: f64,
+        /// The likely cause and what to try.
+        cause: String,
+    },
 }
 
 /// Result alias of pet-core.

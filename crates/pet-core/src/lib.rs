@@ -34,6 +34,7 @@ pub mod delta;
 pub mod digest;
 pub mod error;
 pub mod metrics;
+pub mod output;
 pub mod params;
 pub mod peft;
 pub mod precision;

@@ -12,6 +12,7 @@ use burn::tensor::{DType, TensorData};
 use safetensors::{Dtype, SafeTensors, tensor::TensorView};
 
 use crate::error::{PetError, Result};
+use crate::output::TempPath;
 
 /// Tensors of one file, keyed by name, plus the file's string metadata.
 #[derive(Clone, Debug, Default)]
@@ -121,6 +122,15 @@ fn data_bytes(name: &str, data: &TensorData) -> Result<(Dtype, Vec<u8>)> {
 /// # Errors
 /// [`PetError::Io`] when the file cannot be written.
 pub fn write_tensor_file(path: &Path, file: &TensorFile) -> Result<()> {
+    write_atomically(path, &tensor_file_bytes(path, file)?)
+}
+
+/// The bytes of `file` as safetensors (floats as F32, integers as I64); `path` names it in
+/// errors.
+///
+/// # Errors
+/// [`PetError::Format`] when a tensor cannot be serialized.
+pub fn tensor_file_bytes(path: &Path, file: &TensorFile) -> Result<Vec<u8>> {
     let mut buffers = Vec::with_capacity(file.tensors.len());
     for (name, data) in &file.tensors {
         let (dtype, bytes) = data_bytes(name, data)?;
@@ -135,20 +145,21 @@ pub fn write_tensor_file(path: &Path, file: &TensorFile) -> Result<()> {
         })
         .collect::<Result<_>>()?;
     let metadata: HashMap<String, String> = file.metadata.clone().into_iter().collect();
-    let bytes =
-        safetensors::serialize(views, Some(metadata)).map_err(|e| PetError::format(path, e))?;
-    write_atomically(path, &bytes)
+    safetensors::serialize(views, Some(metadata)).map_err(|e| PetError::format(path, e))
 }
 
-/// Writes `bytes` to a sibling temporary file, then renames it onto `path`.
+/// Writes `bytes` to a sibling temporary file, then renames it onto `path`; the temporary file
+/// is removed when either step fails. (User-named outputs go through
+/// [`Output`](crate::output::Output), which also refuses to replace inputs.)
 ///
 /// # Errors
 /// [`PetError::Io`] when the folder is not writable.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-    let tmp = path.with_file_name(format!(".{name}.tmp{}", std::process::id()));
-    std::fs::write(&tmp, bytes).map_err(|e| PetError::io(&tmp, e))?;
-    std::fs::rename(&tmp, path).map_err(|e| PetError::io(path, e))
+    let tmp = TempPath::sibling(path, "tmp");
+    std::fs::write(tmp.path(), bytes).map_err(|e| PetError::io(tmp.path(), e))?;
+    std::fs::rename(tmp.path(), path).map_err(|e| PetError::io(path, e))?;
+    tmp.keep();
+    Ok(())
 }
 
 #[cfg(test)]
