@@ -97,3 +97,40 @@ fn metrics_are_written_as_json_lines_per_step_and_epoch() {
         records[0]["lr"].as_f64().is_some() && records[0]["samples_per_sec"].as_f64().is_some()
     );
 }
+
+#[test]
+fn a_loss_that_is_not_finite_stops_training_naming_the_epoch_step_and_learning_rate() {
+    let _serial = pet_core::testing::serial();
+    let data = batches(&dataset(24, 6), 8);
+    let path = std::env::temp_dir().join(format!("pet-diverged-{}.jsonl", std::process::id()));
+    let mut log = MetricsLog::to_file(&path).expect("log");
+    for max_grad_norm in [Some(1.0), None] {
+        let config = TrainConfig {
+            epochs: 3,
+            learning_rate: 1e30,
+            max_grad_norm,
+            log_every: 1,
+            progress: false,
+            ..TrainConfig::default()
+        };
+        let result = fit(
+            model(),
+            &config,
+            &Default::default(),
+            |_, _| data.clone(),
+            |_: &Classifier<TestInner, Lora<TestInner>>| Evaluation::default(),
+            &mut log,
+        );
+        let err = result.expect_err("a rate of 1e30 diverges");
+        let message = err.to_string();
+        let pet_core::PetError::Diverged { epoch, step, value, .. } = err else {
+            panic!("expected Diverged, got {message}")
+        };
+        assert!(!value.is_finite() && epoch >= 1 && step >= 2, "{message}");
+        assert!(message.contains(&format!("epoch {epoch}, step {step}")), "{message}");
+        assert!(message.contains("learning rate is likely too high"), "{message}");
+        assert_eq!(message.contains("max_grad_norm"), max_grad_norm.is_none(), "{message}");
+    }
+    drop(log);
+    let _ = std::fs::remove_file(&path);
+}

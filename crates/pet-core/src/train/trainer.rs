@@ -81,17 +81,35 @@ impl TrainConfig {
         if self.epochs == 0 {
             return Err(PetError::config("epochs", "must be at least 1"));
         }
-        if self.learning_rate.is_nan() || self.learning_rate <= 0.0 {
-            return Err(PetError::config("learning_rate", "must be positive"));
+        let positive = |v: f64| v.is_finite() && v > 0.0;
+        if !positive(self.learning_rate) {
+            let reason =
+                format!("must be a finite number greater than 0, got {}", self.learning_rate);
+            return Err(PetError::config("learning_rate", reason));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            let reason =
+                format!("must be a finite number of at least 0, got {}", self.weight_decay);
+            return Err(PetError::config("weight_decay", reason));
         }
         if !(0.0..1.0).contains(&self.warmup_ratio) {
-            return Err(PetError::config("warmup_ratio", "must be in [0, 1)"));
+            let reason = format!("must be in [0, 1), got {}", self.warmup_ratio);
+            return Err(PetError::config("warmup_ratio", reason));
         }
         if self.gradient_accumulation_steps == 0 {
             return Err(PetError::config("gradient_accumulation_steps", "must be at least 1"));
         }
-        if self.max_grad_norm.is_some_and(|n| n.is_nan() || n <= 0.0) {
-            return Err(PetError::config("max_grad_norm", "must be positive"));
+        if self.max_grad_norm.is_some_and(|n| !positive(n)) {
+            return Err(PetError::config(
+                "max_grad_norm",
+                "must be a finite number greater than 0",
+            ));
+        }
+        if !positive(self.adam_epsilon) {
+            return Err(PetError::config("adam_epsilon", "must be a finite number greater than 0"));
+        }
+        if self.log_every == 0 {
+            return Err(PetError::config("log_every", "must be at least 1"));
         }
         Ok(())
     }
@@ -187,7 +205,12 @@ where
         for (index, batch) in batches.iter().enumerate() {
             let loss = model.loss(batch);
             samples += M::batch_size(batch);
+            // The loss is read for the log and the progress bar anyway: checking it costs no
+            // extra device sync.
             let value = loss.clone().into_scalar().elem::<f64>();
+            if !value.is_finite() {
+                return Err(diverged(config, epoch, step + 1, "loss", value, schedule.at(step)));
+            }
             loss_sum += value;
             loss_count += 1;
             let scaled = loss / config.gradient_accumulation_steps as f64;
@@ -199,10 +222,13 @@ where
                 let grad_norm =
                     config.max_grad_norm.map(|max| clip_global_norm(&model, &mut grads, max));
                 let lr = schedule.at(step);
+                if let Some(norm) = grad_norm.filter(|n| !n.is_finite()) {
+                    return Err(diverged(config, epoch, step + 1, "gradient norm", norm, lr));
+                }
                 model = optimizer.step(lr, model, grads);
                 step += 1;
                 pending = 0;
-                if step.is_multiple_of(config.log_every.max(1)) {
+                if step.is_multiple_of(config.log_every) {
                     log.record(&json!({
                         "event": "step", "epoch": epoch, "step": step, "loss": value, "lr": lr,
                         "grad_norm": grad_norm,
@@ -238,6 +264,26 @@ where
     Ok(TrainOutcome { best, best_epoch, history })
 }
 
+/// The error of a loss or gradient norm that is NaN or infinite, with its likely cause.
+fn diverged(
+    config: &TrainConfig,
+    epoch: usize,
+    step: usize,
+    quantity: &'static str,
+    value: f64,
+    lr: f64,
+) -> PetError {
+    let mut cause = format!(
+        "the learning rate is likely too high (peak {:e}, {lr:.2e} at this step): lower it \
+         (`--lr`, or `learning_rate` under [optim])",
+        config.learning_rate
+    );
+    if config.max_grad_norm.is_none() {
+        cause.push_str(", or bound the gradients with `max_grad_norm`");
+    }
+    PetError::Diverged { epoch, step, quantity, value, cause }
+}
+
 fn progress_bar(show: bool, len: u64, epoch: usize, epochs: usize) -> ProgressBar {
     if !show {
         return ProgressBar::hidden();
@@ -267,6 +313,17 @@ mod tests {
                 "gradient_accumulation_steps",
             ),
             (TrainConfig { max_grad_norm: Some(-1.0), ..TrainConfig::default() }, "max_grad_norm"),
+            (TrainConfig { learning_rate: -1.0, ..TrainConfig::default() }, "learning_rate"),
+            (TrainConfig { learning_rate: f64::NAN, ..TrainConfig::default() }, "learning_rate"),
+            (
+                TrainConfig { learning_rate: f64::INFINITY, ..TrainConfig::default() },
+                "learning_rate",
+            ),
+            (TrainConfig { weight_decay: -0.1, ..TrainConfig::default() }, "weight_decay"),
+            (TrainConfig { weight_decay: f64::NAN, ..TrainConfig::default() }, "weight_decay"),
+            (TrainConfig { warmup_ratio: f64::NAN, ..TrainConfig::default() }, "warmup_ratio"),
+            (TrainConfig { adam_epsilon: 0.0, ..TrainConfig::default() }, "adam_epsilon"),
+            (TrainConfig { log_every: 0, ..TrainConfig::default() }, "log_every"),
         ];
         for (config, field) in cases {
             let err = config.validate().expect_err(field).to_string();
