@@ -48,16 +48,16 @@ pub struct BenchArgs {
     #[arg(long, default_value = "ptuning-v2")]
     pub method: String,
     /// Rows per batch.
-    #[arg(long, default_value_t = 32)]
+    #[arg(long, default_value_t = 32, value_parser = crate::args::count, allow_negative_numbers = true)]
     pub batch: usize,
     /// Tokens per row.
-    #[arg(long, default_value_t = 128)]
+    #[arg(long, default_value_t = 128, value_parser = crate::args::count, allow_negative_numbers = true)]
     pub seq: usize,
     /// Prefix length of a prefix method (`num_virtual_tokens`).
     #[arg(long, default_value_t = 16)]
     pub prefix: usize,
     /// Timed steps.
-    #[arg(long, default_value_t = 5)]
+    #[arg(long, default_value_t = 5, value_parser = crate::args::count, allow_negative_numbers = true)]
     pub steps: usize,
     /// Untimed steps before them.
     #[arg(long, default_value_t = 1)]

@@ -12,7 +12,8 @@ use anyhow::{Result, bail};
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
 use pet_core::Backbone;
-use pet_core::safetensors_io::{TensorFile, write_tensor_file};
+use pet_core::output::{Output, OutputKind};
+use pet_core::safetensors_io::{TensorFile, tensor_file_bytes};
 use pet_core::task::restore::restore_deltas;
 use pet_nlp::batch::PaddedBatch;
 use pet_nlp::input::read_json_lines;
@@ -31,8 +32,10 @@ pub struct EncodeJob {
     pub model: String,
     /// Input JSONL.
     pub input: PathBuf,
-    /// Output safetensors.
+    /// Output safetensors; never one of the inputs.
     pub output: PathBuf,
+    /// Replace an existing output file.
+    pub overwrite: bool,
     /// A pet delta checkpoint or a PEFT adapter folder.
     pub delta: Option<PathBuf>,
     /// Truncation of tokenized texts.
@@ -44,6 +47,9 @@ impl BackendJob for EncodeJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, _backend: &str) -> Result<usize> {
         let model_dir = resolve_folder(&self.model)?;
+        let mut inputs = vec![model_dir.as_path(), self.input.as_path()];
+        inputs.extend(self.delta.as_deref());
+        let output = Output::checked(&self.output, OutputKind::File, self.overwrite, &inputs)?;
         let tokenizer_path = model_dir.join("tokenizer.json");
         let tokenizer = match tokenizer_path.is_file() {
             true => Some(TextTokenizer::from_file(&tokenizer_path, self.max_length)?),
@@ -121,7 +127,7 @@ impl BackendJob for EncodeJob {
         if pooled.len() == n * hidden_size {
             file.tensors.insert("pooler_output".into(), TensorData::new(pooled, [n, hidden_size]));
         }
-        write_tensor_file(&self.output, &file)?;
+        output.write(&tensor_file_bytes(&self.output, &file)?)?;
         Ok(n)
     }
 }

@@ -20,8 +20,10 @@ pub struct ExportJob {
     pub delta: PathBuf,
     /// Output format; only `peft`.
     pub format: String,
-    /// Output folder.
+    /// Output folder, written as a unit.
     pub output: PathBuf,
+    /// Replace an existing output folder.
+    pub overwrite: bool,
 }
 
 impl BackendJob for ExportJob {
@@ -32,6 +34,7 @@ impl BackendJob for ExportJob {
             bail!("--format {}: the only export format is `peft`", self.format);
         }
         let folder = resolve_folder(&self.model)?;
-        Ok(pet_tasks::run::export_peft::<B>(&folder, &self.delta, &device, &self.output)?)
+        let (delta, output) = (&self.delta, &self.output);
+        Ok(pet_tasks::run::export_peft::<B>(&folder, delta, &device, output, self.overwrite)?)
     }
 }

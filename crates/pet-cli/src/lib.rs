@@ -1,6 +1,7 @@
 //! The `pet` command line: device selection and the subcommands, as a library so that tests
 //! drive them without spawning processes.
 
+pub mod args;
 pub mod bench;
 pub mod device;
 pub mod encode;

@@ -1,17 +1,19 @@
 //! `pet`: parameter-efficient tuning of pretrained transformers.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use burn::tensor::Tensor;
 use burn::tensor::backend::AutodiffBackend;
 use clap::{Parser, Subcommand};
+use pet_cli::args;
 use pet_cli::bench::{BenchArgs, BenchJob};
 use pet_cli::device::{BackendJob, DeviceSpec, compiled_backends, run_on};
 use pet_cli::encode::EncodeJob;
 use pet_cli::export::ExportJob;
 use pet_cli::predict::{PredictJob, PredictOutcome};
 use pet_cli::train::{DEFAULT_JOB, Job, TrainJob};
+use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
 
 /// mimalloc, keeping freed memory mapped: tensor-sized blocks are reused instead of being
@@ -49,9 +51,12 @@ enum Command {
         /// `text` for tagging, SQuAD JSON for QA.
         #[arg(long)]
         input: PathBuf,
-        /// Output JSONL.
+        /// Output JSONL; never one of the inputs.
         #[arg(long)]
         output: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        overwrite: bool,
         /// Precision of the backbone's linear layers: f32 or bf16.
         #[arg(long, default_value_t = Precision::F32)]
         precision: Precision,
@@ -86,14 +91,17 @@ enum Command {
         /// Input JSONL: `{"text", "text_pair"}` or `{"input_ids", "attention_mask", "token_type_ids"}`.
         #[arg(long)]
         input: PathBuf,
-        /// Output safetensors.
+        /// Output safetensors; never one of the inputs.
         #[arg(long)]
         output: PathBuf,
+        /// Replace an existing output file.
+        #[arg(long)]
+        overwrite: bool,
         /// A pet delta checkpoint or a PEFT adapter folder.
         #[arg(long)]
         delta: Option<PathBuf>,
         /// Truncation of tokenized texts.
-        #[arg(long, default_value_t = 512)]
+        #[arg(long, default_value_t = 512, value_parser = args::count, allow_negative_numbers = true)]
         max_length: usize,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
@@ -111,9 +119,12 @@ enum Command {
         /// Output format: `peft`.
         #[arg(long, default_value = "peft")]
         format: String,
-        /// Output folder.
+        /// Output folder, written as a unit; never one of the inputs.
         #[arg(long)]
         output: PathBuf,
+        /// Replace an existing output folder.
+        #[arg(long)]
+        overwrite: bool,
         /// Device: cpu, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
@@ -152,26 +163,29 @@ struct TrainArgs {
     #[arg(long)]
     method: Option<String>,
     /// Epochs.
-    #[arg(long)]
+    #[arg(long, value_parser = args::count, allow_negative_numbers = true)]
     epochs: Option<usize>,
     /// Peak learning rate.
-    #[arg(long)]
+    #[arg(long, value_parser = args::positive, allow_negative_numbers = true)]
     lr: Option<f64>,
     /// Seed.
     #[arg(long)]
     seed: Option<u64>,
     /// Rows per batch.
-    #[arg(long)]
+    #[arg(long, value_parser = args::count, allow_negative_numbers = true)]
     batch_size: Option<usize>,
     /// Tokens per input.
-    #[arg(long)]
+    #[arg(long, value_parser = args::count, allow_negative_numbers = true)]
     max_length: Option<usize>,
     /// Train on a seeded subset of this many rows.
-    #[arg(long)]
+    #[arg(long, value_parser = args::count, allow_negative_numbers = true)]
     max_train_examples: Option<usize>,
-    /// Output folder.
+    /// Output folder, written as a unit when the run ends; never one of the inputs.
     #[arg(long)]
     output: Option<PathBuf>,
+    /// Replace an existing output folder (as the job file's `overwrite = true`).
+    #[arg(long)]
+    overwrite: bool,
     /// Device: cpu, wgpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
@@ -179,13 +193,17 @@ struct TrainArgs {
 
 impl TrainArgs {
     fn job(&self) -> Result<Job> {
+        let source = match &self.config {
+            Some(path) => path.display().to_string(),
+            None => "the embedded default job".into(),
+        };
         let mut job = match &self.config {
             Some(path) => {
                 let text = std::fs::read_to_string(path)
                     .with_context(|| format!("reading job {}", path.display()))?;
-                Job::parse(&text, &path.display().to_string())?
+                Job::parse(&text, &source)?
             }
-            None => Job::parse(DEFAULT_JOB, "the embedded default job")?,
+            None => Job::parse(DEFAULT_JOB, &source)?,
         };
         if let Some(model) = &self.model {
             job.model = model.clone();
@@ -216,8 +234,17 @@ impl TrainArgs {
         if let Some(output) = &self.output {
             job.output = output.clone();
         }
+        job.overwrite |= self.overwrite;
         job.options = job.resolved_options()?;
+        job.validate(&format!("{source} with the command line's overrides"))?;
         job.delta_spec()?;
+        // Refused before anything is fetched or loaded; the run checks again with the model
+        // and data paths resolved. The job file is an input too.
+        let named = [job.model.as_str(), job.train.as_str(), job.dev.as_str()];
+        let mut inputs: Vec<&Path> =
+            named.into_iter().chain(job.test.as_deref()).map(Path::new).collect();
+        inputs.extend(self.config.as_deref());
+        Output::checked(&job.output, OutputKind::Folder, job.overwrite, &inputs)?;
         Ok(job)
     }
 }
@@ -268,28 +295,29 @@ fn main() -> Result<()> {
             }
             println!("saved to {}", output.display());
         }
-        Command::Predict { model, delta, input, output, precision, device } => {
-            let job = PredictJob { model, delta, input, output: Some(output.clone()), precision };
+        Command::Predict { model, delta, input, output, overwrite, precision, device } => {
+            let output_path = Some(output.clone());
+            let job = PredictJob { model, delta, input, output: output_path, overwrite, precision };
             if let PredictOutcome::Written(n) = run_on(device, job)? {
                 println!("wrote {n} predictions to {}", output.display());
             }
         }
         Command::Eval { model, delta, input, precision, device } => {
-            if let PredictOutcome::Scored(metrics) =
-                run_on(device, PredictJob { model, delta, input, output: None, precision })?
-            {
+            if let PredictOutcome::Scored(metrics) = run_on(
+                device,
+                PredictJob { model, delta, input, output: None, overwrite: false, precision },
+            )? {
                 print_metrics("eval", &metrics);
             }
         }
-        Command::Encode { model, input, output, delta, max_length, device } => {
-            let n = run_on(
-                device,
-                EncodeJob { model, input, output: output.clone(), delta, max_length },
-            )?;
+        Command::Encode { model, input, output, overwrite, delta, max_length, device } => {
+            let job =
+                EncodeJob { model, input, output: output.clone(), overwrite, delta, max_length };
+            let n = run_on(device, job)?;
             println!("encoded {n} rows into {}", output.display());
         }
-        Command::Export { model, delta, format, output, device } => {
-            let job = ExportJob { model, delta, format, output: output.clone() };
+        Command::Export { model, delta, format, output, overwrite, device } => {
+            let job = ExportJob { model, delta, format, output: output.clone(), overwrite };
             let peft_type = run_on(device, job)?;
             println!("wrote a PEFT {peft_type} adapter to {}", output.display());
         }

@@ -15,10 +15,11 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::{Context, Result};
 use burn::tensor::backend::AutodiffBackend;
+use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
 use pet_tasks::run::{Infer, Inference, Inferred, infer};
 use serde_json::Value;
@@ -39,6 +40,8 @@ pub struct PredictJob {
     pub input: PathBuf,
     /// Where to write predictions (JSONL); `None` scores the file instead.
     pub output: Option<PathBuf>,
+    /// Replace an existing output file.
+    pub overwrite: bool,
     /// Precision of the backbone's linear layers.
     pub precision: Precision,
 }
@@ -57,12 +60,17 @@ impl BackendJob for PredictJob {
 
     fn run<B: AutodiffBackend>(self, device: B::Device, _backend: &str) -> Result<PredictOutcome> {
         let model_dir = resolve_folder(&self.model)?;
-        let inference = match &self.output {
+        let inputs = [model_dir.as_path(), self.delta.as_path(), self.input.as_path()];
+        let output = match &self.output {
+            Some(path) => Some(Output::checked(path, OutputKind::File, self.overwrite, &inputs)?),
+            None => None,
+        };
+        let inference = match &output {
             Some(_) => Inference::Predict(&self.input),
             None => Inference::Score(&self.input),
         };
         let request = Infer { inference, precision: self.precision, batch_size: BATCH };
-        match (infer::<B>(&model_dir, &self.delta, &device, request)?, &self.output) {
+        match (infer::<B>(&model_dir, &self.delta, &device, request)?, &output) {
             (Inferred::Predictions(lines), Some(output)) => {
                 let n = lines.len();
                 write_lines(output, lines.into_iter())?;
@@ -74,17 +82,18 @@ impl BackendJob for PredictJob {
     }
 }
 
-/// Writes one JSON value per line, through a temporary file renamed into place.
-fn write_lines(path: &Path, lines: impl Iterator<Item = Value>) -> Result<()> {
-    let tmp = path.with_extension("jsonl.partial");
+/// Writes one JSON value per line, through a temporary sibling renamed into place (removed if
+/// anything fails).
+fn write_lines(output: &Output, lines: impl Iterator<Item = Value>) -> Result<()> {
+    let staged = output.stage()?;
+    let tmp = staged.path();
     let mut out = std::io::BufWriter::new(
-        std::fs::File::create(&tmp).with_context(|| format!("creating {}", tmp.display()))?,
+        std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?,
     );
     for line in lines {
         writeln!(out, "{line}").with_context(|| format!("writing {}", tmp.display()))?;
     }
     out.flush().with_context(|| format!("writing {}", tmp.display()))?;
     drop(out);
-    std::fs::rename(&tmp, path)
-        .with_context(|| format!("moving {} to {}", tmp.display(), path.display()))
+    Ok(staged.commit()?)
 }

@@ -7,7 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{Context, Result};
+use anyhow::{Result, bail};
 use burn::tensor::backend::AutodiffBackend;
 
 use crate::device::BackendJob;
@@ -18,14 +18,29 @@ pub use pet_tasks::Job;
 /// The embedded default job.
 pub const DEFAULT_JOB: &str = include_str!("../jobs/spamassassin-ptuning-v2.toml");
 
+/// Whether `spec` reads as a path rather than an asset name: it holds a path separator or
+/// starts with `.` or `~`.
+fn looks_like_path(spec: &str) -> bool {
+    spec.contains('/') || spec.contains(std::path::MAIN_SEPARATOR) || spec.starts_with(['.', '~'])
+}
+
 /// A folder or asset name, resolved to a local folder (fetching the asset when needed).
 ///
 /// # Errors
-/// When the asset cannot be fetched.
+/// "no such file or folder: SPEC" for a missing path (one that [`looks_like_path`]); "not a
+/// folder" for a file; otherwise when the asset cannot be fetched.
 pub fn resolve_folder(spec: &str) -> Result<PathBuf> {
     let path = Path::new(spec);
     if path.is_dir() {
         return Ok(path.to_path_buf());
+    }
+    if path.exists() {
+        bail!(
+            "{spec}: not a folder; expected a model folder (config.json, weights) or an asset name"
+        );
+    }
+    if looks_like_path(spec) {
+        bail!("no such file or folder: {spec}");
     }
     crate::fetch::fetch(spec)
 }
@@ -36,7 +51,9 @@ pub fn resolve_folder(spec: &str) -> Result<PathBuf> {
 /// When the asset cannot be fetched.
 pub fn resolve_file(spec: &str) -> Result<PathBuf> {
     match spec.split_once(':') {
-        Some((asset, file)) if !Path::new(spec).exists() => Ok(resolve_folder(asset)?.join(file)),
+        Some((asset, file)) if !Path::new(spec).exists() && !looks_like_path(asset) => {
+            Ok(resolve_folder(asset)?.join(file))
+        }
         _ => Ok(PathBuf::from(spec)),
     }
 }
@@ -53,9 +70,6 @@ impl BackendJob for TrainJob {
         let test = job.test.as_deref().map(resolve_file).transpose()?;
         let plan =
             job.plan(folder.clone(), resolve_file(&job.train)?, resolve_file(&job.dev)?, test)?;
-        std::fs::create_dir_all(&job.output)
-            .with_context(|| format!("creating {}", job.output.display()))?;
-        std::fs::write(job.output.join("job.toml"), job.to_toml()?).context("writing job.toml")?;
         let summary = pet_tasks::run::train::<B>(&job, &plan, &device, |start| {
             eprintln!("{}", start.report);
             eprintln!(
@@ -82,6 +96,17 @@ mod tests {
         assert_eq!(job.method, "ptuning-v2");
         assert_eq!(job.options.get("max_length"), Some(&toml::Value::Integer(64)));
         assert!(job.delta_spec().expect("spec").prefix.is_some());
+    }
+
+    #[test]
+    fn a_missing_model_path_is_named_as_a_path_not_an_asset() {
+        for spec in ["./no-such-model", "/nonexistent/model", "models/x", "~/m"] {
+            let err = format!("{:#}", resolve_folder(spec).expect_err(spec));
+            assert_eq!(err, format!("no such file or folder: {spec}"));
+        }
+        let file = format!("{}/Cargo.toml", env!("CARGO_MANIFEST_DIR"));
+        let err = format!("{:#}", resolve_folder(&file).expect_err("a file"));
+        assert!(err.contains("not a folder") && err.contains(&file), "{err}");
     }
 
     #[test]

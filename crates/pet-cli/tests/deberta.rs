@@ -26,6 +26,7 @@ fn fixtures(case: &str) -> PathBuf {
 /// `pet eval` of `delta` on `input` gives `metric` as training reported it.
 fn eval_matches(delta: &Path, input: &Path, metric: &str, trained: f64) {
     let job = PredictJob {
+        overwrite: false,
         model: fixtures("v3").display().to_string(),
         delta: delta.to_path_buf(),
         input: input.to_path_buf(),
@@ -42,6 +43,7 @@ fn eval_matches(delta: &Path, input: &Path, metric: &str, trained: f64) {
 fn predict(delta: &Path, input: &Path, dir: &Path) -> Vec<serde_json::Value> {
     let output = dir.join("predictions.jsonl");
     let job = PredictJob {
+        overwrite: false,
         model: fixtures("v3").display().to_string(),
         delta: delta.to_path_buf(),
         input: input.to_path_buf(),
@@ -87,6 +89,7 @@ fn ptuning_v2_classification_on_deberta_trains_predicts_and_encodes() {
     .expect("input");
     let encoded = d.join("encoded.safetensors");
     let job = EncodeJob {
+        overwrite: false,
         model: fixtures("v3").display().to_string(),
         input,
         output: encoded.clone(),

@@ -26,6 +26,7 @@ fn model() -> std::path::PathBuf {
 /// `pet predict` of `delta` (checkpoint or adapter folder) on `input`: every line's logits.
 fn logits(delta: &Path, input: &Path, output: &Path) -> Vec<Vec<f64>> {
     let job = PredictJob {
+        overwrite: true, // every method's logits go to the same file
         model: model().display().to_string(),
         delta: delta.to_path_buf(),
         input: input.to_path_buf(),
@@ -53,6 +54,7 @@ fn trained(dir: &Path, method: &str) -> std::path::PathBuf {
 
 fn export(delta: &Path, output: &Path) -> anyhow::Result<&'static str> {
     let job = ExportJob {
+        overwrite: false,
         model: model().display().to_string(),
         delta: delta.to_path_buf(),
         format: "peft".into(),

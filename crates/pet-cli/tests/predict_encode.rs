@@ -55,6 +55,7 @@ fn predict_and_eval_restore_the_trained_classifier() {
     let scored = run_on(
         DeviceSpec::Cpu,
         PredictJob {
+            overwrite: false,
             model: model.clone(),
             delta: delta.clone(),
             input: input.clone(),
@@ -71,7 +72,14 @@ fn predict_and_eval_restore_the_trained_classifier() {
     let output = dir.path().join("predictions.jsonl");
     let written = run_on(
         DeviceSpec::Cpu,
-        PredictJob { model, delta, input, output: Some(output.clone()), precision: Precision::F32 },
+        PredictJob {
+            model,
+            delta,
+            input,
+            output: Some(output.clone()),
+            precision: Precision::F32,
+            overwrite: false,
+        },
     )
     .expect("predict");
     assert!(matches!(written, PredictOutcome::Written(12)));
@@ -118,6 +126,7 @@ pub(crate) fn encode_matches_peft(
     let case = adapter.display().to_string();
     let output = dir.join("encoded.safetensors");
     let job = EncodeJob {
+        overwrite: true, // callers encode several adapters into the same file
         model: model.display().to_string(),
         input: input.to_path_buf(),
         output: output.clone(),
@@ -161,6 +170,8 @@ fn encode_text_lines_with_the_model_tokenizer_and_name_bad_lines() {
     .expect("input");
     let output = dir.path().join("out.safetensors");
     let job = |input: PathBuf| EncodeJob {
+        overwrite: true, // the bad file's run must reach its bad line
+
         model: fixtures("bert").display().to_string(),
         input,
         output: output.clone(),
@@ -200,6 +211,7 @@ fn predict_and_eval_restore_a_tagger_with_its_crf() {
     let delta = d.join("out/delta.safetensors");
     let model = fixtures("bert").display().to_string();
     let eval = PredictJob {
+        overwrite: false,
         model: model.clone(),
         delta: delta.clone(),
         input: d.join("dev.conll"),
@@ -218,6 +230,7 @@ fn predict_and_eval_restore_a_tagger_with_its_crf() {
     .expect("input");
     let output = d.join("tags.jsonl");
     let job = PredictJob {
+        overwrite: false,
         model,
         delta,
         input: d.join("input.jsonl"),

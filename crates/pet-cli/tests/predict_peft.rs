@@ -47,6 +47,7 @@ fn predicted_logits_in(case: &str, precision: Precision) -> (Vec<f32>, Vec<serde
     let dir = TempDir::new(case);
     let output = dir.path().join("out.jsonl");
     let job = PredictJob {
+        overwrite: false,
         model: fixtures("bert").display().to_string(),
         delta: fixtures(case),
         input: fixtures(case).join("inputs.jsonl"),
@@ -155,6 +156,7 @@ fn a_question_ans_prompt_adapter_reproduces_peft_start_and_end_logits() {
 fn an_adapter_without_a_task_head_is_refused_by_name() {
     let dir = TempDir::new("peft-no-task");
     let job = PredictJob {
+        overwrite: false,
         model: fixtures("roberta").display().to_string(),
         delta: fixtures("roberta_lora"),
         input: fixtures("bert_peft_seq_cls").join("inputs.jsonl"),

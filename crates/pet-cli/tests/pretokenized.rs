@@ -76,6 +76,7 @@ fn job(model: &Path, input: &Path, output: Option<PathBuf>) -> PredictJob {
 
 fn job_with(model: &Path, adapter: &str, input: &Path, output: Option<PathBuf>) -> PredictJob {
     PredictJob {
+        overwrite: true, // the tests predict several inputs into the same file
         model: model.display().to_string(),
         delta: fixtures(adapter),
         input: input.to_path_buf(),

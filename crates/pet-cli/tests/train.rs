@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::train::{Job, TrainJob};
+use pet_core::train::TrainConfig;
 
 fn model_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../pet-nlp/tests/parity/encoders/bert")
@@ -83,6 +84,34 @@ fn train_writes_a_checkpoint_metrics_and_results() {
         assert!(text.contains(&format!("\"method\":\"{method}\"")), "{text}");
         assert!(text.contains("head.classifier.weight"), "{text}");
     }
+}
+
+#[test]
+fn a_rerun_needs_overwrite_and_then_replaces_the_output_folder_whole() {
+    let _serial = pet_core::testing::serial();
+    let dir = temp_dir("rerun");
+    write_data(&dir);
+    let job = job(&dir, "lora");
+    let output = job.output.clone();
+    run_on(DeviceSpec::Cpu, TrainJob(job.clone())).expect("first run");
+    std::fs::write(output.join("stale.txt"), "from before").expect("stale file");
+    let first = std::fs::read(output.join("delta.safetensors")).expect("first delta");
+    let err = format!("{:#}", run_on(DeviceSpec::Cpu, TrainJob(job.clone())).expect_err("exists"));
+    assert!(err.contains("--overwrite") && err.contains(&output.display().to_string()), "{err}");
+    assert_eq!(std::fs::read(output.join("delta.safetensors")).expect("kept"), first);
+    let again = Job { overwrite: true, optim: TrainConfig { seed: 7, ..job.optim.clone() }, ..job };
+    run_on(DeviceSpec::Cpu, TrainJob(again)).expect("second run");
+    assert!(!output.join("stale.txt").exists(), "the old folder is replaced, not merged");
+    assert_ne!(std::fs::read(output.join("delta.safetensors")).expect("second delta"), first);
+    let log = std::fs::read_to_string(output.join("metrics.jsonl")).expect("log");
+    assert_eq!(log.matches("\"event\":\"epoch\"").count(), 2, "one run's two epochs: {log}");
+    let siblings: Vec<_> = std::fs::read_dir(&dir)
+        .expect("dir")
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with('.'))
+        .collect();
+    assert!(siblings.is_empty(), "temporary folders left: {siblings:?}");
 }
 
 #[test]
@@ -191,6 +220,7 @@ pub(crate) fn qa_round_trip(model: &Path, method: &str, max_length: usize, dir: 
     assert!(text.contains("\"task\":\"qa\"") && text.contains("head.qa_outputs.weight"), "{text}");
     // The checkpoint alone restores the model: eval gives the dev metrics of the best epoch.
     let eval = pet_cli::predict::PredictJob {
+        overwrite: false,
         model: model.display().to_string(),
         delta: output.join("delta.safetensors"),
         input: dir.join("squad.json"),

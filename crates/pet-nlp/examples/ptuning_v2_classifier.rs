@@ -56,6 +56,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         max_train_examples: None,
         max_eval_examples: None,
         output: work.join("run"),
+        overwrite: true,
+        extra_files: Vec::new(),
         optim: TrainConfig {
             epochs: 2,
             learning_rate: 1e-2,

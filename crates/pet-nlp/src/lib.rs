@@ -15,7 +15,8 @@
 //!
 //! ```ignore
 //! let plan = TrainPlan { folder, train, dev, method: "ptuning-v2".into(),
-//!     spec: DeltaSpec::preset("ptuning-v2")?, output: "runs/x".into(), /* ... */ };
+//!     spec: DeltaSpec::preset("ptuning-v2")?, output: "runs/x".into(), overwrite: false,
+//!     /* ... */ };
 //! let options = ClassificationOptions::default();
 //! let summary = train_task::<B, Classification>(&plan, options, &device, |_| {})?;
 //! let delta = Path::new("runs/x/delta.safetensors");

@@ -40,6 +40,8 @@ fn a_task_trains_restores_and_scores_without_the_command_line() {
         max_train_examples: None,
         max_eval_examples: None,
         output: d.join("out"),
+        overwrite: false,
+        extra_files: Vec::new(),
         optim: TrainConfig {
             epochs: 2,
             learning_rate: 0.05,

@@ -35,6 +35,16 @@ pub enum TaskError {
         /// What is wrong.
         reason: String,
     },
+    /// A job field holding a value that cannot be used.
+    #[error("job {job}: `{field}` {reason}")]
+    JobField {
+        /// The job file, as the caller names it.
+        job: String,
+        /// The field (`batch_size`, `optim.learning_rate`, ...).
+        field: String,
+        /// What is wrong.
+        reason: String,
+    },
     /// An error of pet-core.
     #[error(transparent)]
     Core(#[from] pet_core::PetError),

@@ -5,6 +5,7 @@
 
 use std::path::PathBuf;
 
+use pet_core::PetError;
 use pet_core::delta::set::DeltaSpec;
 use pet_core::task::TaskKind;
 use pet_core::task::train::TrainPlan;
@@ -13,6 +14,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::TaskError;
 use crate::registry::{KindVisitor, visit_kind};
+
+/// Task options that are token counts, at least 1 whichever task has them.
+const LENGTH_OPTIONS: &[&str] = &["max_length", "max_answer_length"];
 
 fn default_batch_size() -> usize {
     32
@@ -49,8 +53,12 @@ pub struct Job {
     /// Evaluate on the first this many rows of dev and test.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub max_eval_examples: Option<usize>,
-    /// Output folder.
+    /// Output folder, written as a unit when the run ends.
     pub output: PathBuf,
+    /// Replace an existing output folder (`--overwrite`); a run-time choice, not written to
+    /// the job a run records.
+    #[serde(default, skip_serializing)]
+    pub overwrite: bool,
     /// The task's own options (every other key of the file); [`Job::parse`] fills in their
     /// defaults.
     #[serde(flatten)]
@@ -89,7 +97,41 @@ impl Job {
             TaskError::Job { reason, .. } => job_error(reason),
             other => other,
         })?;
+        job.validate(source)?;
         Ok(job)
+    }
+
+    /// Checks the numbers of the job: sizes and lengths at least 1, the `[optim]` settings
+    /// ([`TrainConfig::validate`]); `source` names the job in errors.
+    ///
+    /// # Errors
+    /// [`TaskError::JobField`] naming the first bad field.
+    pub fn validate(&self, source: &str) -> Result<(), TaskError> {
+        let field = |field: &str, reason: String| TaskError::JobField {
+            job: source.to_string(),
+            field: field.to_string(),
+            reason,
+        };
+        let at_least_one = |name: &str, value: Option<usize>| match value {
+            Some(0) => Err(field(name, "must be at least 1, got 0".into())),
+            _ => Ok(()),
+        };
+        at_least_one("batch_size", Some(self.batch_size))?;
+        at_least_one("max_train_examples", self.max_train_examples)?;
+        at_least_one("max_eval_examples", self.max_eval_examples)?;
+        for key in LENGTH_OPTIONS {
+            if let Some(value) = self.options.get(*key).and_then(toml::Value::as_integer) {
+                if value < 1 {
+                    return Err(field(key, format!("must be at least 1, got {value}")));
+                }
+            }
+        }
+        self.optim.validate().map_err(|e| match e {
+            PetError::InvalidConfig { field: name, reason } => {
+                field(&format!("optim.{name}"), reason)
+            }
+            other => TaskError::Core(other),
+        })
     }
 
     /// The task's options of this job with their defaults filled in.
@@ -115,10 +157,11 @@ impl Job {
     }
 
     /// The plan [`train_task`](pet_core::task::train::train_task) runs: this job with its
-    /// model folder and data files resolved to local paths.
+    /// model folder and data files resolved to local paths, recording the job as `job.toml` in
+    /// the output folder.
     ///
     /// # Errors
-    /// For an unknown method.
+    /// For an unknown method, or a job that cannot be written as TOML.
     pub fn plan(
         &self,
         folder: PathBuf,
@@ -137,6 +180,8 @@ impl Job {
             max_train_examples: self.max_train_examples,
             max_eval_examples: self.max_eval_examples,
             output: self.output.clone(),
+            overwrite: self.overwrite,
+            extra_files: vec![("job.toml".into(), self.to_toml()?)],
             optim: self.optim.clone(),
         })
     }
@@ -173,6 +218,34 @@ mod tests {
         let text = JOB.replace("crf = true", "doc_stride = 8");
         let err = Job::parse(&text, "job.toml").expect_err("a QA option").to_string();
         assert!(err.contains("doc_stride") && err.contains("job.toml"), "{err}");
+    }
+
+    #[test]
+    fn bad_numbers_are_refused_naming_the_job_and_field() {
+        // Each case replaces the first line with the second.
+        let cases = [
+            ("crf = true", "batch_size = 0", "batch_size"),
+            ("crf = true", "max_train_examples = 0", "max_train_examples"),
+            ("crf = true", "max_length = 0", "max_length"),
+            ("epochs = 1", "epochs = 0", "optim.epochs"),
+            ("epochs = 1", "learning_rate = -1.0", "optim.learning_rate"),
+            ("epochs = 1", "learning_rate = nan", "optim.learning_rate"),
+            ("epochs = 1", "weight_decay = -0.5", "optim.weight_decay"),
+            ("epochs = 1", "weight_decay = inf", "optim.weight_decay"),
+        ];
+        for (anchor, line, field) in cases {
+            let text = JOB.replace(anchor, line);
+            let err = Job::parse(&text, "job.toml").expect_err(line).to_string();
+            assert!(err.contains(&format!("`{field}`")) && err.contains("job.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn overwrite_is_read_but_not_recorded() {
+        let job = Job::parse(&JOB.replace("crf = true", "crf = true\noverwrite = true"), "j")
+            .expect("job");
+        assert!(job.overwrite);
+        assert!(!job.to_toml().expect("toml").contains("overwrite"));
     }
 
     #[test]

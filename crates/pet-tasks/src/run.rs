@@ -8,6 +8,7 @@ use burn::tensor::backend::AutodiffBackend;
 use pet_core::PetError;
 use pet_core::checkpoint::DeltaCheckpoint;
 use pet_core::delta::set::DeltaSpec;
+use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
 use pet_core::task::restore::{Restored, TaskName, method_field, restore_task, task_of};
 use pet_core::task::train::{RunSummary, TrainPlan, TrainStart, train_task};
@@ -178,7 +179,7 @@ pub fn infer<B: AutodiffBackend>(
 struct Export<'a> {
     spec: DeltaSpec,
     method: String,
-    output: &'a Path,
+    output: &'a Output,
 }
 
 impl<B: AutodiffBackend> ModelVisitor<B> for Export<'_> {
@@ -189,24 +190,30 @@ impl<B: AutodiffBackend> ModelVisitor<B> for Export<'_> {
             .task
             .export_peft(&restored.model, &self.spec, &self.method)
             .map_err(TaskError::task)?;
-        adapter.write(self.output)?;
-        Ok(adapter.peft_type()?.as_str())
+        let peft_type = adapter.peft_type()?.as_str();
+        let staged = self.output.stage()?;
+        adapter.write(staged.path())?;
+        staged.commit()?;
+        Ok(peft_type)
     }
 }
 
 /// Writes the model of the model folder `folder` and the pet checkpoint `delta` as a PEFT
 /// adapter folder `output` (`adapter_config.json`, `adapter_model.safetensors`, the head among
-/// the saved modules); returns the PEFT type written.
+/// the saved modules), as a unit; returns the PEFT type written. An existing `output` is
+/// replaced only with `overwrite`; one that is or holds an input is refused ([`Output`]).
 ///
 /// # Errors
-/// When `delta` is not a pet checkpoint, its method has no PEFT form (refused by name), or the
-/// folder cannot be written.
+/// When the output is refused, `delta` is not a pet checkpoint, its method has no PEFT form
+/// (refused by name), or the folder cannot be written.
 pub fn export_peft<B: AutodiffBackend>(
     folder: &Path,
     delta: &Path,
     device: &B::Device,
     output: &Path,
+    overwrite: bool,
 ) -> Result<&'static str, TaskError> {
+    let output = Output::checked(output, OutputKind::Folder, overwrite, &[folder, delta])?;
     if delta.is_dir() {
         let reason = "is a PEFT adapter folder already; export reads pet checkpoints";
         return Err(PetError::format(delta, reason).into());
@@ -214,5 +221,5 @@ pub fn export_peft<B: AutodiffBackend>(
     let checkpoint = DeltaCheckpoint::load(delta)?;
     let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
     let method: String = method_field(&checkpoint, "method")?;
-    restore::<B, _>(folder, delta, device, Export { spec, method, output })?
+    restore::<B, _>(folder, delta, device, Export { spec, method, output: &output })?
 }

@@ -14,16 +14,13 @@ pub struct MetricsLog {
 }
 
 impl MetricsLog {
-    /// A log appending to `path` (created if absent).
+    /// A fresh log at `path`, replacing any file there: one log holds one run (`train_task`
+    /// writes it into the run's staged output folder).
     ///
     /// # Errors
-    /// [`PetError::Io`] when the file cannot be opened.
+    /// [`PetError::Io`] when the file cannot be created.
     pub fn to_file(path: &Path) -> Result<Self> {
-        let file = File::options()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(|e| PetError::io(path, e))?;
+        let file = File::create(path).map_err(|e| PetError::io(path, e))?;
         Ok(Self { sink: Some((path.to_path_buf(), BufWriter::new(file))) })
     }
 
