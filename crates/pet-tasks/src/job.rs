@@ -120,10 +120,9 @@ impl Job {
         at_least_one("max_train_examples", self.max_train_examples)?;
         at_least_one("max_eval_examples", self.max_eval_examples)?;
         for key in LENGTH_OPTIONS {
-            if let Some(value) = self.options.get(*key).and_then(toml::Value::as_integer) {
-                if value < 1 {
-                    return Err(field(key, format!("must be at least 1, got {value}")));
-                }
+            let value = self.options.get(*key).and_then(toml::Value::as_integer);
+            if let Some(value) = value.filter(|v| *v < 1) {
+                return Err(field(key, format!("must be at least 1, got {value}")));
             }
         }
         self.optim.validate().map_err(|e| match e {
