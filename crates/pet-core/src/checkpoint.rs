@@ -61,6 +61,11 @@ impl DeltaCheckpoint {
         }
     }
 
+    /// The shape of every stored tensor, by path.
+    pub fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
+        self.tensors.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect()
+    }
+
     /// Number of stored scalars.
     pub fn num_params(&self) -> usize {
         self.tensors.values().map(|t| t.num_elements()).sum()
@@ -157,7 +162,12 @@ impl DeltaCheckpoint {
         if !missing.is_empty() {
             return Err(PetError::MissingWeights { file, keys: missing });
         }
-        let (model, used) = write_params(model, &self.tensors)?;
+        let (model, used) = write_params(model, &self.tensors).map_err(|e| match e {
+            PetError::ShapeMismatch { path, expected, found } => {
+                PetError::ShapeMismatch { path: format!("{file}: {path}"), expected, found }
+            }
+            other => other,
+        })?;
         let unexpected: Vec<String> =
             self.tensors.keys().filter(|k| !used.contains(*k)).cloned().collect();
         if !unexpected.is_empty() {
@@ -251,7 +261,7 @@ mod tests {
         loaded.tensors.insert("delta.embedding".into(), TensorData::new(vec![0f32; 48], [3, 16]));
         let err = loaded.apply::<B, _>(model, &identity, &["delta"]).expect_err("shape");
         assert!(
-            matches!(&err, PetError::ShapeMismatch { path, expected, found } if path == "delta.embedding" && expected == &vec![2, 16] && found == &vec![3, 16]),
+            matches!(&err, PetError::ShapeMismatch { path, expected, found } if path == &format!("{}: delta.embedding", loaded.source.display()) && expected == &vec![2, 16] && found == &vec![3, 16]),
             "{err}"
         );
     }

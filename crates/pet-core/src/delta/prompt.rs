@@ -15,6 +15,7 @@ use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 
@@ -98,6 +99,17 @@ impl PromptTuningConfig {
                 format!("is {}, but the backbone's hidden size is {dim}", self.token_dim),
             ));
         }
+        match self.prompt_tuning_init {
+            PromptInit::Normal { std: value } | PromptInit::Uniform { bound: value }
+                if !(value.is_finite() && value >= 0.0) =>
+            {
+                return Err(PetError::config(
+                    "prompt_tuning_init",
+                    format!("needs a finite spread of at least 0, found {value}"),
+                ));
+            }
+            _ => {}
+        }
         let shape = [self.num_virtual_tokens, self.token_dim];
         let embedding = match self.prompt_tuning_init {
             PromptInit::Random => Initializer::Normal { mean: 0.0, std: 1.0 }.init(shape, device),
@@ -128,6 +140,19 @@ impl PromptTuningConfig {
             }
         };
         Ok(SoftPrompt { embedding })
+    }
+
+    /// Checks that the tensor `{base}embedding` (`delta.prompt.embedding`) holds the prompt this
+    /// config builds, `[num_virtual_tokens, token_dim]`, before it is allocated. `field`
+    /// prefixes the config's field names in errors (`delta.prompt.`).
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`].
+    pub fn check_tensors(&self, check: &HeaderCheck<'_>, base: &str, field: &str) -> Result<()> {
+        let tokens = format!("{field}num_virtual_tokens");
+        let dim = format!("{field}token_dim");
+        let dims = [(self.num_virtual_tokens, tokens.as_str()), (self.token_dim, dim.as_str())];
+        check.tensor(&format!("{base}embedding"), "", &dims)
     }
 
     /// Trainable parameters: `num_virtual_tokens * token_dim`.

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::backbone::Backbone;
 use crate::checkpoint::DeltaCheckpoint;
+use crate::config_check::HeaderCheck;
 use crate::delta::set::{DeltaSet, DeltaSpec};
 use crate::error::{PetError, Result};
 use crate::peft::{PeftAdapter, PeftType};
@@ -108,8 +109,10 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
     }
     let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
     let mut task = T::from_metadata(folder, &checkpoint.method, delta)?;
+    check_labels(&checkpoint, task.num_labels())?;
     let backbone = task.load_backbone(device)?;
     let identity = backbone.identity();
+    check_spec(&checkpoint, &spec, &backbone)?;
     let deltas = spec.build(&backbone, device)?;
     let model = task.assemble(backbone, deltas, device);
     let model = checkpoint.apply(model, &identity, &["delta", "head"])?;
@@ -135,6 +138,7 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
     }
     let checkpoint = DeltaCheckpoint::load(delta)?;
     let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
+    check_spec(&checkpoint, &spec, &backbone)?;
     let set = spec.build(&backbone, device)?;
     let identity = backbone.identity();
     let part = |prefix: &str| {
@@ -149,6 +153,54 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
     let backbone = part("backbone.").apply(backbone, &identity, &[])?;
     let set = part("delta.").apply(set, &identity, &["prompt", "prefix", "lora", "adapters"])?;
     Ok((backbone, set))
+}
+
+/// Checks the delta spec a checkpoint records (`method.delta`) against the tensors it holds
+/// (`delta.*`) for `backbone`, before anything of the spec's sizes is allocated.
+///
+/// # Errors
+/// [`PetError::InvalidConfig`] naming the field (`method.delta.prompt.num_virtual_tokens`, ...)
+/// and the file's key, as [`DeltaSpec::check_tensors`].
+pub fn check_spec<B: Backend, M: Backbone<B>>(
+    checkpoint: &DeltaCheckpoint,
+    spec: &DeltaSpec,
+    backbone: &M,
+) -> Result<()> {
+    let shapes = checkpoint.shapes();
+    let file = checkpoint.source.display().to_string();
+    let check = HeaderCheck::new(&shapes, &file, "");
+    spec.check_tensors(
+        backbone.shape(),
+        &backbone.linear_sites(),
+        &check,
+        "delta.",
+        "method.delta.",
+    )
+}
+
+/// Checks that the labels a checkpoint's metadata names fit the head it holds: a head over `n`
+/// labels has at least `n` values, so a label list longer than the stored head (`head.*`) is
+/// refused before a head of its size is allocated.
+///
+/// # Errors
+/// [`PetError::InvalidConfig`] naming `method.labels` and the file.
+pub fn check_labels(checkpoint: &DeltaCheckpoint, num_labels: usize) -> Result<()> {
+    let stored: usize = checkpoint
+        .tensors
+        .iter()
+        .filter(|(key, _)| key.starts_with("head."))
+        .map(|(_, data)| data.num_elements())
+        .sum();
+    if num_labels > stored {
+        return Err(PetError::config(
+            "method.labels",
+            format!(
+                "names {num_labels} labels, but {} holds a head of {stored} values",
+                checkpoint.source.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The deltas of a PEFT adapter whose task head, if any, was taken out.
@@ -178,4 +230,132 @@ pub fn peft_deltas<B: Backend, M: Backbone<B>>(
 /// The number of virtual tokens a PEFT adapter config names (0 for LoRA).
 pub fn peft_virtual_tokens(adapter: &PeftAdapter) -> usize {
     adapter.config.get("num_virtual_tokens").and_then(Value::as_u64).unwrap_or(0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::conformance::Tuned;
+    use crate::testing::{TestInner as B, TinyEncoder, TinyEncoderConfig};
+
+    fn backbone() -> TinyEncoder<B> {
+        TinyEncoderConfig::tiny().init::<B>(&Default::default())
+    }
+
+    /// A checkpoint of `spec`'s deltas over the tiny encoder, saved with `method.delta` replaced
+    /// by `recorded` (what a hostile or stale file may claim).
+    fn saved(name: &str, spec: &DeltaSpec, recorded: Value) -> std::path::PathBuf {
+        let device = Default::default();
+        let backbone = backbone();
+        let delta = spec.build(&backbone, &device).expect("deltas");
+        let identity = backbone.identity();
+        let model = Tuned::<B, _, _> { backbone, delta, backend: Default::default() };
+        let method = serde_json::json!({ "task": "test", "delta": recorded });
+        let checkpoint = DeltaCheckpoint::capture::<B, _>(
+            &model,
+            &|e| e.path.starts_with("delta."),
+            method,
+            identity,
+        );
+        let path = std::env::temp_dir()
+            .join(format!("pet-restore-{name}-{}.safetensors", std::process::id()));
+        checkpoint.save(&path).expect("save");
+        path
+    }
+
+    fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
+        match result {
+            Err(PetError::InvalidConfig { field, reason }) => {
+                assert!(reason.contains(".safetensors") || !reason.contains("holds"), "{reason}");
+                field
+            }
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_restores_when_its_spec_fits_its_tensors() {
+        let spec = DeltaSpec::preset("prompt+prefix+lora+adapter").expect("preset");
+        let path = saved("fits", &spec, serde_json::to_value(&spec).expect("json"));
+        let (_, set) = restore_deltas(backbone(), &path, &Default::default()).expect("restores");
+        assert!(set.prompt.is_some() && set.prefix.is_some() && set.lora.is_some());
+        assert!(set.adapters.is_some());
+    }
+
+    #[test]
+    fn a_checkpoint_spec_larger_than_its_tensors_is_refused_before_building() {
+        let spec = DeltaSpec::preset("prompt+prefix+lora+adapter").expect("preset");
+        let json = serde_json::to_value(&spec).expect("json");
+        for (name, pointer, value, field) in [
+            (
+                "prompt",
+                "/prompt/num_virtual_tokens",
+                1_000_000_000u64,
+                "method.delta.prompt.num_virtual_tokens",
+            ),
+            (
+                "prefix",
+                "/prefix/num_virtual_tokens",
+                1_000_000_000,
+                "method.delta.prefix.num_virtual_tokens",
+            ),
+            ("rank", "/lora/r", 1_000_000_000, "method.delta.lora.r"),
+            ("moderate", "/lora/r", 100_000, "method.delta.lora.r"),
+            ("reduction", "/adapter/reduction_factor", 1, "method.delta.adapter.reduction_factor"),
+            ("zero", "/lora/r", 0, "method.delta.lora.r"),
+        ] {
+            let mut recorded = json.clone();
+            *recorded.pointer_mut(pointer).expect("field") = value.into();
+            let path = saved(name, &spec, recorded);
+            let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+            assert_eq!(field_of(result), field, "{name}");
+        }
+        // The projection's size and values no delta takes.
+        let projected = DeltaSpec::preset("prefix").expect("preset");
+        let mut recorded = serde_json::to_value(&projected).expect("json");
+        recorded["prefix"]["encoder_hidden_size"] = 1_000_000_000u64.into();
+        let path = saved("projection", &projected, recorded);
+        let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+        assert_eq!(field_of(result), "method.delta.prefix.encoder_hidden_size");
+        for (pointer, value, field) in [
+            ("/lora/lora_dropout", 5.0, "method.delta.lora.lora_dropout"),
+            ("/prefix/prefix_dropout", -1.0, "method.delta.prefix.prefix_dropout"),
+        ] {
+            let mut recorded = json.clone();
+            *recorded.pointer_mut(pointer).expect("field") = value.into();
+            let path = saved("dropout", &spec, recorded);
+            let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+            assert_eq!(field_of(result), field);
+        }
+    }
+
+    #[test]
+    fn labels_beyond_the_stored_head_are_refused() {
+        let spec = DeltaSpec::preset("lora").expect("preset");
+        let path = saved("labels", &spec, serde_json::to_value(&spec).expect("json"));
+        let mut checkpoint = DeltaCheckpoint::load(&path).expect("load");
+        checkpoint
+            .tensors
+            .insert("head.weight".into(), burn::tensor::TensorData::new(vec![0f32; 6], [3, 2]));
+        assert!(check_labels(&checkpoint, 3).is_ok());
+        assert_eq!(field_of(check_labels(&checkpoint, 1_000_000)), "method.labels");
+    }
+
+    #[test]
+    fn the_spec_check_lists_exactly_the_tensors_build_makes() {
+        let device = Default::default();
+        let backbone = backbone();
+        for name in ["prompt+prefix+lora+adapter", "prefix", "ptuning-v2+lora"] {
+            let spec = DeltaSpec::preset(name).expect("preset");
+            let set = spec.build(&backbone, &device).expect("deltas");
+            let state = crate::params::read_params::<B, _>(&set, &|_| true);
+            let shapes = state.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect();
+            let check = HeaderCheck::new(&shapes, "d.safetensors", "");
+            let sites = backbone.linear_sites();
+            spec.check_tensors(backbone.shape(), &sites, &check, "", "").expect("fits");
+            let mut checked = check.checked();
+            checked.sort();
+            assert_eq!(checked, state.keys().cloned().collect::<Vec<_>>(), "{name}");
+        }
+    }
 }
