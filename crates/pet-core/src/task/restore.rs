@@ -91,6 +91,7 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
 ) -> std::result::Result<Restored<B, T>, T::Error> {
     if delta.is_dir() {
         let mut adapter = PeftAdapter::read(delta)?;
+        adapter.check_config()?;
         let saved = adapter.take_saved_modules();
         let mut task = T::new(folder, T::Options::default())?;
         let backbone = task.load_backbone(device)?;
@@ -132,6 +133,7 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
 ) -> Result<(M, DeltaSet<B>)> {
     if delta.is_dir() {
         let mut adapter = PeftAdapter::read(delta)?;
+        adapter.check_config()?;
         adapter.take_saved_modules();
         let set = peft_deltas(&adapter, &backbone, device)?;
         return Ok((backbone, set));
