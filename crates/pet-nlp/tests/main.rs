@@ -5,5 +5,6 @@ mod deberta;
 mod encoders;
 mod fixtures;
 mod heads;
+mod loaders;
 mod tasks;
 mod tokenizer;

@@ -28,13 +28,14 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
+use pet_core::config_check::HeaderCheck;
 use pet_core::digest::sha256_file;
-use pet_core::safetensors_io::read_tensor_file;
+use pet_core::safetensors_io::{read_header, read_tensor_file};
 
 use crate::deberta::config::{DebertaV2Config, read_config};
 use crate::deberta::model::DebertaV2Encoder;
-use crate::error::Result;
-use crate::folder::EncoderFolder;
+use crate::error::{NlpError, Result};
+use crate::folder::{EncoderFolder, key_prefix};
 
 /// The key prefix of DeBERTa-v2's encoder inside transformers' task models.
 pub const KEY_PREFIX: &str = "deberta.";
@@ -63,20 +64,19 @@ pub fn load_deberta<B: Backend>(
     let config_path = dir.join("config.json");
     let config = read_config(&config_path)?;
     let weights_path = dir.join("model.safetensors");
+    // The config is checked against the file's header before anything is allocated.
+    let header = read_header(&weights_path)?;
+    let key_prefix = key_prefix(&header, KEY_PREFIX.trim_end_matches('.'));
+    let file = weights_path.display().to_string();
+    config
+        .check_header(&HeaderCheck::new(&header.shapes, &file, &key_prefix))
+        .map_err(|e| NlpError::at_config(&config_path, e))?;
     let weights = read_tensor_file(&weights_path)?.tensors;
-    let key_prefix = if weights.keys().any(|k| k.starts_with(KEY_PREFIX)) {
-        KEY_PREFIX.to_string()
-    } else {
-        String::new()
-    };
     let encoder = config.init::<B>(device);
-    let (mut encoder, report) = load_hf_state(
-        encoder,
-        &weights,
-        &weights_path.display().to_string(),
-        &key_prefix,
-        &|key: &str| allowed(key, &key_prefix, &config),
-    )?;
+    let (mut encoder, report) =
+        load_hf_state(encoder, &weights, &file, &key_prefix, &|key: &str| {
+            allowed(key, &key_prefix, &config)
+        })?;
     let weights_sha256 = sha256_file(&weights_path)?;
     encoder.weights_sha256 = Some(weights_sha256.clone());
     let folder = EncoderFolder {
