@@ -97,7 +97,14 @@ impl DeltaCheckpoint {
     /// [`PetError::Io`] for an unreadable file, [`PetError::Format`] when it is not a pet delta
     /// checkpoint of a known version.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = read_tensor_file(path)?;
+        Self::from_tensor_file(path, read_tensor_file(path)?)
+    }
+
+    /// The checkpoint in `file`, as read from `path` (named in errors).
+    ///
+    /// # Errors
+    /// [`PetError::Format`] when `file` is not a pet delta checkpoint of a known version.
+    pub fn from_tensor_file(path: &Path, file: TensorFile) -> Result<Self> {
         let field = |key: &str| {
             file.metadata.get(key).ok_or_else(|| {
                 PetError::format(

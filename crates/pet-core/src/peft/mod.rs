@@ -83,13 +83,21 @@ impl PeftAdapter {
         let config_path = dir.join(CONFIG_FILE);
         let text =
             std::fs::read_to_string(&config_path).map_err(|e| PetError::io(&config_path, e))?;
-        let config =
-            match serde_json::from_str(&text).map_err(|e| PetError::format(&config_path, e))? {
-                Value::Object(map) => map,
-                _ => return Err(PetError::format(&config_path, "expected a JSON object")),
-            };
+        let config = Self::parse_config(&config_path, &text)?;
         let tensors = read_tensor_file(&dir.join(WEIGHTS_FILE))?.tensors;
         Ok(Self { config, tensors, source: dir.to_path_buf() })
+    }
+
+    /// The JSON object of an `adapter_config.json` whose text is `text`; `path` names it in
+    /// errors. Its fields are checked when a method is read ([`PeftAdapter::check_config`]).
+    ///
+    /// # Errors
+    /// [`PetError::Format`] naming `path` for malformed JSON or a value other than an object.
+    pub fn parse_config(path: &Path, text: &str) -> Result<Map<String, Value>> {
+        match serde_json::from_str(text).map_err(|e| PetError::format(path, e))? {
+            Value::Object(map) => Ok(map),
+            _ => Err(PetError::format(path, "expected a JSON object")),
+        }
     }
 
     /// Writes the adapter into `dir` (created if needed).

@@ -37,7 +37,9 @@ where
 /// The value of `key` in a checkpoint's `method` metadata.
 ///
 /// # Errors
-/// [`PetError::Format`] naming the checkpoint when the key is absent or of the wrong type.
+/// [`PetError::Format`] naming the checkpoint when the key is absent or not of the expected
+/// form; [`PetError::InvalidConfig`] naming the field (`method.delta.lora.r`) and the checkpoint
+/// when a value inside it has the wrong type (`-1` for a size).
 pub fn method_field<T: serde::de::DeserializeOwned>(
     checkpoint: &DeltaCheckpoint,
     key: &str,
@@ -45,8 +47,19 @@ pub fn method_field<T: serde::de::DeserializeOwned>(
     let value = checkpoint.method.get(key).cloned().ok_or_else(|| {
         PetError::format(&checkpoint.source, format!("metadata `method` has no `{key}`"))
     })?;
-    serde_json::from_value(value)
-        .map_err(|e| PetError::format(&checkpoint.source, format!("metadata `method.{key}`: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        match at.as_str() {
+            "." => {
+                PetError::format(&checkpoint.source, format!("metadata `method.{key}`: {inner}"))
+            }
+            _ => PetError::config(
+                format!("method.{key}.{at}"),
+                format!("{}: {inner}", checkpoint.source.display()),
+            ),
+        }
+    })
 }
 
 /// The name of the task a delta (a pet checkpoint file, or a PEFT adapter folder) was trained
@@ -138,9 +151,21 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
         let set = peft_deltas(&adapter, &backbone, device)?;
         return Ok((backbone, set));
     }
-    let checkpoint = DeltaCheckpoint::load(delta)?;
-    let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
-    check_spec(&checkpoint, &spec, &backbone)?;
+    checkpoint_deltas(backbone, &DeltaCheckpoint::load(delta)?, device)
+}
+
+/// `backbone` and the deltas of the pet delta checkpoint `checkpoint`, as [`restore_deltas`]: its
+/// `method.delta` spec is checked against its tensors before anything is built.
+///
+/// # Errors
+/// As [`restore_deltas`].
+pub fn checkpoint_deltas<B: Backend, M: Backbone<B>>(
+    backbone: M,
+    checkpoint: &DeltaCheckpoint,
+    device: &B::Device,
+) -> Result<(M, DeltaSet<B>)> {
+    let spec: DeltaSpec = method_field(checkpoint, "delta")?;
+    check_spec(checkpoint, &spec, &backbone)?;
     let set = spec.build(&backbone, device)?;
     let identity = backbone.identity();
     let part = |prefix: &str| {
@@ -329,6 +354,16 @@ mod tests {
             let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
             assert_eq!(field_of(result), field);
         }
+    }
+
+    #[test]
+    fn a_mistyped_spec_value_names_its_field() {
+        let spec = DeltaSpec::preset("lora").expect("preset");
+        let mut recorded = serde_json::to_value(&spec).expect("json");
+        recorded["lora"]["r"] = (-1).into();
+        let path = saved("mistyped", &spec, recorded);
+        let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+        assert_eq!(field_of(result), "method.delta.lora.r");
     }
 
     #[test]
