@@ -15,15 +15,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{TensorData, backend::Backend};
-use pet_core::blocks::PostNormEncoder;
 use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
+use pet_core::blocks::{PostNormEncoder, PostNormEncoderConfig};
 use pet_core::config_check::HeaderCheck;
 use pet_core::digest::sha256_file;
 use pet_core::safetensors_io::{TensorHeader, read_header, read_tensor_file};
 use serde::de::DeserializeOwned;
 
 use crate::backbone::NlpBackbone;
-use crate::bert::read_config;
+use crate::bert::{HfEncoderConfig, read_config};
 use crate::error::{NlpError, Result};
 use crate::heads::classification::from_hf_head_keys;
 
@@ -61,7 +61,15 @@ fn is_buffer(key: &str) -> bool {
 /// As above, or [`pet_core::PetError::Io`] when the file cannot be read.
 pub fn read_json_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
     let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
-    let mut deserializer = serde_json::Deserializer::from_str(&text);
+    parse_json_config(path, &text)
+}
+
+/// The JSON config `text` as `T`, as [`read_json_config`] reads the file `path`.
+///
+/// # Errors
+/// As [`read_json_config`].
+pub fn parse_json_config<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
     let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
         let field = e.path().to_string();
         let inner = e.into_inner();
@@ -133,6 +141,29 @@ pub fn load_encoder<B: Backend>(
     Ok((encoder.into(), folder, report))
 }
 
+/// The encoder config of the BERT-family `config.json` at `config_path` (read as `hf`), checked
+/// against the header of its weights file (`file`): its values, then every tensor it implies
+/// against the file's keys and shapes. Returns the config and the encoder's key prefix in the
+/// file. Nothing of the config's sizes is allocated.
+///
+/// # Errors
+/// [`NlpError::Config`] naming `config_path` and the field (and, for a size, the file's key and
+/// shape); [`pet_core::PetError::MissingWeights`] for a tensor every model has.
+pub fn post_norm_config(
+    config_path: &Path,
+    hf: &HfEncoderConfig,
+    header: &TensorHeader,
+    file: &str,
+) -> Result<(PostNormEncoderConfig, String)> {
+    let key_prefix = key_prefix(header, &hf.model_type.replace('-', "_"));
+    let with_pooler = header.shapes.contains_key(&format!("{key_prefix}pooler.dense.weight"));
+    let config = hf.to_encoder_config(config_path, with_pooler)?;
+    config
+        .check_header(&HeaderCheck::new(&header.shapes, file, &key_prefix))
+        .map_err(|e| NlpError::at_config(config_path, e))?;
+    Ok((config, key_prefix))
+}
+
 /// Loads the BERT-family encoder (`bert`, `roberta`, ...) of the folder `dir`.
 ///
 /// # Errors
@@ -147,13 +178,8 @@ pub fn load_post_norm<B: Backend>(
     let weights_path = dir.join("model.safetensors");
     // The config is checked against the file's header before anything is allocated.
     let header = read_header(&weights_path)?;
-    let key_prefix = key_prefix(&header, &hf.model_type.replace('-', "_"));
-    let with_pooler = header.shapes.contains_key(&format!("{key_prefix}pooler.dense.weight"));
-    let config = hf.to_encoder_config(&config_path, with_pooler)?;
     let file = weights_path.display().to_string();
-    config
-        .check_header(&HeaderCheck::new(&header.shapes, &file, &key_prefix))
-        .map_err(|e| NlpError::at_config(&config_path, e))?;
+    let (config, key_prefix) = post_norm_config(&config_path, &hf, &header, &file)?;
     let weights = read_tensor_file(&weights_path)?.tensors;
     let encoder = config.init::<B>(device);
     let prefix = key_prefix.clone();

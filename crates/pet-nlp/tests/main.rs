@@ -4,6 +4,7 @@ mod crf;
 mod deberta;
 mod encoders;
 mod fixtures;
+mod fuzz_configs;
 mod heads;
 mod loaders;
 mod tasks;
