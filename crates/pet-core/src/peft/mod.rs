@@ -652,7 +652,7 @@ mod tests {
         match result {
             Err(PetError::InvalidConfig { field, reason }) => {
                 assert!(field.contains(CONFIG_FILE), "the config file is named: {field}");
-                format!("{}", field.rsplit(": ").next().unwrap_or_default()) + &format!("|{reason}")
+                format!("{}|{reason}", field.rsplit(": ").next().unwrap_or_default())
             }
             other => panic!("expected an invalid config, got {other:?}"),
         }
