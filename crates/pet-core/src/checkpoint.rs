@@ -274,6 +274,22 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_delta_values_are_refused_naming_the_file_and_key() {
+        let (_, path) = saved("nan");
+        let mut loaded = DeltaCheckpoint::load(&path).expect("load");
+        let mut values = vec![0.5f32; 32];
+        values[7] = f32::INFINITY;
+        loaded.tensors.insert("delta.embedding".into(), TensorData::new(values, [2, 16]));
+        loaded.save(&path).expect("save");
+        match DeltaCheckpoint::load(&path) {
+            Err(PetError::NonFinite { path: p, key, index }) => {
+                assert_eq!((p, key.as_str(), index), (path, "delta.embedding", 7));
+            }
+            other => panic!("expected a non-finite error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn a_file_that_is_not_a_checkpoint_is_refused() {
         let path =
             std::env::temp_dir().join(format!("pet-ckpt-plain-{}.safetensors", std::process::id()));

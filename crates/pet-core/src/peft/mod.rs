@@ -683,6 +683,23 @@ mod tests {
     }
 
     #[test]
+    fn non_finite_adapter_weights_are_refused_naming_the_file_and_key() {
+        let dir = lora_folder("nan", |_| {});
+        let mut adapter = PeftAdapter::read(&dir).expect("read");
+        let key = adapter.tensors.keys().next().cloned().unwrap_or_default();
+        let shape = adapter.tensors[&key].shape.clone();
+        let n = shape.iter().product();
+        adapter.tensors.insert(key.clone(), TensorData::new(vec![f32::NAN; n], shape));
+        adapter.write(&dir).expect("write");
+        match PeftAdapter::read(&dir) {
+            Err(PetError::NonFinite { path, key: found, index }) => {
+                assert_eq!((path, found, index), (dir.join(WEIGHTS_FILE), key, 0));
+            }
+            other => panic!("expected a non-finite error, got {other:?}"),
+        }
+    }
+
+    #[test]
     fn unimplemented_peft_fields_are_refused_by_name() {
         for (field, value) in [
             ("layers_to_transform", serde_json::json!([0])),

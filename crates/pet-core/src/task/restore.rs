@@ -127,7 +127,7 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
     let backbone = task.load_backbone(device)?;
     let identity = backbone.identity();
     check_spec(&checkpoint, &spec, &backbone)?;
-    let deltas = spec.build(&backbone, device)?;
+    let deltas = spec.build(&backbone, device).map_err(in_checkpoint(&checkpoint))?;
     let model = task.assemble(backbone, deltas, device);
     let model = checkpoint.apply(model, &identity, &["delta", "head"])?;
     Ok(Restored { task, model: model.valid() })
@@ -166,7 +166,7 @@ pub fn checkpoint_deltas<B: Backend, M: Backbone<B>>(
 ) -> Result<(M, DeltaSet<B>)> {
     let spec: DeltaSpec = method_field(checkpoint, "delta")?;
     check_spec(checkpoint, &spec, &backbone)?;
-    let set = spec.build(&backbone, device)?;
+    let set = spec.build(&backbone, device).map_err(in_checkpoint(checkpoint))?;
     let identity = backbone.identity();
     let part = |prefix: &str| {
         let mut part = checkpoint.clone();
@@ -196,13 +196,29 @@ pub fn check_spec<B: Backend, M: Backbone<B>>(
     let shapes = checkpoint.shapes();
     let file = checkpoint.source.display().to_string();
     let check = HeaderCheck::new(&shapes, &file, "");
-    spec.check_tensors(
-        backbone.shape(),
-        &backbone.linear_sites(),
-        &check,
-        "delta.",
-        "method.delta.",
-    )
+    let sites = backbone.linear_sites();
+    spec.check_tensors(backbone.shape(), &sites, &check, "delta.", "method.delta.")
+        .map_err(in_checkpoint(checkpoint))
+}
+
+/// An error of a checkpoint's `method.delta` as the checkpoint's: an
+/// [`InvalidConfig`](PetError::InvalidConfig) names the field under `method.delta.` and the file.
+fn in_checkpoint(checkpoint: &DeltaCheckpoint) -> impl Fn(PetError) -> PetError + '_ {
+    move |e| match e {
+        PetError::InvalidConfig { field, reason } => {
+            let file = checkpoint.source.display().to_string();
+            let field = match field.starts_with("method.") || field == "backbone" {
+                true => field,
+                false => format!("method.delta.{field}"),
+            };
+            let reason = match reason.contains(&file) {
+                true => reason,
+                false => format!("{reason} (in {file})"),
+            };
+            PetError::InvalidConfig { field, reason }
+        }
+        other => other,
+    }
 }
 
 /// Checks that the labels a checkpoint's metadata names fit the head it holds: a head over `n`
@@ -293,7 +309,7 @@ mod tests {
     fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
         match result {
             Err(PetError::InvalidConfig { field, reason }) => {
-                assert!(reason.contains(".safetensors") || !reason.contains("holds"), "{reason}");
+                assert!(reason.contains(".safetensors"), "the file is named: {reason}");
                 field
             }
             other => panic!("expected an invalid config, got {other:?}"),
