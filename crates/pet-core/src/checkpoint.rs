@@ -61,6 +61,11 @@ impl DeltaCheckpoint {
         }
     }
 
+    /// The shape of every stored tensor, by path.
+    pub fn shapes(&self) -> BTreeMap<String, Vec<usize>> {
+        self.tensors.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect()
+    }
+
     /// Number of stored scalars.
     pub fn num_params(&self) -> usize {
         self.tensors.values().map(|t| t.num_elements()).sum()
@@ -92,7 +97,14 @@ impl DeltaCheckpoint {
     /// [`PetError::Io`] for an unreadable file, [`PetError::Format`] when it is not a pet delta
     /// checkpoint of a known version.
     pub fn load(path: &Path) -> Result<Self> {
-        let file = read_tensor_file(path)?;
+        Self::from_tensor_file(path, read_tensor_file(path)?)
+    }
+
+    /// The checkpoint in `file`, as read from `path` (named in errors).
+    ///
+    /// # Errors
+    /// [`PetError::Format`] when `file` is not a pet delta checkpoint of a known version.
+    pub fn from_tensor_file(path: &Path, file: TensorFile) -> Result<Self> {
         let field = |key: &str| {
             file.metadata.get(key).ok_or_else(|| {
                 PetError::format(
@@ -157,7 +169,12 @@ impl DeltaCheckpoint {
         if !missing.is_empty() {
             return Err(PetError::MissingWeights { file, keys: missing });
         }
-        let (model, used) = write_params(model, &self.tensors)?;
+        let (model, used) = write_params(model, &self.tensors).map_err(|e| match e {
+            PetError::ShapeMismatch { path, expected, found } => {
+                PetError::ShapeMismatch { path: format!("{file}: {path}"), expected, found }
+            }
+            other => other,
+        })?;
         let unexpected: Vec<String> =
             self.tensors.keys().filter(|k| !used.contains(*k)).cloned().collect();
         if !unexpected.is_empty() {
@@ -251,9 +268,25 @@ mod tests {
         loaded.tensors.insert("delta.embedding".into(), TensorData::new(vec![0f32; 48], [3, 16]));
         let err = loaded.apply::<B, _>(model, &identity, &["delta"]).expect_err("shape");
         assert!(
-            matches!(&err, PetError::ShapeMismatch { path, expected, found } if path == "delta.embedding" && expected == &vec![2, 16] && found == &vec![3, 16]),
+            matches!(&err, PetError::ShapeMismatch { path, expected, found } if path == &format!("{}: delta.embedding", loaded.source.display()) && expected == &vec![2, 16] && found == &vec![3, 16]),
             "{err}"
         );
+    }
+
+    #[test]
+    fn non_finite_delta_values_are_refused_naming_the_file_and_key() {
+        let (_, path) = saved("nan");
+        let mut loaded = DeltaCheckpoint::load(&path).expect("load");
+        let mut values = vec![0.5f32; 32];
+        values[7] = f32::INFINITY;
+        loaded.tensors.insert("delta.embedding".into(), TensorData::new(values, [2, 16]));
+        loaded.save(&path).expect("save");
+        match DeltaCheckpoint::load(&path) {
+            Err(PetError::NonFinite { path: p, key, index }) => {
+                assert_eq!((p, key.as_str(), index), (path, "delta.embedding", 7));
+            }
+            other => panic!("expected a non-finite error, got {other:?}"),
+        }
     }
 
     #[test]

@@ -56,6 +56,18 @@ pub enum PetError {
         /// What is wrong with it.
         reason: String,
     },
+    /// A float tensor of a weights, checkpoint or adapter file holds NaN or ±inf.
+    #[error(
+        "{path}: tensor `{key}` holds a non-finite value (NaN or infinity) at flat index {index}"
+    )]
+    NonFinite {
+        /// The file at fault.
+        path: PathBuf,
+        /// The tensor's key.
+        key: String,
+        /// Flat index of the first non-finite value.
+        index: usize,
+    },
     /// A delta checkpoint was made for another backbone.
     #[error(
         "{path}: delta was trained on backbone `{expected}`, but the loaded backbone is `{found}`"

@@ -30,6 +30,7 @@
 pub mod backbone;
 pub mod blocks;
 pub mod checkpoint;
+pub mod config_check;
 pub mod delta;
 pub mod digest;
 pub mod error;

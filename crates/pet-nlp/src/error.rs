@@ -69,6 +69,18 @@ pub enum NlpError {
 }
 
 impl NlpError {
+    /// `error` as an error of the config file at `path`: pet-core's
+    /// [`InvalidConfig`](pet_core::PetError::InvalidConfig) (a value or size check) becomes
+    /// [`NlpError::Config`] naming the file and the field; others pass through.
+    pub fn at_config(path: &std::path::Path, error: pet_core::PetError) -> Self {
+        match error {
+            pet_core::PetError::InvalidConfig { field, reason } => {
+                Self::Config { path: path.to_path_buf(), field, reason }
+            }
+            other => Self::Core(other),
+        }
+    }
+
     /// A [`NlpError::Example`] for the one-based example `index` of `path`.
     pub fn example(path: &std::path::Path, index: usize, reason: impl Into<String>) -> Self {
         Self::Example { path: path.to_path_buf(), index, reason: reason.into() }

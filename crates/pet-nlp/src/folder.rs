@@ -15,13 +15,15 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use burn::tensor::{TensorData, backend::Backend};
-use pet_core::blocks::PostNormEncoder;
 use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
+use pet_core::blocks::{PostNormEncoder, PostNormEncoderConfig};
+use pet_core::config_check::HeaderCheck;
 use pet_core::digest::sha256_file;
-use pet_core::safetensors_io::read_tensor_file;
+use pet_core::safetensors_io::{TensorHeader, read_header, read_tensor_file};
+use serde::de::DeserializeOwned;
 
 use crate::backbone::NlpBackbone;
-use crate::bert::read_config;
+use crate::bert::{HfEncoderConfig, read_config};
 use crate::error::{NlpError, Result};
 use crate::heads::classification::from_hf_head_keys;
 
@@ -49,6 +51,47 @@ pub struct EncoderFolder {
 /// Keys that belong to no encoder and may sit in a bare encoder's file.
 fn is_buffer(key: &str) -> bool {
     key.ends_with("position_ids")
+}
+
+/// Reads the JSON config at `path` as `T`. A value of the wrong type or range at a known field
+/// (`"hidden_size": -1`) is [`NlpError::Config`] naming the file and the field's path; malformed
+/// JSON or a missing field is a format error naming the file and position.
+///
+/// # Errors
+/// As above, or [`pet_core::PetError::Io`] when the file cannot be read.
+pub fn read_json_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
+    let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
+    parse_json_config(path, &text)
+}
+
+/// The JSON config `text` as `T`, as [`read_json_config`] reads the file `path`.
+///
+/// # Errors
+/// As [`read_json_config`].
+pub fn parse_json_config<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
+    let mut deserializer = serde_json::Deserializer::from_str(text);
+    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+        let field = e.path().to_string();
+        let inner = e.into_inner();
+        match inner.classify() {
+            serde_json::error::Category::Data if field != "." => {
+                NlpError::Config { path: path.to_path_buf(), field, reason: inner.to_string() }
+            }
+            _ => pet_core::PetError::format(path, inner).into(),
+        }
+    })?;
+    deserializer.end().map_err(|e| pet_core::PetError::format(path, e))?;
+    Ok(value)
+}
+
+/// The key prefix of the encoder in a weights file: `{model}.` when some key starts with it (a
+/// task checkpoint), else empty (a bare encoder).
+pub fn key_prefix(header: &TensorHeader, model: &str) -> String {
+    let task_prefix = format!("{model}.");
+    match header.shapes.keys().any(|k| k.starts_with(&task_prefix)) {
+        true => task_prefix,
+        false => String::new(),
+    }
 }
 
 /// `model_type` of the `config.json` at `path`.
@@ -98,6 +141,29 @@ pub fn load_encoder<B: Backend>(
     Ok((encoder.into(), folder, report))
 }
 
+/// The encoder config of the BERT-family `config.json` at `config_path` (read as `hf`), checked
+/// against the header of its weights file (`file`): its values, then every tensor it implies
+/// against the file's keys and shapes. Returns the config and the encoder's key prefix in the
+/// file. Nothing of the config's sizes is allocated.
+///
+/// # Errors
+/// [`NlpError::Config`] naming `config_path` and the field (and, for a size, the file's key and
+/// shape); [`pet_core::PetError::MissingWeights`] for a tensor every model has.
+pub fn post_norm_config(
+    config_path: &Path,
+    hf: &HfEncoderConfig,
+    header: &TensorHeader,
+    file: &str,
+) -> Result<(PostNormEncoderConfig, String)> {
+    let key_prefix = key_prefix(header, &hf.model_type.replace('-', "_"));
+    let with_pooler = header.shapes.contains_key(&format!("{key_prefix}pooler.dense.weight"));
+    let config = hf.to_encoder_config(config_path, with_pooler)?;
+    config
+        .check_header(&HeaderCheck::new(&header.shapes, file, &key_prefix))
+        .map_err(|e| NlpError::at_config(config_path, e))?;
+    Ok((config, key_prefix))
+}
+
 /// Loads the BERT-family encoder (`bert`, `roberta`, ...) of the folder `dir`.
 ///
 /// # Errors
@@ -110,15 +176,11 @@ pub fn load_post_norm<B: Backend>(
     let config_path = dir.join("config.json");
     let hf = read_config(&config_path)?;
     let weights_path = dir.join("model.safetensors");
+    // The config is checked against the file's header before anything is allocated.
+    let header = read_header(&weights_path)?;
+    let file = weights_path.display().to_string();
+    let (config, key_prefix) = post_norm_config(&config_path, &hf, &header, &file)?;
     let weights = read_tensor_file(&weights_path)?.tensors;
-    let task_prefix = format!("{}.", hf.model_type.replace('-', "_"));
-    let key_prefix = if weights.keys().any(|k| k.starts_with(&task_prefix)) {
-        task_prefix
-    } else {
-        String::new()
-    };
-    let with_pooler = weights.contains_key(&format!("{key_prefix}pooler.dense.weight"));
-    let config = hf.to_encoder_config(&config_path, with_pooler)?;
     let encoder = config.init::<B>(device);
     let prefix = key_prefix.clone();
     let ignore = move |key: &str| {
@@ -127,13 +189,7 @@ pub fn load_post_norm<B: Backend>(
             || key.starts_with("cls.")
             || key.starts_with("lm_head.")
     };
-    let (mut encoder, report) = load_hf_state(
-        encoder,
-        &weights,
-        &weights_path.display().to_string(),
-        &key_prefix,
-        &ignore,
-    )?;
+    let (mut encoder, report) = load_hf_state(encoder, &weights, &file, &key_prefix, &ignore)?;
     let weights_sha256 = sha256_file(&weights_path)?;
     encoder.weights_sha256 = Some(weights_sha256.clone());
     let folder = EncoderFolder {

@@ -9,7 +9,7 @@ use pet_core::blocks::PostNormEncoder;
 use pet_core::peft::PeftAdapter;
 use pet_core::testing::TestBackend as B;
 use pet_core::testing::conformance::assert_close;
-use pet_core::{Backbone, Delta, NoDelta, PetError};
+use pet_core::{Backbone, Delta, NoDelta};
 use pet_nlp::{NlpError, load_encoder, load_post_norm};
 
 use crate::fixtures::{self, HIDDEN_TOLERANCE, check_gradients, input, tensor};
@@ -139,13 +139,17 @@ fn bad_folders_name_the_file_and_key() {
         .expect("read")
         .replace("\"intermediate_size\": 24", "\"intermediate_size\": 20");
     std::fs::write(dir.join("config.json"), config).expect("write");
+    // The config is checked against the file's header before the model is built: the error
+    // names the config field and the file's key.
     match load_encoder::<B>(&dir, &Default::default()) {
-        Err(NlpError::Core(PetError::ShapeMismatch { path, .. })) => {
+        Err(NlpError::Config { field, reason, .. }) => {
+            assert_eq!(field, "intermediate_size");
             assert!(
-                path.contains("model.safetensors") && path.contains("intermediate.dense.weight"),
-                "{path}"
+                reason.contains("model.safetensors")
+                    && reason.contains("intermediate.dense.weight"),
+                "{reason}"
             )
         }
-        other => panic!("expected a shape mismatch, got {other:?}"),
+        other => panic!("expected a config error, got {other:?}"),
     }
 }

@@ -4,6 +4,8 @@ mod crf;
 mod deberta;
 mod encoders;
 mod fixtures;
+mod fuzz_configs;
 mod heads;
+mod loaders;
 mod tasks;
 mod tokenizer;

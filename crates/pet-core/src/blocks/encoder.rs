@@ -15,7 +15,9 @@ use crate::blocks::embeddings::{Embeddings, PositionIds};
 use crate::blocks::layer::{
     LinearSiteLayer, PostNormLayer, PostNormLayerConfig, stack_linear_sites,
 };
+use crate::config_check::{self, HeaderCheck};
 use crate::delta::Delta;
+use crate::error::Result;
 use crate::params::replace_value;
 use crate::seam::{BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions};
 
@@ -119,6 +121,97 @@ pub struct PostNormEncoder<B: Backend> {
 }
 
 impl PostNormEncoderConfig {
+    /// Refuses values no encoder can be built or run with, naming the field: a size of zero
+    /// (`type_vocab_size` may be 0: no token types), heads that do not divide `hidden_size`,
+    /// dropout outside `[0, 1)`, a `layer_norm_eps` that is not finite and above 0, a
+    /// `pad_token_id` outside the vocabulary, RoBERTa's padding position outside the position
+    /// table.
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`](crate::PetError::InvalidConfig) naming the field.
+    pub fn check(&self) -> Result<()> {
+        for (field, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            config_check::positive(field, value)?;
+        }
+        config_check::divides(
+            "num_attention_heads",
+            self.num_attention_heads,
+            "hidden_size",
+            self.hidden_size,
+        )?;
+        config_check::dropout("hidden_dropout_prob", self.hidden_dropout_prob)?;
+        config_check::dropout("attention_probs_dropout_prob", self.attention_probs_dropout_prob)?;
+        config_check::positive_finite("layer_norm_eps", self.layer_norm_eps)?;
+        if let Some(pad) = self.pad_token_id {
+            config_check::below("pad_token_id", pad, "vocab_size", self.vocab_size)?;
+        }
+        if let PositionIds::PaddingOffset { padding_idx } = self.position_ids {
+            // Real tokens take positions from padding_idx + 1.
+            config_check::below(
+                "pad_token_id",
+                padding_idx.saturating_add(1),
+                "max_position_embeddings",
+                self.max_position_embeddings,
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Checks the sizes against a weights file's header before anything is allocated: every
+    /// tensor [`PostNormEncoderConfig::init`] would build (the pooler when `with_pooler`) must be
+    /// in the file with the shape the config gives it, the first layer the file lacks ending
+    /// the check.
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`]: [`PetError::InvalidConfig`](crate::PetError::InvalidConfig)
+    /// naming the field (`hidden_size`, `vocab_size`, `num_hidden_layers`, ...) and the file's
+    /// key and shape.
+    pub fn check_header(&self, check: &HeaderCheck<'_>) -> Result<()> {
+        let h = (self.hidden_size, "hidden_size");
+        let table = |key: &str, origin: &str, rows: (usize, &str)| {
+            check.tensor(&format!("embeddings.{key}.weight"), origin, &[rows, h])
+        };
+        table("word_embeddings", "", (self.vocab_size, "vocab_size"))?;
+        table(
+            "position_embeddings",
+            "",
+            (self.max_position_embeddings, "max_position_embeddings"),
+        )?;
+        if self.type_vocab_size > 0 {
+            table(
+                "token_type_embeddings",
+                "type_vocab_size",
+                (self.type_vocab_size, "type_vocab_size"),
+            )?;
+        }
+        check.norm("embeddings.LayerNorm", "", h)?;
+        let layer = PostNormLayerConfig::new(
+            self.hidden_size,
+            self.intermediate_size,
+            self.hidden_act,
+            self.layer_norm_eps,
+            self.hidden_dropout_prob,
+        );
+        let origin = "num_hidden_layers";
+        for index in 0..self.num_hidden_layers {
+            let base = format!("encoder.layer.{index}");
+            for name in ["query", "key", "value"] {
+                check.linear(&format!("{base}.attention.self.{name}"), origin, h, h)?;
+            }
+            layer.check_header(check, &base, origin)?;
+        }
+        if self.with_pooler {
+            check.linear("pooler.dense", "", h, h)?;
+        }
+        Ok(())
+    }
+
     /// Builds the encoder with random weights.
     pub fn init<B: Backend>(&self, device: &B::Device) -> PostNormEncoder<B> {
         let h = self.hidden_size;
@@ -248,5 +341,107 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             weights_sha256: self.weights_sha256.clone(),
             ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::PetError;
+    use crate::blocks::hf_keys::{BertKeys, to_state};
+    use crate::testing::TestInner as B;
+
+    fn field_of(result: Result<()>) -> String {
+        match result {
+            Err(PetError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_header_check_lists_exactly_the_tensors_init_builds() {
+        let tiny = PostNormEncoderConfig::tiny();
+        for config in [
+            tiny.clone(),
+            tiny.clone().with_with_pooler(false).with_type_vocab_size(0),
+            tiny.clone()
+                .with_type_vocab_size(2)
+                .with_position_ids(PositionIds::PaddingOffset { padding_idx: 1 }),
+        ] {
+            let encoder = config.init::<B>(&Default::default());
+            let state = to_state::<B, _>(&encoder, &BertKeys).expect("state");
+            let shapes = state.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect();
+            let check = HeaderCheck::new(&shapes, "m.safetensors", "");
+            config.check_header(&check).expect("its own file fits");
+            let mut checked = check.checked();
+            checked.sort();
+            assert_eq!(checked, state.keys().cloned().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn sizes_the_file_does_not_hold_name_the_field() {
+        let tiny = PostNormEncoderConfig::tiny();
+        let encoder = tiny.init::<B>(&Default::default());
+        let state = to_state::<B, _>(&encoder, &BertKeys).expect("state");
+        let shapes = state.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect();
+        let check = HeaderCheck::new(&shapes, "m.safetensors", "");
+        let huge = |c: PostNormEncoderConfig| field_of(c.check_header(&check));
+        assert_eq!(
+            huge(PostNormEncoderConfig { hidden_size: 100_000, ..tiny.clone() }),
+            "hidden_size"
+        );
+        assert_eq!(
+            huge(PostNormEncoderConfig { vocab_size: 2_000_000_000, ..tiny.clone() }),
+            "vocab_size"
+        );
+        assert_eq!(
+            huge(PostNormEncoderConfig { num_hidden_layers: 1000, ..tiny.clone() }),
+            "num_hidden_layers"
+        );
+        assert_eq!(
+            huge(PostNormEncoderConfig { intermediate_size: 1 << 40, ..tiny.clone() }),
+            "intermediate_size"
+        );
+        assert_eq!(
+            huge(tiny.clone().with_max_position_embeddings(1 << 30)),
+            "max_position_embeddings"
+        );
+        assert_eq!(huge(tiny.clone().with_type_vocab_size(3)), "type_vocab_size");
+    }
+
+    #[test]
+    fn values_no_encoder_can_use_name_the_field() {
+        let tiny = PostNormEncoderConfig::tiny();
+        assert!(tiny.check().is_ok());
+        let bad = |c: PostNormEncoderConfig| field_of(c.check());
+        assert_eq!(bad(PostNormEncoderConfig { hidden_size: 0, ..tiny.clone() }), "hidden_size");
+        assert_eq!(bad(PostNormEncoderConfig { vocab_size: 0, ..tiny.clone() }), "vocab_size");
+        assert_eq!(
+            bad(PostNormEncoderConfig { num_hidden_layers: 0, ..tiny.clone() }),
+            "num_hidden_layers"
+        );
+        assert_eq!(
+            bad(PostNormEncoderConfig { intermediate_size: 0, ..tiny.clone() }),
+            "intermediate_size"
+        );
+        assert_eq!(
+            bad(PostNormEncoderConfig { num_attention_heads: 3, ..tiny.clone() }),
+            "num_attention_heads"
+        );
+        assert_eq!(
+            bad(PostNormEncoderConfig { num_attention_heads: 0, ..tiny.clone() }),
+            "num_attention_heads"
+        );
+        assert_eq!(bad(tiny.clone().with_hidden_dropout_prob(1.0)), "hidden_dropout_prob");
+        assert_eq!(
+            bad(tiny.clone().with_attention_probs_dropout_prob(-0.5)),
+            "attention_probs_dropout_prob"
+        );
+        assert_eq!(bad(tiny.clone().with_layer_norm_eps(0.0)), "layer_norm_eps");
+        assert_eq!(bad(tiny.clone().with_layer_norm_eps(f64::NAN)), "layer_norm_eps");
+        assert_eq!(bad(tiny.clone().with_pad_token_id(Some(32))), "pad_token_id");
+        let roberta = tiny.with_position_ids(PositionIds::PaddingOffset { padding_idx: 63 });
+        assert_eq!(bad(roberta), "pad_token_id");
     }
 }

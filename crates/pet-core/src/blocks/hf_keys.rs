@@ -154,7 +154,8 @@ pub fn load_hf_state<B: Backend, M: Module<B>>(
 ///
 /// # Errors
 /// [`PetError::MissingWeights`] or [`PetError::UnexpectedWeights`] naming the keys and `file`;
-/// [`PetError::ShapeMismatch`] naming the Hugging Face key.
+/// [`PetError::ShapeMismatch`] naming `file` and the Hugging Face key, with the shapes in the
+/// file's layout (the file's own shape, PyTorch's `[out, in]` for a linear weight).
 pub fn load_state<B: Backend, M: Module<B>>(
     module: M,
     keys: &dyn KeyMap,
@@ -172,18 +173,24 @@ pub fn load_state<B: Backend, M: Module<B>>(
             missing.push(key);
             continue;
         };
-        // A file tensor of another rank is not transposed: the shape check below names it.
-        let data = match keys.transposed(&entry) && data.shape.len() == 2 {
-            true => transpose(data)?,
-            false => data.clone(),
+        // Shapes are compared in the file's layout (PyTorch's `[out, in]` for a transposed
+        // weight), so a mismatch reports the shape the file holds.
+        let transposed = keys.transposed(&entry);
+        let expected: Vec<usize> = match transposed {
+            true => entry.shape.iter().rev().copied().collect(),
+            false => entry.shape.clone(),
         };
-        if data.shape.as_slice() != entry.shape.as_slice() {
+        if data.shape.as_slice() != expected.as_slice() {
             return Err(PetError::ShapeMismatch {
                 path: format!("{file}: {key}"),
-                expected: entry.shape,
+                expected,
                 found: data.shape.to_vec(),
             });
         }
+        let data = match transposed {
+            true => transpose(data)?,
+            false => data.clone(),
+        };
         values.insert(entry.path, data);
         used.push(key);
     }
@@ -238,6 +245,25 @@ mod tests {
             other => panic!("expected a shape mismatch, got {other:?}"),
         }
         assert!(transpose(&TensorData::new(vec![0f32; 8], [2, 2, 2])).is_err());
+    }
+
+    #[test]
+    fn a_mis_shaped_linear_weight_is_reported_as_the_file_holds_it() {
+        use crate::testing::{TestInner as B, TinyEncoderConfig};
+        let config = TinyEncoderConfig::tiny();
+        let fresh = || config.init::<B>(&Default::default());
+        let mut state = to_state::<B, _>(&fresh(), &BertKeys).expect("state");
+        // intermediate.dense is [32, 16] in PyTorch's layout; the file holds [32, 8].
+        let key = "encoder.layer.1.intermediate.dense.weight";
+        assert_eq!(state[key].shape.to_vec(), vec![32, 16]);
+        state.insert(key.into(), TensorData::new(vec![0f32; 32 * 8], [32, 8]));
+        match load_state(fresh(), &BertKeys, &state, "m.safetensors", "", &|_| false) {
+            Err(PetError::ShapeMismatch { path, expected, found }) => {
+                assert_eq!(path, format!("m.safetensors: {key}"));
+                assert_eq!((expected, found), (vec![32, 16], vec![32, 8]), "PyTorch's layout");
+            }
+            other => panic!("expected a shape mismatch, got {other:?}"),
+        }
     }
 
     #[test]

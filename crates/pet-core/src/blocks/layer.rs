@@ -8,7 +8,9 @@ use pet_kernels::{LayerNorm, dropout};
 
 use crate::blocks::activation::Activation;
 use crate::blocks::attention::{SelfAttention, project};
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
+use crate::error::Result;
 use crate::params::replace_value;
 use crate::seam::{
     AttentionPrefix, LinearKind, LinearSite, LinearSiteInfo, SublayerKind, SublayerSite,
@@ -192,6 +194,23 @@ impl PostNormLayerConfig {
         hidden_dropout_prob: f64,
     ) -> Self {
         Self { hidden_size, intermediate_size, hidden_act, layer_norm_eps, hidden_dropout_prob }
+    }
+
+    /// The tensors of layer `base` (`encoder.layer.N`) around its attention, checked against a
+    /// weights file's header: `attention.output.dense`, `attention.output.LayerNorm`,
+    /// `intermediate.dense`, `output.dense`, `output.LayerNorm`; `origin` names the field that
+    /// makes the layer exist (`num_hidden_layers`).
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`].
+    pub fn check_header(&self, check: &HeaderCheck<'_>, base: &str, origin: &str) -> Result<()> {
+        let h = (self.hidden_size, "hidden_size");
+        let inner = (self.intermediate_size, "intermediate_size");
+        check.linear(&format!("{base}.attention.output.dense"), origin, h, h)?;
+        check.norm(&format!("{base}.attention.output.LayerNorm"), origin, h)?;
+        check.linear(&format!("{base}.intermediate.dense"), origin, h, inner)?;
+        check.linear(&format!("{base}.output.dense"), origin, inner, h)?;
+        check.norm(&format!("{base}.output.LayerNorm"), origin, h)
     }
 
     /// `count` layers with random weights, each around the attention `attention()` builds.

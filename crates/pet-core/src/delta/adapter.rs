@@ -22,6 +22,7 @@ use burn::tensor::activation::{gelu, relu};
 use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 use crate::seam::{BackboneShape, SublayerKind, SublayerSite};
@@ -97,6 +98,37 @@ impl AdapterConfig {
         Ok(hidden / self.reduction_factor)
     }
 
+    /// Checks that the tensors under `base` (`delta.adapters.`) hold the adapters this config
+    /// builds for a backbone of `shape`, in Burn's layout (`adapters.N.down` `[hidden, m]`,
+    /// `adapters.N.up` `[m, hidden]`, with biases), before they are allocated. `field` prefixes
+    /// the config's field names in errors (`delta.adapter.`).
+    ///
+    /// # Errors
+    /// As [`AdapterConfig::init`]; as [`HeaderCheck::tensor`], naming
+    /// `{field}reduction_factor` for another bottleneck and `{field}variant` for an adapter the
+    /// file lacks.
+    pub fn check_tensors(
+        &self,
+        shape: BackboneShape,
+        check: &HeaderCheck<'_>,
+        base: &str,
+        field: &str,
+    ) -> Result<()> {
+        let reduction = format!("{field}reduction_factor");
+        let variant = format!("{field}variant");
+        let m = (self.bottleneck(shape.hidden_size)?, reduction.as_str());
+        let h = (shape.hidden_size, "backbone");
+        let count = shape.encoder_layers.saturating_mul(self.kinds().len());
+        for index in 0..count {
+            let key = |name: &str| format!("{base}adapters.{index}.{name}");
+            check.tensor(&key("down.weight"), &variant, &[h, m])?;
+            check.tensor(&key("down.bias"), &variant, &[m])?;
+            check.tensor(&key("up.weight"), &variant, &[m, h])?;
+            check.tensor(&key("up.bias"), &variant, &[h])?;
+        }
+        Ok(())
+    }
+
     /// Builds one adapter per adapted sub-layer of every layer of `shape`.
     ///
     /// # Errors
@@ -108,6 +140,7 @@ impl AdapterConfig {
         device: &B::Device,
     ) -> Result<Adapters<B>> {
         let m = self.bottleneck(shape.hidden_size)?;
+        crate::config_check::finite("scaling", self.scaling)?;
         if self.kinds().is_empty() {
             return Err(PetError::config("mh_adapter", "and output_adapter are both off"));
         }

@@ -19,6 +19,7 @@ use burn::nn::{Dropout, DropoutConfig, Initializer, Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
 use crate::backbone::Backbone;
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 use crate::seam::{LinearSite, LinearSiteInfo};
@@ -90,10 +91,37 @@ impl LoraConfig {
         Ok(targeted)
     }
 
+    /// Checks that the tensors under `base` (`delta.lora.` in a task checkpoint) hold the
+    /// updates this config builds for the targeted sites among `sites`, in Burn's layout
+    /// (`sites.N.lora_a.weight` `[d_in, r]`, `sites.N.lora_b.weight` `[r, d_out]`), before they
+    /// are allocated. `field` prefixes the config's field names in errors (`delta.lora.`).
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`], naming `{field}r` for another rank and
+    /// `{field}target_modules` for a site the file lacks; as [`LoraConfig::targeted`].
+    pub fn check_tensors(
+        &self,
+        sites: &[LinearSiteInfo],
+        check: &HeaderCheck<'_>,
+        base: &str,
+        field: &str,
+    ) -> Result<()> {
+        let r = format!("{field}r");
+        let targets = format!("{field}target_modules");
+        for (index, info) in self.targeted(sites)?.iter().enumerate() {
+            let key = |part: &str| format!("{base}sites.{index}.{part}.weight");
+            let (d_in, d_out) = ((info.d_input, "backbone"), (info.d_output, "backbone"));
+            check.tensor(&key("lora_a"), &targets, &[d_in, (self.r, &r)])?;
+            check.tensor(&key("lora_b"), &targets, &[(self.r, &r), d_out])?;
+        }
+        Ok(())
+    }
+
     /// Builds the updates for the targeted sites of `backbone`.
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] for `r == 0` or a target that matches nothing.
+    /// [`PetError::InvalidConfig`] for `r == 0`, a `lora_alpha` that is not finite, a
+    /// `lora_dropout` outside `[0, 1)`, or a target that matches nothing.
     pub fn init<B: Backend, M: Backbone<B>>(
         &self,
         backbone: &M,
@@ -114,6 +142,8 @@ impl LoraConfig {
         if self.r == 0 {
             return Err(PetError::config("r", "must be at least 1"));
         }
+        crate::config_check::finite("lora_alpha", self.lora_alpha)?;
+        crate::config_check::dropout("lora_dropout", self.lora_dropout)?;
         let sites = self
             .targeted(sites)?
             .into_iter()

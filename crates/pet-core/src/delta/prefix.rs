@@ -23,6 +23,7 @@ use burn::module::{Initializer, Module, Param};
 use burn::nn::{Dropout, DropoutConfig, Linear, LinearConfig};
 use burn::tensor::{Tensor, backend::Backend};
 
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 #[cfg(test)]
@@ -94,11 +95,44 @@ impl PrefixTuningConfig {
         self.num_layers * 2 * self.token_dim
     }
 
+    /// Checks that the tensors under `base` (`delta.prefix.`) hold the prefix this config
+    /// builds, in Burn's layout (`embedding`, and with the projection `transform.first` and
+    /// `transform.second`), before it is allocated. `field` prefixes the config's field names
+    /// in errors (`delta.prefix.`).
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`], naming `{field}num_virtual_tokens`,
+    /// `{field}encoder_hidden_size` or `{field}prefix_projection`.
+    pub fn check_tensors(&self, check: &HeaderCheck<'_>, base: &str, field: &str) -> Result<()> {
+        let tokens = format!("{field}num_virtual_tokens");
+        let projection = format!("{field}prefix_projection");
+        let hidden = format!("{field}encoder_hidden_size");
+        let Some(table) =
+            self.num_layers.checked_mul(2).and_then(|n| n.checked_mul(self.token_dim))
+        else {
+            return Err(PetError::config(projection, "the key/value table's width overflows"));
+        };
+        let n = (self.num_virtual_tokens, tokens.as_str());
+        if !self.prefix_projection {
+            return check.tensor(&format!("{base}embedding"), "", &[n, (table, &projection)]);
+        }
+        let (dim, inner) =
+            ((self.token_dim, projection.as_str()), (self.encoder_hidden_size, hidden.as_str()));
+        check.tensor(&format!("{base}embedding"), "", &[n, dim])?;
+        let linear = |name: &str, d_in, d_out| {
+            check.tensor(&format!("{base}transform.{name}.weight"), &projection, &[d_in, d_out])?;
+            check.tensor(&format!("{base}transform.{name}.bias"), &projection, &[d_out])
+        };
+        linear("first", dim, inner)?;
+        linear("second", inner, (table, projection.as_str()))
+    }
+
     /// Builds the prefix. Embeddings start standard normal (`torch.nn.Embedding`), the MLP
     /// with PyTorch's default `Linear` init.
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] for zero tokens or a `token_dim` not divisible by the heads.
+    /// [`PetError::InvalidConfig`] for zero tokens, a `token_dim` not divisible by the heads, a
+    /// `prefix_dropout` outside `[0, 1)`, or a projection of hidden size 0.
     pub fn init<B: Backend>(&self, device: &B::Device) -> Result<PrefixTuning<B>> {
         if self.num_virtual_tokens == 0 {
             return Err(PetError::config("num_virtual_tokens", "must be at least 1"));
@@ -112,6 +146,10 @@ impl PrefixTuningConfig {
                     self.num_attention_heads, self.token_dim
                 ),
             ));
+        }
+        crate::config_check::dropout("prefix_dropout", self.prefix_dropout)?;
+        if self.prefix_projection {
+            crate::config_check::positive("encoder_hidden_size", self.encoder_hidden_size)?;
         }
         let width = if self.prefix_projection { self.token_dim } else { self.table_width() };
         let embedding = Initializer::Normal { mean: 0.0, std: 1.0 }

@@ -15,6 +15,7 @@ use burn::config::Config;
 use burn::module::{Initializer, Module, Param};
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::error::{PetError, Result};
 
@@ -52,7 +53,8 @@ pub enum PromptInit {
 impl PromptInit {
     /// VPT's bound `sqrt(6 / (3 * patch_area + token_dim))`.
     pub fn vpt_bound(patch_area: usize, token_dim: usize) -> f64 {
-        (6.0 / (3 * patch_area + token_dim) as f64).sqrt()
+        // In f64: a hostile `patch_area` must not overflow an integer sum.
+        (6.0 / (3.0 * patch_area as f64 + token_dim as f64)).sqrt()
     }
 }
 
@@ -98,6 +100,25 @@ impl PromptTuningConfig {
                 format!("is {}, but the backbone's hidden size is {dim}", self.token_dim),
             ));
         }
+        // The spread of a random init: the sampler (in f32) needs it above 0 and its interval's
+        // width finite.
+        let spread = match self.prompt_tuning_init {
+            PromptInit::Normal { std } => Some(std),
+            PromptInit::Uniform { bound } => Some(bound),
+            PromptInit::VptUniform { patch_area } => {
+                Some(PromptInit::vpt_bound(patch_area, self.token_dim))
+            }
+            PromptInit::Random | PromptInit::SampleVocab { .. } => None,
+        };
+        let largest = f64::from(f32::MAX) / 4.0;
+        if let Some(value) = spread
+            && !((value as f32) > 0.0 && value <= largest)
+        {
+            return Err(PetError::config(
+                "prompt_tuning_init",
+                format!("needs a spread above 0 and at most {largest:e}, found {value}"),
+            ));
+        }
         let shape = [self.num_virtual_tokens, self.token_dim];
         let embedding = match self.prompt_tuning_init {
             PromptInit::Random => Initializer::Normal { mean: 0.0, std: 1.0 }.init(shape, device),
@@ -128,6 +149,19 @@ impl PromptTuningConfig {
             }
         };
         Ok(SoftPrompt { embedding })
+    }
+
+    /// Checks that the tensor `{base}embedding` (`delta.prompt.embedding`) holds the prompt this
+    /// config builds, `[num_virtual_tokens, token_dim]`, before it is allocated. `field`
+    /// prefixes the config's field names in errors (`delta.prompt.`).
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`].
+    pub fn check_tensors(&self, check: &HeaderCheck<'_>, base: &str, field: &str) -> Result<()> {
+        let tokens = format!("{field}num_virtual_tokens");
+        let dim = format!("{field}token_dim");
+        let dims = [(self.num_virtual_tokens, tokens.as_str()), (self.token_dim, dim.as_str())];
+        check.tensor(&format!("{base}embedding"), "", &dims)
     }
 
     /// Trainable parameters: `num_virtual_tokens * token_dim`.
@@ -238,5 +272,30 @@ mod tests {
         let values = small.embedding.val().into_data().to_vec::<f32>().expect("floats");
         let std = (values.iter().map(|v| v * v).sum::<f32>() / values.len() as f32).sqrt();
         assert!((0.015..0.025).contains(&std), "std {std} of a normal(0, 0.02) draw");
+    }
+
+    #[test]
+    fn a_degenerate_init_spread_is_refused_not_a_panic() {
+        let device = Default::default();
+        for init in [
+            PromptInit::Normal { std: 0.0 },
+            PromptInit::Normal { std: f64::NAN },
+            PromptInit::Uniform { bound: 0.0 },
+            PromptInit::Uniform { bound: 1e-300 },
+            PromptInit::Uniform { bound: 1e308 },
+            PromptInit::Uniform { bound: -1.0 },
+        ] {
+            let config = PromptTuningConfig::new(2, 4).with_prompt_tuning_init(init);
+            match config.init::<B>(None, &device) {
+                Err(PetError::InvalidConfig { field, .. }) => {
+                    assert_eq!(field, "prompt_tuning_init", "{init:?}")
+                }
+                other => panic!("{init:?}: expected an invalid config, got {other:?}"),
+            }
+        }
+        // A huge patch area is a tiny bound, not an integer overflow.
+        let huge = PromptTuningConfig::new(2, 4)
+            .with_prompt_tuning_init(PromptInit::VptUniform { patch_area: usize::MAX });
+        assert!(huge.init::<B>(None, &device).is_ok());
     }
 }

@@ -8,13 +8,14 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::backbone::Backbone;
+use crate::config_check::HeaderCheck;
 use crate::delta::Delta;
 use crate::delta::adapter::{AdapterActivation, AdapterConfig, Adapters};
 use crate::delta::lora::{Lora, LoraConfig};
 use crate::delta::prefix::{PrefixTuning, PrefixTuningConfig};
 use crate::delta::prompt::{PromptInit, PromptTuningConfig, SoftPrompt};
 use crate::error::{PetError, Result};
-use crate::seam::{AttentionPrefixes, LinearSite, SublayerSite};
+use crate::seam::{AttentionPrefixes, BackboneShape, LinearSite, LinearSiteInfo, SublayerSite};
 use crate::trainability::Trainability;
 
 fn default_virtual_tokens() -> usize {
@@ -193,6 +194,142 @@ impl DeltaSpec {
         }
     }
 
+    /// The prompt's config for a backbone of `shape`.
+    fn prompt_config(p: &PromptSpec, shape: BackboneShape) -> Result<PromptTuningConfig> {
+        let init = match (p.sample_vocab_seed, p.init) {
+            (Some(_), Some(_)) => {
+                return Err(PetError::config(
+                    "prompt.init",
+                    "set either `init` or `sample_vocab_seed`, not both",
+                ));
+            }
+            (Some(seed), None) => PromptInit::SampleVocab { seed },
+            (None, Some(init)) => init,
+            (None, None) => PromptInit::Random,
+        };
+        Ok(PromptTuningConfig::new(p.num_virtual_tokens, shape.hidden_size)
+            .with_prompt_tuning_init(init))
+    }
+
+    fn prefix_config(p: &PrefixSpec, shape: BackboneShape) -> PrefixTuningConfig {
+        PrefixTuningConfig::for_backbone(shape, p.num_virtual_tokens)
+            .with_prefix_projection(p.prefix_projection)
+            .with_encoder_hidden_size(p.encoder_hidden_size)
+            .with_prefix_dropout(p.prefix_dropout)
+    }
+
+    fn lora_config(l: &LoraSpec) -> LoraConfig {
+        LoraConfig::new(l.r)
+            .with_lora_alpha(l.lora_alpha)
+            .with_lora_dropout(l.lora_dropout)
+            .with_target_modules(l.target_modules.clone())
+    }
+
+    fn adapter_config(a: &AdapterSpec) -> Result<AdapterConfig> {
+        let config = match a.variant.as_str() {
+            "houlsby" => AdapterConfig::houlsby(a.reduction_factor),
+            "pfeiffer" => AdapterConfig::pfeiffer(a.reduction_factor),
+            "parallel" => AdapterConfig::parallel(a.reduction_factor),
+            other => {
+                return Err(PetError::config(
+                    "adapter.variant",
+                    format!("`{other}` is not houlsby, pfeiffer or parallel"),
+                ));
+            }
+        };
+        Ok(config.with_non_linearity(a.non_linearity))
+    }
+
+    /// Refuses values no delta can be built with, naming the field (`lora.r`, ...): lengths,
+    /// ranks, reduction factors and projection sizes of 0, dropout outside `[0, 1)`, a
+    /// `lora_alpha` that is not finite.
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] naming the field.
+    pub fn check(&self) -> Result<()> {
+        use crate::config_check::{dropout, finite, positive};
+        if let Some(p) = &self.prompt {
+            positive("prompt.num_virtual_tokens", p.num_virtual_tokens)?;
+        }
+        if let Some(p) = &self.prefix {
+            positive("prefix.num_virtual_tokens", p.num_virtual_tokens)?;
+            dropout("prefix.prefix_dropout", p.prefix_dropout)?;
+            if p.prefix_projection {
+                positive("prefix.encoder_hidden_size", p.encoder_hidden_size)?;
+            }
+        }
+        if let Some(l) = &self.lora {
+            positive("lora.r", l.r)?;
+            finite("lora.lora_alpha", l.lora_alpha)?;
+            dropout("lora.lora_dropout", l.lora_dropout)?;
+        }
+        if let Some(a) = &self.adapter {
+            positive("adapter.reduction_factor", a.reduction_factor)?;
+        }
+        Ok(())
+    }
+
+    /// Checks, before anything is allocated, that the tensors of a checkpoint (`check`, keyed by
+    /// parameter path with the set under `base`, e.g. `delta.`) hold exactly the sizes this spec
+    /// builds for a backbone of `shape` with linear sites `sites`: prompt and prefix lengths,
+    /// the projection's size, LoRA's rank on every targeted site, the adapters' bottleneck.
+    /// `field` prefixes the spec's field names in errors (`method.delta.` for a checkpoint's
+    /// metadata).
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] naming the field (`method.delta.lora.r`, ...) and the file's
+    /// key and shape, or a value no delta can be built with; [`PetError::MissingWeights`] for a
+    /// tensor the file lacks.
+    pub fn check_tensors(
+        &self,
+        shape: BackboneShape,
+        sites: &[LinearSiteInfo],
+        check: &HeaderCheck<'_>,
+        base: &str,
+        field: &str,
+    ) -> Result<()> {
+        self.check().map_err(|e| match e {
+            PetError::InvalidConfig { field: f, reason } => {
+                PetError::InvalidConfig { field: format!("{field}{f}"), reason }
+            }
+            other => other,
+        })?;
+        // (parameter path, field prefix) of each method; a field an inner check names without
+        // the prefix (a value check) gets it, the backbone's sizes stay `backbone`.
+        let at = |path: &str, method: &str| (format!("{base}{path}."), format!("{field}{method}."));
+        let named = |prefix: String| {
+            move |e: PetError| match e {
+                PetError::InvalidConfig { field: f, reason }
+                    if !f.starts_with(field) && f != "backbone" =>
+                {
+                    PetError::InvalidConfig { field: format!("{prefix}{f}"), reason }
+                }
+                other => other,
+            }
+        };
+        if let Some(p) = &self.prompt {
+            let (path, prefix) = at("prompt", "prompt");
+            let config = Self::prompt_config(p, shape).map_err(named(field.to_string()))?;
+            config.check_tensors(check, &path, &prefix)?;
+        }
+        if let Some(p) = &self.prefix {
+            let (path, prefix) = at("prefix", "prefix");
+            Self::prefix_config(p, shape).check_tensors(check, &path, &prefix)?;
+        }
+        if let Some(l) = &self.lora {
+            let (path, prefix) = at("lora", "lora");
+            Self::lora_config(l)
+                .check_tensors(sites, check, &path, &prefix)
+                .map_err(named(prefix.clone()))?;
+        }
+        if let Some(a) = &self.adapter {
+            let (path, prefix) = at("adapters", "adapter");
+            let config = Self::adapter_config(a).map_err(named(field.to_string()))?;
+            config.check_tensors(shape, check, &path, &prefix).map_err(named(prefix.clone()))?;
+        }
+        Ok(())
+    }
+
     /// Builds the deltas for `backbone`.
     ///
     /// # Errors
@@ -202,61 +339,24 @@ impl DeltaSpec {
         backbone: &M,
         device: &B::Device,
     ) -> Result<DeltaSet<B>> {
+        self.check()?;
         let shape = backbone.shape();
         let prompt = match &self.prompt {
-            Some(p) => {
-                let init = match (p.sample_vocab_seed, p.init) {
-                    (Some(_), Some(_)) => {
-                        return Err(PetError::config(
-                            "prompt.init",
-                            "set either `init` or `sample_vocab_seed`, not both",
-                        ));
-                    }
-                    (Some(seed), None) => PromptInit::SampleVocab { seed },
-                    (None, Some(init)) => init,
-                    (None, None) => PromptInit::Random,
-                };
-                let config = PromptTuningConfig::new(p.num_virtual_tokens, shape.hidden_size)
-                    .with_prompt_tuning_init(init);
-                Some(config.init(backbone.word_embeddings().as_ref(), device)?)
-            }
+            Some(p) => Some(
+                Self::prompt_config(p, shape)?.init(backbone.word_embeddings().as_ref(), device)?,
+            ),
             None => None,
         };
         let prefix = match &self.prefix {
-            Some(p) => Some(
-                PrefixTuningConfig::for_backbone(shape, p.num_virtual_tokens)
-                    .with_prefix_projection(p.prefix_projection)
-                    .with_encoder_hidden_size(p.encoder_hidden_size)
-                    .with_prefix_dropout(p.prefix_dropout)
-                    .init(device)?,
-            ),
+            Some(p) => Some(Self::prefix_config(p, shape).init(device)?),
             None => None,
         };
         let lora = match &self.lora {
-            Some(l) => Some(
-                LoraConfig::new(l.r)
-                    .with_lora_alpha(l.lora_alpha)
-                    .with_lora_dropout(l.lora_dropout)
-                    .with_target_modules(l.target_modules.clone())
-                    .init(backbone, device)?,
-            ),
+            Some(l) => Some(Self::lora_config(l).init(backbone, device)?),
             None => None,
         };
         let adapters = match &self.adapter {
-            Some(a) => {
-                let config = match a.variant.as_str() {
-                    "houlsby" => AdapterConfig::houlsby(a.reduction_factor),
-                    "pfeiffer" => AdapterConfig::pfeiffer(a.reduction_factor),
-                    "parallel" => AdapterConfig::parallel(a.reduction_factor),
-                    other => {
-                        return Err(PetError::config(
-                            "adapter.variant",
-                            format!("`{other}` is not houlsby, pfeiffer or parallel"),
-                        ));
-                    }
-                };
-                Some(config.with_non_linearity(a.non_linearity).init(shape, device)?)
-            }
+            Some(a) => Some(Self::adapter_config(a)?.init(shape, device)?),
             None => None,
         };
         Ok(DeltaSet { prompt, prefix, lora, adapters })

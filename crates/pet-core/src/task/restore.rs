@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::backbone::Backbone;
 use crate::checkpoint::DeltaCheckpoint;
+use crate::config_check::HeaderCheck;
 use crate::delta::set::{DeltaSet, DeltaSpec};
 use crate::error::{PetError, Result};
 use crate::peft::{PeftAdapter, PeftType};
@@ -36,7 +37,9 @@ where
 /// The value of `key` in a checkpoint's `method` metadata.
 ///
 /// # Errors
-/// [`PetError::Format`] naming the checkpoint when the key is absent or of the wrong type.
+/// [`PetError::Format`] naming the checkpoint when the key is absent or not of the expected
+/// form; [`PetError::InvalidConfig`] naming the field (`method.delta.lora.r`) and the checkpoint
+/// when a value inside it has the wrong type (`-1` for a size).
 pub fn method_field<T: serde::de::DeserializeOwned>(
     checkpoint: &DeltaCheckpoint,
     key: &str,
@@ -44,8 +47,19 @@ pub fn method_field<T: serde::de::DeserializeOwned>(
     let value = checkpoint.method.get(key).cloned().ok_or_else(|| {
         PetError::format(&checkpoint.source, format!("metadata `method` has no `{key}`"))
     })?;
-    serde_json::from_value(value)
-        .map_err(|e| PetError::format(&checkpoint.source, format!("metadata `method.{key}`: {e}")))
+    serde_path_to_error::deserialize(value).map_err(|e| {
+        let at = e.path().to_string();
+        let inner = e.into_inner();
+        match at.as_str() {
+            "." => {
+                PetError::format(&checkpoint.source, format!("metadata `method.{key}`: {inner}"))
+            }
+            _ => PetError::config(
+                format!("method.{key}.{at}"),
+                format!("{}: {inner}", checkpoint.source.display()),
+            ),
+        }
+    })
 }
 
 /// The name of the task a delta (a pet checkpoint file, or a PEFT adapter folder) was trained
@@ -90,6 +104,7 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
 ) -> std::result::Result<Restored<B, T>, T::Error> {
     if delta.is_dir() {
         let mut adapter = PeftAdapter::read(delta)?;
+        adapter.check_config()?;
         let saved = adapter.take_saved_modules();
         let mut task = T::new(folder, T::Options::default())?;
         let backbone = task.load_backbone(device)?;
@@ -108,9 +123,11 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
     }
     let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
     let mut task = T::from_metadata(folder, &checkpoint.method, delta)?;
+    check_labels(&checkpoint, task.num_labels())?;
     let backbone = task.load_backbone(device)?;
     let identity = backbone.identity();
-    let deltas = spec.build(&backbone, device)?;
+    check_spec(&checkpoint, &spec, &backbone)?;
+    let deltas = spec.build(&backbone, device).map_err(in_checkpoint(&checkpoint))?;
     let model = task.assemble(backbone, deltas, device);
     let model = checkpoint.apply(model, &identity, &["delta", "head"])?;
     Ok(Restored { task, model: model.valid() })
@@ -129,13 +146,27 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
 ) -> Result<(M, DeltaSet<B>)> {
     if delta.is_dir() {
         let mut adapter = PeftAdapter::read(delta)?;
+        adapter.check_config()?;
         adapter.take_saved_modules();
         let set = peft_deltas(&adapter, &backbone, device)?;
         return Ok((backbone, set));
     }
-    let checkpoint = DeltaCheckpoint::load(delta)?;
-    let spec: DeltaSpec = method_field(&checkpoint, "delta")?;
-    let set = spec.build(&backbone, device)?;
+    checkpoint_deltas(backbone, &DeltaCheckpoint::load(delta)?, device)
+}
+
+/// `backbone` and the deltas of the pet delta checkpoint `checkpoint`, as [`restore_deltas`]: its
+/// `method.delta` spec is checked against its tensors before anything is built.
+///
+/// # Errors
+/// As [`restore_deltas`].
+pub fn checkpoint_deltas<B: Backend, M: Backbone<B>>(
+    backbone: M,
+    checkpoint: &DeltaCheckpoint,
+    device: &B::Device,
+) -> Result<(M, DeltaSet<B>)> {
+    let spec: DeltaSpec = method_field(checkpoint, "delta")?;
+    check_spec(checkpoint, &spec, &backbone)?;
+    let set = spec.build(&backbone, device).map_err(in_checkpoint(checkpoint))?;
     let identity = backbone.identity();
     let part = |prefix: &str| {
         let mut part = checkpoint.clone();
@@ -149,6 +180,70 @@ pub fn restore_deltas<B: Backend, M: Backbone<B>>(
     let backbone = part("backbone.").apply(backbone, &identity, &[])?;
     let set = part("delta.").apply(set, &identity, &["prompt", "prefix", "lora", "adapters"])?;
     Ok((backbone, set))
+}
+
+/// Checks the delta spec a checkpoint records (`method.delta`) against the tensors it holds
+/// (`delta.*`) for `backbone`, before anything of the spec's sizes is allocated.
+///
+/// # Errors
+/// [`PetError::InvalidConfig`] naming the field (`method.delta.prompt.num_virtual_tokens`, ...)
+/// and the file's key, as [`DeltaSpec::check_tensors`].
+pub fn check_spec<B: Backend, M: Backbone<B>>(
+    checkpoint: &DeltaCheckpoint,
+    spec: &DeltaSpec,
+    backbone: &M,
+) -> Result<()> {
+    let shapes = checkpoint.shapes();
+    let file = checkpoint.source.display().to_string();
+    let check = HeaderCheck::new(&shapes, &file, "");
+    let sites = backbone.linear_sites();
+    spec.check_tensors(backbone.shape(), &sites, &check, "delta.", "method.delta.")
+        .map_err(in_checkpoint(checkpoint))
+}
+
+/// An error of a checkpoint's `method.delta` as the checkpoint's: an
+/// [`InvalidConfig`](PetError::InvalidConfig) names the field under `method.delta.` and the file.
+fn in_checkpoint(checkpoint: &DeltaCheckpoint) -> impl Fn(PetError) -> PetError + '_ {
+    move |e| match e {
+        PetError::InvalidConfig { field, reason } => {
+            let file = checkpoint.source.display().to_string();
+            let field = match field.starts_with("method.") || field == "backbone" {
+                true => field,
+                false => format!("method.delta.{field}"),
+            };
+            let reason = match reason.contains(&file) {
+                true => reason,
+                false => format!("{reason} (in {file})"),
+            };
+            PetError::InvalidConfig { field, reason }
+        }
+        other => other,
+    }
+}
+
+/// Checks that the labels a checkpoint's metadata names fit the head it holds: a head over `n`
+/// labels has at least `n` values, so a label list longer than the stored head (`head.*`) is
+/// refused before a head of its size is allocated.
+///
+/// # Errors
+/// [`PetError::InvalidConfig`] naming `method.labels` and the file.
+pub fn check_labels(checkpoint: &DeltaCheckpoint, num_labels: usize) -> Result<()> {
+    let stored: usize = checkpoint
+        .tensors
+        .iter()
+        .filter(|(key, _)| key.starts_with("head."))
+        .map(|(_, data)| data.num_elements())
+        .sum();
+    if num_labels > stored {
+        return Err(PetError::config(
+            "method.labels",
+            format!(
+                "names {num_labels} labels, but {} holds a head of {stored} values",
+                checkpoint.source.display()
+            ),
+        ));
+    }
+    Ok(())
 }
 
 /// The deltas of a PEFT adapter whose task head, if any, was taken out.
@@ -178,4 +273,142 @@ pub fn peft_deltas<B: Backend, M: Backbone<B>>(
 /// The number of virtual tokens a PEFT adapter config names (0 for LoRA).
 pub fn peft_virtual_tokens(adapter: &PeftAdapter) -> usize {
     adapter.config.get("num_virtual_tokens").and_then(Value::as_u64).unwrap_or(0) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::testing::conformance::Tuned;
+    use crate::testing::{TestInner as B, TinyEncoder, TinyEncoderConfig};
+
+    fn backbone() -> TinyEncoder<B> {
+        TinyEncoderConfig::tiny().init::<B>(&Default::default())
+    }
+
+    /// A checkpoint of `spec`'s deltas over the tiny encoder, saved with `method.delta` replaced
+    /// by `recorded` (what a hostile or stale file may claim).
+    fn saved(name: &str, spec: &DeltaSpec, recorded: Value) -> std::path::PathBuf {
+        let device = Default::default();
+        let backbone = backbone();
+        let delta = spec.build(&backbone, &device).expect("deltas");
+        let identity = backbone.identity();
+        let model = Tuned::<B, _, _> { backbone, delta, backend: Default::default() };
+        let method = serde_json::json!({ "task": "test", "delta": recorded });
+        let checkpoint = DeltaCheckpoint::capture::<B, _>(
+            &model,
+            &|e| e.path.starts_with("delta."),
+            method,
+            identity,
+        );
+        let path = std::env::temp_dir()
+            .join(format!("pet-restore-{name}-{}.safetensors", std::process::id()));
+        checkpoint.save(&path).expect("save");
+        path
+    }
+
+    fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
+        match result {
+            Err(PetError::InvalidConfig { field, reason }) => {
+                assert!(reason.contains(".safetensors"), "the file is named: {reason}");
+                field
+            }
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_checkpoint_restores_when_its_spec_fits_its_tensors() {
+        let spec = DeltaSpec::preset("prompt+prefix+lora+adapter").expect("preset");
+        let path = saved("fits", &spec, serde_json::to_value(&spec).expect("json"));
+        let (_, set) = restore_deltas(backbone(), &path, &Default::default()).expect("restores");
+        assert!(set.prompt.is_some() && set.prefix.is_some() && set.lora.is_some());
+        assert!(set.adapters.is_some());
+    }
+
+    #[test]
+    fn a_checkpoint_spec_larger_than_its_tensors_is_refused_before_building() {
+        let spec = DeltaSpec::preset("prompt+prefix+lora+adapter").expect("preset");
+        let json = serde_json::to_value(&spec).expect("json");
+        for (name, pointer, value, field) in [
+            (
+                "prompt",
+                "/prompt/num_virtual_tokens",
+                1_000_000_000u64,
+                "method.delta.prompt.num_virtual_tokens",
+            ),
+            (
+                "prefix",
+                "/prefix/num_virtual_tokens",
+                1_000_000_000,
+                "method.delta.prefix.num_virtual_tokens",
+            ),
+            ("rank", "/lora/r", 1_000_000_000, "method.delta.lora.r"),
+            ("moderate", "/lora/r", 100_000, "method.delta.lora.r"),
+            ("reduction", "/adapter/reduction_factor", 1, "method.delta.adapter.reduction_factor"),
+            ("zero", "/lora/r", 0, "method.delta.lora.r"),
+        ] {
+            let mut recorded = json.clone();
+            *recorded.pointer_mut(pointer).expect("field") = value.into();
+            let path = saved(name, &spec, recorded);
+            let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+            assert_eq!(field_of(result), field, "{name}");
+        }
+        // The projection's size and values no delta takes.
+        let projected = DeltaSpec::preset("prefix").expect("preset");
+        let mut recorded = serde_json::to_value(&projected).expect("json");
+        recorded["prefix"]["encoder_hidden_size"] = 1_000_000_000u64.into();
+        let path = saved("projection", &projected, recorded);
+        let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+        assert_eq!(field_of(result), "method.delta.prefix.encoder_hidden_size");
+        for (pointer, value, field) in [
+            ("/lora/lora_dropout", 5.0, "method.delta.lora.lora_dropout"),
+            ("/prefix/prefix_dropout", -1.0, "method.delta.prefix.prefix_dropout"),
+        ] {
+            let mut recorded = json.clone();
+            *recorded.pointer_mut(pointer).expect("field") = value.into();
+            let path = saved("dropout", &spec, recorded);
+            let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+            assert_eq!(field_of(result), field);
+        }
+    }
+
+    #[test]
+    fn a_mistyped_spec_value_names_its_field() {
+        let spec = DeltaSpec::preset("lora").expect("preset");
+        let mut recorded = serde_json::to_value(&spec).expect("json");
+        recorded["lora"]["r"] = (-1).into();
+        let path = saved("mistyped", &spec, recorded);
+        let result = restore_deltas(backbone(), &path, &Default::default()).map(|_| ());
+        assert_eq!(field_of(result), "method.delta.lora.r");
+    }
+
+    #[test]
+    fn labels_beyond_the_stored_head_are_refused() {
+        let spec = DeltaSpec::preset("lora").expect("preset");
+        let path = saved("labels", &spec, serde_json::to_value(&spec).expect("json"));
+        let mut checkpoint = DeltaCheckpoint::load(&path).expect("load");
+        checkpoint
+            .tensors
+            .insert("head.weight".into(), burn::tensor::TensorData::new(vec![0f32; 6], [3, 2]));
+        assert!(check_labels(&checkpoint, 3).is_ok());
+        assert_eq!(field_of(check_labels(&checkpoint, 1_000_000)), "method.labels");
+    }
+
+    #[test]
+    fn the_spec_check_lists_exactly_the_tensors_build_makes() {
+        let device = Default::default();
+        let backbone = backbone();
+        for name in ["prompt+prefix+lora+adapter", "prefix", "ptuning-v2+lora"] {
+            let spec = DeltaSpec::preset(name).expect("preset");
+            let set = spec.build(&backbone, &device).expect("deltas");
+            let state = crate::params::read_params::<B, _>(&set, &|_| true);
+            let shapes = state.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect();
+            let check = HeaderCheck::new(&shapes, "d.safetensors", "");
+            let sites = backbone.linear_sites();
+            spec.check_tensors(backbone.shape(), &sites, &check, "", "").expect("fits");
+            let mut checked = check.checked();
+            checked.sort();
+            assert_eq!(checked, state.keys().cloned().collect::<Vec<_>>(), "{name}");
+        }
+    }
 }

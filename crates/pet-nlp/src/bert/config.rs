@@ -61,7 +61,9 @@ impl HfEncoderConfig {
     /// pet-core's config of this network; `with_pooler` says whether the weights hold a pooler.
     ///
     /// # Errors
-    /// [`NlpError::Config`] for a model type or option pet does not implement.
+    /// [`NlpError::Config`] naming `path` and the field for a model type or option pet does not
+    /// implement, or a value no encoder can use
+    /// ([`PostNormEncoderConfig::check`]: sizes of 0, dropout outside `[0, 1)`, ...).
     pub fn to_encoder_config(
         &self,
         path: &Path,
@@ -81,17 +83,6 @@ impl HfEncoderConfig {
         if self.is_decoder {
             return Err(refuse("is_decoder", "decoders are not supported".into()));
         }
-        if self.num_attention_heads == 0
-            || !self.hidden_size.is_multiple_of(self.num_attention_heads)
-        {
-            return Err(refuse(
-                "num_attention_heads",
-                format!(
-                    "{} does not divide hidden_size {}",
-                    self.num_attention_heads, self.hidden_size
-                ),
-            ));
-        }
         let position_ids = match self.model_type.as_str() {
             "bert" => PositionIds::Absolute,
             "roberta" | "xlm-roberta" | "camembert" => {
@@ -104,7 +95,7 @@ impl HfEncoderConfig {
                 ));
             }
         };
-        Ok(PostNormEncoderConfig::new(
+        let config = PostNormEncoderConfig::new(
             self.model_type.clone(),
             self.vocab_size,
             self.hidden_size,
@@ -120,17 +111,19 @@ impl HfEncoderConfig {
         .with_layer_norm_eps(self.layer_norm_eps)
         .with_position_ids(position_ids)
         .with_with_pooler(with_pooler)
-        .with_pad_token_id(self.pad_token_id))
+        .with_pad_token_id(self.pad_token_id);
+        config.check().map_err(|e| NlpError::at_config(path, e))?;
+        Ok(config)
     }
 }
 
 /// Reads `config.json`.
 ///
 /// # Errors
-/// [`NlpError::Core`] with an I/O or format error naming the file and the JSON position.
+/// [`NlpError::Core`] with an I/O or format error naming the file and the JSON position;
+/// [`NlpError::Config`] naming the field of a value of the wrong type (`"hidden_size": -1`).
 pub fn read_config(path: &Path) -> Result<HfEncoderConfig> {
-    let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
-    Ok(serde_json::from_str(&text).map_err(|e| pet_core::PetError::format(path, e))?)
+    crate::folder::read_json_config(path)
 }
 
 #[cfg(test)]

@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use pet_core::blocks::Activation;
+use pet_core::blocks::layer::PostNormLayerConfig;
+use pet_core::config_check::HeaderCheck;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use crate::error::{NlpError, Result};
@@ -267,7 +269,9 @@ impl DebertaV2Config {
     /// than `hidden_size` (the `embed_proj` variant); `pos_att_type` entries other than `c2p`
     /// and `p2c`; a `norm_rel_ebd` other than `none` / `layer_norm`; an unsupported or even
     /// `conv_kernel_size`, `conv_groups` that do not divide the hidden size, an unknown
-    /// `conv_act`; a `pooler_hidden_size` other than `hidden_size`.
+    /// `conv_act`; a `pooler_hidden_size` other than `hidden_size`; sizes of 0, dropout outside
+    /// `[0, 1)`, a `layer_norm_eps` that is not finite and above 0, a `pad_token_id` outside the
+    /// vocabulary.
     pub fn check(&self, path: &Path) -> Result<()> {
         let fail = |field: &str, reason: String| Err(refuse(path, field, reason));
         if self.model_type != "deberta-v2" {
@@ -276,6 +280,7 @@ impl DebertaV2Config {
                 format!("`{}` is not a DeBERTa-v2 / v3 checkpoint (`deberta-v2`)", self.model_type),
             );
         }
+        self.check_values().map_err(|e| NlpError::at_config(path, e))?;
         if self.num_attention_heads == 0
             || !self.hidden_size.is_multiple_of(self.num_attention_heads)
         {
@@ -351,6 +356,102 @@ impl DebertaV2Config {
         }
         Ok(())
     }
+
+    /// The value checks every encoder shares: sizes of 0, dropout outside `[0, 1)`, a
+    /// non-positive or non-finite `layer_norm_eps`, a `pad_token_id` outside the vocabulary.
+    fn check_values(&self) -> pet_core::Result<()> {
+        use pet_core::config_check::{below, dropout, positive, positive_finite};
+        for (field, value) in [
+            ("vocab_size", self.vocab_size),
+            ("hidden_size", self.hidden_size),
+            ("num_hidden_layers", self.num_hidden_layers),
+            ("intermediate_size", self.intermediate_size),
+            ("max_position_embeddings", self.max_position_embeddings),
+        ] {
+            positive(field, value)?;
+        }
+        dropout("hidden_dropout_prob", self.hidden_dropout_prob)?;
+        dropout("attention_probs_dropout_prob", self.attention_probs_dropout_prob)?;
+        dropout("pooler_dropout", self.pooler_dropout)?;
+        if let Some(p) = self.cls_dropout {
+            dropout("cls_dropout", p)?;
+        }
+        positive_finite("layer_norm_eps", self.layer_norm_eps)?;
+        if let Some(pad) = self.pad_token_id {
+            below("pad_token_id", pad, "vocab_size", self.vocab_size)?;
+        }
+        Ok(())
+    }
+
+    /// Checks the sizes against a weights file's header before anything is allocated: every
+    /// tensor [`DebertaV2Config::init`] would build must be in the file with the shape the config
+    /// gives it, the first layer the file lacks ending the check. Call after
+    /// [`DebertaV2Config::check`].
+    ///
+    /// # Errors
+    /// As [`HeaderCheck::tensor`]: [`pet_core::PetError::InvalidConfig`] naming the field
+    /// (`hidden_size`, `num_hidden_layers`, `position_buckets`, ...) and the file's key and shape.
+    pub fn check_header(&self, check: &HeaderCheck<'_>) -> pet_core::Result<()> {
+        let h = (self.hidden_size, "hidden_size");
+        let table = |key: &str, origin: &str, rows: (usize, &str)| {
+            check.tensor(&format!("embeddings.{key}.weight"), origin, &[rows, h])
+        };
+        table("word_embeddings", "", (self.vocab_size, "vocab_size"))?;
+        if self.position_biased_input {
+            let rows = (self.max_position_embeddings, "max_position_embeddings");
+            table("position_embeddings", "position_biased_input", rows)?;
+        }
+        if self.type_vocab_size > 0 {
+            let rows = (self.type_vocab_size, "type_vocab_size");
+            table("token_type_embeddings", "type_vocab_size", rows)?;
+        }
+        check.norm("embeddings.LayerNorm", "", h)?;
+        let layer = PostNormLayerConfig::new(
+            self.hidden_size,
+            self.intermediate_size,
+            self.hidden_act,
+            self.layer_norm_eps,
+            self.hidden_dropout_prob,
+        );
+        let separate = self.relative_attention && !self.share_att_key;
+        let origin = "num_hidden_layers";
+        for index in 0..self.num_hidden_layers {
+            let base = format!("encoder.layer.{index}");
+            let attention = |name: &str| format!("{base}.attention.self.{name}");
+            for name in ["query_proj", "key_proj", "value_proj"] {
+                check.linear(&attention(name), origin, h, h)?;
+            }
+            if separate && self.c2p() {
+                check.linear(&attention("pos_key_proj"), "share_att_key", h, h)?;
+            }
+            if separate && self.p2c() {
+                check.linear(&attention("pos_query_proj"), "share_att_key", h, h)?;
+            }
+            layer.check_header(check, &base, origin)?;
+        }
+        if self.relative_attention {
+            let field = match self.position_buckets > 0 {
+                true => "position_buckets",
+                false => "max_relative_positions",
+            };
+            let Some(rows) = self.att_span().checked_mul(2) else {
+                return Err(pet_core::PetError::config(field, "the relative span overflows"));
+            };
+            let dims = [(rows, field), h];
+            check.tensor("encoder.rel_embeddings.weight", "relative_attention", &dims)?;
+            if self.norm_rel_embeddings() {
+                check.norm("encoder.LayerNorm", "norm_rel_ebd", h)?;
+            }
+        }
+        if self.conv_kernel_size > 0 {
+            let groups = self.hidden_size / self.conv_groups.max(1);
+            let dims = [h, (groups, "conv_groups"), (self.conv_kernel_size, "conv_kernel_size")];
+            check.tensor("encoder.conv.conv.weight", "conv_kernel_size", &dims)?;
+            check.tensor("encoder.conv.conv.bias", "conv_kernel_size", &[h])?;
+            check.norm("encoder.conv.LayerNorm", "conv_kernel_size", h)?;
+        }
+        Ok(())
+    }
 }
 
 fn refuse(path: &Path, field: &str, reason: String) -> NlpError {
@@ -363,9 +464,7 @@ fn refuse(path: &Path, field: &str, reason: String) -> NlpError {
 /// [`NlpError::Core`] with an I/O or format error naming the file and the JSON position;
 /// [`NlpError::Config`] as [`DebertaV2Config::check`].
 pub fn read_config(path: &Path) -> Result<DebertaV2Config> {
-    let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
-    let config: DebertaV2Config =
-        serde_json::from_str(&text).map_err(|e| pet_core::PetError::format(path, e))?;
+    let config: DebertaV2Config = crate::folder::read_json_config(path)?;
     config.check(path)?;
     Ok(config)
 }
@@ -438,5 +537,110 @@ mod tests {
             }
             other => panic!("{what}: expected a config error, got {other:?}"),
         }
+    }
+
+    fn field_of(result: pet_core::Result<()>) -> String {
+        match result {
+            Err(pet_core::PetError::InvalidConfig { field, .. }) => field,
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    fn hf_shapes(config: &DebertaV2Config) -> BTreeMap<String, Vec<usize>> {
+        use pet_core::blocks::hf_keys::{BertKeys, to_state};
+        type B = pet_core::testing::TestInner;
+        let encoder = config.init::<B>(&Default::default());
+        let state = to_state::<B, _>(&encoder, &BertKeys).expect("state");
+        state.iter().map(|(k, v)| (k.clone(), v.shape.to_vec())).collect()
+    }
+
+    #[test]
+    fn the_header_check_lists_exactly_the_tensors_init_builds() {
+        let tiny = DebertaV2Config::tiny();
+        for config in [
+            tiny.clone(),
+            DebertaV2Config {
+                share_att_key: false,
+                conv_kernel_size: 3,
+                conv_groups: 2,
+                ..tiny.clone()
+            },
+            DebertaV2Config {
+                relative_attention: false,
+                position_biased_input: true,
+                type_vocab_size: 2,
+                ..tiny.clone()
+            },
+            DebertaV2Config {
+                position_buckets: -1,
+                max_relative_positions: 6,
+                norm_rel_ebd: "none".into(),
+                ..tiny.clone()
+            },
+        ] {
+            config.check(Path::new("config.json")).expect("supported");
+            let shapes = hf_shapes(&config);
+            let check = HeaderCheck::new(&shapes, "m.safetensors", "");
+            config.check_header(&check).expect("its own file fits");
+            let mut checked = check.checked();
+            checked.sort();
+            assert_eq!(checked, shapes.keys().cloned().collect::<Vec<_>>());
+        }
+    }
+
+    #[test]
+    fn sizes_the_file_does_not_hold_name_the_field() {
+        let tiny = DebertaV2Config::tiny();
+        let shapes = hf_shapes(&tiny);
+        let check = HeaderCheck::new(&shapes, "m.safetensors", "");
+        let huge = |c: DebertaV2Config| field_of(c.check_header(&check));
+        assert_eq!(huge(DebertaV2Config { hidden_size: 100_000, ..tiny.clone() }), "hidden_size");
+        assert_eq!(
+            huge(DebertaV2Config { vocab_size: 2_000_000_000, ..tiny.clone() }),
+            "vocab_size"
+        );
+        assert_eq!(
+            huge(DebertaV2Config { num_hidden_layers: 1000, ..tiny.clone() }),
+            "num_hidden_layers"
+        );
+        assert_eq!(
+            huge(DebertaV2Config { intermediate_size: 1 << 40, ..tiny.clone() }),
+            "intermediate_size"
+        );
+        assert_eq!(
+            huge(DebertaV2Config { position_buckets: 1 << 40, ..tiny.clone() }),
+            "position_buckets"
+        );
+        assert_eq!(
+            huge(DebertaV2Config { position_buckets: i64::MAX, ..tiny.clone() }),
+            "position_buckets"
+        );
+        assert_eq!(
+            huge(DebertaV2Config { conv_kernel_size: 3, ..tiny.clone() }),
+            "conv_kernel_size"
+        );
+        assert_eq!(huge(DebertaV2Config { share_att_key: false, ..tiny.clone() }), "share_att_key");
+    }
+
+    #[test]
+    fn values_no_encoder_can_use_name_the_field() {
+        for (extra, field) in [
+            (r#", "hidden_dropout_prob": 1.0"#, "hidden_dropout_prob"),
+            (r#", "attention_probs_dropout_prob": -0.1"#, "attention_probs_dropout_prob"),
+            (r#", "pooler_dropout": 2"#, "pooler_dropout"),
+            (r#", "cls_dropout": 1.5"#, "cls_dropout"),
+            (r#", "layer_norm_eps": 0"#, "layer_norm_eps"),
+            (r#", "layer_norm_eps": -1e-7"#, "layer_norm_eps"),
+            (r#", "pad_token_id": 30"#, "pad_token_id"),
+            (r#", "max_position_embeddings": 0"#, "max_position_embeddings"),
+        ] {
+            expect_refused(parse(extra), field, extra);
+        }
+        expect_refused(DebertaV2Config { vocab_size: 0, ..parse("") }, "vocab_size", "vocab 0");
+        expect_refused(
+            DebertaV2Config { num_hidden_layers: 0, ..parse("") },
+            "num_hidden_layers",
+            "0 layers",
+        );
     }
 }

@@ -28,13 +28,14 @@ use std::path::Path;
 
 use burn::tensor::backend::Backend;
 use pet_core::blocks::hf_keys::{LoadReport, load_hf_state};
+use pet_core::config_check::HeaderCheck;
 use pet_core::digest::sha256_file;
-use pet_core::safetensors_io::read_tensor_file;
+use pet_core::safetensors_io::{TensorHeader, read_header, read_tensor_file};
 
 use crate::deberta::config::{DebertaV2Config, read_config};
 use crate::deberta::model::DebertaV2Encoder;
-use crate::error::Result;
-use crate::folder::EncoderFolder;
+use crate::error::{NlpError, Result};
+use crate::folder::{EncoderFolder, key_prefix};
 
 /// The key prefix of DeBERTa-v2's encoder inside transformers' task models.
 pub const KEY_PREFIX: &str = "deberta.";
@@ -51,6 +52,26 @@ fn allowed(key: &str, key_prefix: &str, config: &DebertaV2Config) -> bool {
         || (!config.position_biased_input && inner == Some("embeddings.position_embeddings.weight"))
 }
 
+/// The key prefix of the encoder in the weights file `file` whose header is `header`, after
+/// checking the DeBERTa-v2 config (read from `config_path` and checked) against it: every tensor
+/// the config implies must be in the file with its shape. Nothing of the config's sizes is
+/// allocated.
+///
+/// # Errors
+/// [`NlpError::Config`] naming `config_path` and the field, the file's key and shape.
+pub fn checked_key_prefix(
+    config_path: &Path,
+    config: &DebertaV2Config,
+    header: &TensorHeader,
+    file: &str,
+) -> Result<String> {
+    let key_prefix = key_prefix(header, KEY_PREFIX.trim_end_matches('.'));
+    config
+        .check_header(&HeaderCheck::new(&header.shapes, file, &key_prefix))
+        .map_err(|e| NlpError::at_config(config_path, e))?;
+    Ok(key_prefix)
+}
+
 /// Loads the DeBERTa-v2 / v3 encoder of the folder `dir`.
 ///
 /// # Errors
@@ -63,20 +84,16 @@ pub fn load_deberta<B: Backend>(
     let config_path = dir.join("config.json");
     let config = read_config(&config_path)?;
     let weights_path = dir.join("model.safetensors");
+    // The config is checked against the file's header before anything is allocated.
+    let header = read_header(&weights_path)?;
+    let file = weights_path.display().to_string();
+    let key_prefix = checked_key_prefix(&config_path, &config, &header, &file)?;
     let weights = read_tensor_file(&weights_path)?.tensors;
-    let key_prefix = if weights.keys().any(|k| k.starts_with(KEY_PREFIX)) {
-        KEY_PREFIX.to_string()
-    } else {
-        String::new()
-    };
     let encoder = config.init::<B>(device);
-    let (mut encoder, report) = load_hf_state(
-        encoder,
-        &weights,
-        &weights_path.display().to_string(),
-        &key_prefix,
-        &|key: &str| allowed(key, &key_prefix, &config),
-    )?;
+    let (mut encoder, report) =
+        load_hf_state(encoder, &weights, &file, &key_prefix, &|key: &str| {
+            allowed(key, &key_prefix, &config)
+        })?;
     let weights_sha256 = sha256_file(&weights_path)?;
     encoder.weights_sha256 = Some(weights_sha256.clone());
     let folder = EncoderFolder {

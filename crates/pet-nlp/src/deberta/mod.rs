@@ -53,5 +53,5 @@ pub use attention::{
 pub use config::{DebertaV2Config, read_config};
 pub use embeddings::DebertaEmbeddings;
 pub use layer::{ConvLayer, DebertaContext, DebertaLayer};
-pub use loader::{KEY_PREFIX, load_deberta};
+pub use loader::{KEY_PREFIX, checked_key_prefix, load_deberta};
 pub use model::{DebertaLayerStack, DebertaV2Encoder};

@@ -14,6 +14,8 @@
 //! prefix (`bert.`, `roberta.`); keys match a site when they end with its path. The config file
 //! is kept whole, so fields pet does not use survive a read/write round trip.
 
+pub mod fields;
+
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
@@ -81,13 +83,21 @@ impl PeftAdapter {
         let config_path = dir.join(CONFIG_FILE);
         let text =
             std::fs::read_to_string(&config_path).map_err(|e| PetError::io(&config_path, e))?;
-        let config =
-            match serde_json::from_str(&text).map_err(|e| PetError::format(&config_path, e))? {
-                Value::Object(map) => map,
-                _ => return Err(PetError::format(&config_path, "expected a JSON object")),
-            };
+        let config = Self::parse_config(&config_path, &text)?;
         let tensors = read_tensor_file(&dir.join(WEIGHTS_FILE))?.tensors;
         Ok(Self { config, tensors, source: dir.to_path_buf() })
+    }
+
+    /// The JSON object of an `adapter_config.json` whose text is `text`; `path` names it in
+    /// errors. Its fields are checked when a method is read ([`PeftAdapter::check_config`]).
+    ///
+    /// # Errors
+    /// [`PetError::Format`] naming `path` for malformed JSON or a value other than an object.
+    pub fn parse_config(path: &Path, text: &str) -> Result<Map<String, Value>> {
+        match serde_json::from_str(text).map_err(|e| PetError::format(path, e))? {
+            Value::Object(map) => Ok(map),
+            _ => Err(PetError::format(path, "expected a JSON object")),
+        }
     }
 
     /// Writes the adapter into `dir` (created if needed).
@@ -132,8 +142,12 @@ impl PeftAdapter {
         }
     }
 
-    fn flag(&self, key: &str) -> bool {
-        self.config.get(key).and_then(Value::as_bool).unwrap_or(false)
+    fn flag(&self, key: &str) -> Result<bool> {
+        match self.config.get(key) {
+            None | Some(Value::Null) => Ok(false),
+            Some(Value::Bool(value)) => Ok(*value),
+            Some(_) => Err(self.config_error(key, "must be true or false")),
+        }
     }
 
     /// The method of this adapter.
@@ -163,11 +177,19 @@ impl PeftAdapter {
     /// learning) prefix removed. A key belongs to a module when a module path of the key equals
     /// a listed name or ends with `.name`, PEFT's rule.
     pub fn take_saved_modules(&mut self) -> BTreeMap<String, TensorData> {
+        self.saved_keys()
+            .into_iter()
+            .filter_map(|(key, inner)| self.tensors.remove(&key).map(|data| (inner, data)))
+            .collect()
+    }
+
+    /// The keys of the config's `modules_to_save`, each with its key in the base model.
+    fn saved_keys(&self) -> Vec<(String, String)> {
         let names: Vec<String> = match self.config.get("modules_to_save") {
             Some(Value::Array(items)) => {
                 items.iter().filter_map(Value::as_str).map(str::to_string).collect()
             }
-            _ => return BTreeMap::new(),
+            _ => return Vec::new(),
         };
         let saved_key = |key: &str| -> Option<String> {
             let inner = key
@@ -180,14 +202,48 @@ impl PeftAdapter {
                 });
             matches.then(|| inner.to_string())
         };
-        let keys: Vec<(String, String)> = self
-            .tensors
+        self.tensors
             .keys()
             .filter_map(|key| saved_key(key).map(|inner| (key.clone(), inner)))
-            .collect();
-        keys.into_iter()
-            .filter_map(|(key, inner)| self.tensors.remove(&key).map(|data| (inner, data)))
             .collect()
+    }
+
+    /// Refuses `modules_to_save` that hold weights of the backbone (a key under `embeddings`,
+    /// `encoder` or `decoder`): pet loads a saved task head beside an adapter, never a full copy
+    /// of backbone modules, which would otherwise be ignored.
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] naming `modules_to_save` and the key.
+    pub fn check_saved_modules(&self) -> Result<()> {
+        let backbone = ["embeddings", "encoder", "decoder"];
+        for (key, inner) in self.saved_keys() {
+            if inner.split('.').any(|segment| backbone.contains(&segment)) {
+                return Err(self.config_error(
+                    "modules_to_save",
+                    format!(
+                        "saves backbone weights (`{key}` in {}); pet loads only a task head beside an adapter",
+                        self.source.join(WEIGHTS_FILE).display()
+                    ),
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Refuses every field pet does not implement when it holds a value other than its default,
+    /// and every field PEFT 0.17 does not have for the method unless it holds a default-looking
+    /// value (see [`fields`]); and `modules_to_save` over backbone weights.
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] naming the config file and the field.
+    pub fn check_config(&self) -> Result<()> {
+        let peft_type = self.peft_type()?;
+        for (field, value) in &self.config {
+            if let Some(reason) = fields::refusal(peft_type, field, value) {
+                return Err(self.config_error(field, reason));
+            }
+        }
+        self.check_saved_modules()
     }
 
     fn expect_type(&self, expected: PeftType) -> Result<()> {
@@ -198,7 +254,44 @@ impl PeftAdapter {
                 format!("is {}, expected {}", found.as_str(), expected.as_str()),
             ));
         }
-        Ok(())
+        self.check_config()
+    }
+
+    /// The positive integer `key`.
+    fn size_field(&self, key: &str) -> Result<usize> {
+        match self.usize_field(key)? {
+            0 => Err(self.config_error(key, "must be at least 1, found 0")),
+            value => Ok(value),
+        }
+    }
+
+    /// Checks that the tensor `key` of the weights file has `expected` dimensions, each given
+    /// with the config field it comes from (`None` for the backbone's sizes), before anything
+    /// of the config's sizes is allocated.
+    fn check_dims(
+        &self,
+        key: &str,
+        data: &TensorData,
+        expected: &[(usize, Option<&str>)],
+    ) -> Result<()> {
+        let found = data.shape.as_slice();
+        let sizes: Vec<usize> = expected.iter().map(|(size, _)| *size).collect();
+        if found.len() == sizes.len() {
+            let field = expected.iter().zip(found).find_map(|((size, field), f)| match field {
+                Some(field) if size != f => Some((*field, *size)),
+                _ => None,
+            });
+            if let Some((field, size)) = field {
+                return Err(self.config_error(
+                    field,
+                    format!(
+                        "is {size}, but {}: `{key}` has shape {found:?}, not {sizes:?}",
+                        self.source.join(WEIGHTS_FILE).display()
+                    ),
+                ));
+            }
+        }
+        self.check_shape(key, data, &sizes)
     }
 
     fn weight(&self, key: &str) -> Result<&TensorData> {
@@ -235,28 +328,12 @@ impl PeftAdapter {
     /// The LoRA config this adapter describes.
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] for a field pet cannot honour (DoRA, `fan_in_fan_out`, bias
-    /// training, per-module rank or alpha patterns, a regex `target_modules`).
+    /// [`PetError::InvalidConfig`] naming the field for one pet does not implement at the value
+    /// it holds (see [`fields`]: DoRA, `fan_in_fan_out`, bias training, per-module rank or
+    /// alpha patterns, `layers_to_transform`, ...), a regex `target_modules`, an `r` of 0, a
+    /// `lora_alpha` that is not finite or a `lora_dropout` outside `[0, 1)`.
     pub fn lora_config(&self) -> Result<LoraConfig> {
         self.expect_type(PeftType::Lora)?;
-        for flag in ["use_dora", "fan_in_fan_out", "lora_bias"] {
-            if self.flag(flag) {
-                return Err(self.config_error(flag, "is not supported by pet"));
-            }
-        }
-        for pattern in ["rank_pattern", "alpha_pattern"] {
-            if self.config.get(pattern).and_then(Value::as_object).is_some_and(|m| !m.is_empty()) {
-                return Err(
-                    self.config_error(pattern, "per-module patterns are not supported by pet")
-                );
-            }
-        }
-        if let Some(bias) = self.config.get("bias").and_then(Value::as_str).filter(|b| *b != "none")
-        {
-            return Err(
-                self.config_error("bias", format!("`{bias}` is not supported; only `none`"))
-            );
-        }
         let target_modules = match self.field("target_modules")? {
             Value::Array(items) => items
                 .iter()
@@ -273,34 +350,43 @@ impl PeftAdapter {
                 ));
             }
         };
-        let r = self.usize_field("r")?;
+        let r = self.size_field("r")?;
+        let lora_alpha = self.f64_field("lora_alpha", 8.0)?;
+        let lora_dropout = self.f64_field("lora_dropout", 0.0)?;
+        let named = |e: PetError| match e {
+            PetError::InvalidConfig { field, reason } => self.config_error(&field, reason),
+            other => other,
+        };
+        crate::config_check::finite("lora_alpha", lora_alpha).map_err(named)?;
+        crate::config_check::dropout("lora_dropout", lora_dropout).map_err(named)?;
         Ok(LoraConfig::new(r)
-            .with_lora_alpha(self.f64_field("lora_alpha", 8.0)?)
-            .with_lora_dropout(self.f64_field("lora_dropout", 0.0)?)
+            .with_lora_alpha(lora_alpha)
+            .with_lora_dropout(lora_dropout)
             .with_target_modules(target_modules))
     }
 
-    /// The adapter as a pet [`Lora`] over a backbone with linear sites `sites`.
+    /// The adapter as a pet [`Lora`] over a backbone with linear sites `sites`. Every weight is
+    /// checked against the config (`r`) and the sites before the updates are allocated.
     ///
     /// # Errors
-    /// As [`PeftAdapter::lora_config`]; [`PetError::MissingWeights`],
-    /// [`PetError::UnexpectedWeights`] or [`PetError::ShapeMismatch`] when the weights do not fit.
+    /// As [`PeftAdapter::lora_config`]; [`PetError::InvalidConfig`] naming `r` when the file's
+    /// weights have another rank; [`PetError::MissingWeights`], [`PetError::UnexpectedWeights`]
+    /// or [`PetError::ShapeMismatch`] when the weights do not fit.
     pub fn to_lora<B: Backend>(
         &self,
         sites: &[LinearSiteInfo],
         device: &B::Device,
     ) -> Result<Lora<B>> {
         let config = self.lora_config()?;
-        let mut lora = config.init_sites::<B>(sites, device)?;
-        if self.flag("use_rslora") {
-            lora.scaling = config.lora_alpha / (config.r as f64).sqrt();
-        }
         let targeted = config.targeted(sites)?;
-        let mut used = Vec::new();
-        for (site, info) in lora.sites.iter_mut().zip(&targeted) {
-            for (part, rows, cols) in
-                [("lora_A", config.r, info.d_input), ("lora_B", info.d_output, config.r)]
-            {
+        // Every weight, checked before anything of the config's sizes is allocated.
+        let mut weights = Vec::with_capacity(2 * targeted.len());
+        for info in &targeted {
+            let r = Some("r");
+            for (part, dims) in [
+                ("lora_A", [(config.r, r), (info.d_input, None)]),
+                ("lora_B", [(info.d_output, None), (config.r, r)]),
+            ] {
                 let suffix = format!("{}.{part}.weight", info.path);
                 let key = self
                     .tensors
@@ -309,15 +395,22 @@ impl PeftAdapter {
                     .cloned()
                     .unwrap_or_else(|| format!("base_model.model.{suffix}"));
                 let data = self.weight(&key)?;
-                self.check_shape(&key, data, &[rows, cols])?;
-                // PEFT stores [out, in]; Burn's Linear holds [in, out].
-                let value = tensor::<B, 2>(data, device).transpose();
-                let linear = if part == "lora_A" { &mut site.lora_a } else { &mut site.lora_b };
-                linear.weight = replace_value(linear.weight.clone(), value);
-                used.push(key);
+                self.check_dims(&key, data, &dims)?;
+                weights.push((key, data));
             }
         }
+        let used: Vec<String> = weights.iter().map(|(key, _)| key.clone()).collect();
         self.reject_unused(&used)?;
+        let mut lora = config.init_sites::<B>(sites, device)?;
+        if self.flag("use_rslora")? {
+            lora.scaling = config.lora_alpha / (config.r as f64).sqrt();
+        }
+        let parts = lora.sites.iter_mut().flat_map(|site| [&mut site.lora_a, &mut site.lora_b]);
+        for (linear, (_, data)) in parts.zip(weights) {
+            // PEFT stores [out, in]; Burn's Linear holds [in, out].
+            let value = tensor::<B, 2>(data, device).transpose();
+            linear.weight = replace_value(linear.weight.clone(), value);
+        }
         Ok(lora)
     }
 
@@ -325,7 +418,8 @@ impl PeftAdapter {
     /// (PEFT saves the reparameterization MLP materialized).
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] when the config's sizes differ from `shape`;
+    /// [`PetError::InvalidConfig`] when the config's sizes differ from `shape` or from the
+    /// saved table (`num_virtual_tokens`), or for a field pet does not implement;
     /// weight errors as [`PeftAdapter::to_lora`].
     pub fn to_prefix<B: Backend>(
         &self,
@@ -333,7 +427,7 @@ impl PeftAdapter {
         device: &B::Device,
     ) -> Result<PrefixTuning<B>> {
         self.expect_type(PeftType::PrefixTuning)?;
-        let n = self.usize_field("num_virtual_tokens")?;
+        let n = self.size_field("num_virtual_tokens")?;
         for (key, expected) in [
             ("token_dim", shape.hidden_size),
             ("num_layers", shape.encoder_layers),
@@ -347,7 +441,8 @@ impl PeftAdapter {
             }
         }
         let data = self.weight(PROMPT_KEY)?;
-        self.check_shape(PROMPT_KEY, data, &[n, shape.encoder_layers * 2 * shape.hidden_size])?;
+        let width = shape.encoder_layers * 2 * shape.hidden_size;
+        self.check_dims(PROMPT_KEY, data, &[(n, Some("num_virtual_tokens")), (width, None)])?;
         self.reject_unused(&[PROMPT_KEY.to_string()])?;
         let mut prefix = PrefixTuningConfig::for_backbone(shape, n).init::<B>(device)?;
         prefix.embedding = replace_value(prefix.embedding, tensor(data, device));
@@ -357,7 +452,8 @@ impl PeftAdapter {
     /// The adapter as a pet [`SoftPrompt`].
     ///
     /// # Errors
-    /// [`PetError::InvalidConfig`] for a bad `token_dim`; weight errors as
+    /// [`PetError::InvalidConfig`] for a bad `token_dim`, a `num_virtual_tokens` other than the
+    /// saved table's, or a field pet does not implement; weight errors as
     /// [`PeftAdapter::to_lora`].
     pub fn to_prompt<B: Backend>(
         &self,
@@ -365,7 +461,7 @@ impl PeftAdapter {
         device: &B::Device,
     ) -> Result<SoftPrompt<B>> {
         self.expect_type(PeftType::PromptTuning)?;
-        let n = self.usize_field("num_virtual_tokens")?;
+        let n = self.size_field("num_virtual_tokens")?;
         let dim = self.usize_field("token_dim")?;
         if dim != shape.hidden_size {
             return Err(self.config_error(
@@ -374,7 +470,11 @@ impl PeftAdapter {
             ));
         }
         let data = self.weight(PROMPT_KEY)?;
-        self.check_shape(PROMPT_KEY, data, &[n, dim])?;
+        self.check_dims(
+            PROMPT_KEY,
+            data,
+            &[(n, Some("num_virtual_tokens")), (dim, Some("token_dim"))],
+        )?;
         self.reject_unused(&[PROMPT_KEY.to_string()])?;
         let prompt = SoftPrompt { embedding: Param::from_tensor(tensor(data, device)) };
         Ok(prompt)
@@ -523,5 +623,148 @@ mod tests {
 
         let mut none = adapter(&["base_model.model.classifier.weight"], Value::Null);
         assert!(none.take_saved_modules().is_empty());
+    }
+
+    use crate::Backbone;
+    use crate::delta::lora::LoraConfig;
+    use crate::testing::{TestInner as B, TinyEncoderConfig};
+
+    /// A LoRA adapter over the tiny encoder, written to a fresh folder, with `edit` applied to
+    /// its config.
+    fn lora_folder(name: &str, edit: impl FnOnce(&mut Map<String, Value>)) -> PathBuf {
+        let device = Default::default();
+        let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
+        let sites = backbone.linear_sites();
+        let lora = LoraConfig::new(2).init_sites::<B>(&sites, &device).expect("lora");
+        let mut adapter = PeftAdapter::from_lora(&lora, &sites, "");
+        edit(&mut adapter.config);
+        let dir = std::env::temp_dir().join(format!("pet-peft-{name}-{}", std::process::id()));
+        adapter.write(&dir).expect("write");
+        dir
+    }
+
+    fn to_lora(dir: &Path) -> Result<Lora<B>> {
+        let backbone = TinyEncoderConfig::tiny().init::<B>(&Default::default());
+        PeftAdapter::read(dir)?.to_lora::<B>(&backbone.linear_sites(), &Default::default())
+    }
+
+    fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
+        match result {
+            Err(PetError::InvalidConfig { field, reason }) => {
+                assert!(field.contains(CONFIG_FILE), "the config file is named: {field}");
+                format!("{}|{reason}", field.rsplit(": ").next().unwrap_or_default())
+            }
+            other => panic!("expected an invalid config, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_rank_the_weights_do_not_hold_is_refused_before_allocating() {
+        assert!(to_lora(&lora_folder("fits", |_| {})).is_ok());
+        for r in [100_000u64, 1_000_000_000, u64::MAX >> 2] {
+            let dir = lora_folder("rank", |c| {
+                c.insert("r".into(), r.into());
+            });
+            let found = field_of(to_lora(&dir));
+            assert!(found.starts_with("r|") && found.contains("lora_A.weight"), "{found}");
+        }
+        let zero = lora_folder("zero", |c| {
+            c.insert("r".into(), 0.into());
+        });
+        assert!(field_of(to_lora(&zero)).starts_with("r|"));
+        for (field, value) in
+            [("lora_dropout", serde_json::json!(1.5)), ("use_rslora", serde_json::json!("yes"))]
+        {
+            let dir = lora_folder(field, |c| {
+                c.insert(field.into(), value);
+            });
+            assert!(field_of(to_lora(&dir)).starts_with(&format!("{field}|")));
+        }
+    }
+
+    #[test]
+    fn non_finite_adapter_weights_are_refused_naming_the_file_and_key() {
+        let dir = lora_folder("nan", |_| {});
+        let mut adapter = PeftAdapter::read(&dir).expect("read");
+        let key = adapter.tensors.keys().next().cloned().unwrap_or_default();
+        let shape = adapter.tensors[&key].shape.clone();
+        let n = shape.iter().product();
+        adapter.tensors.insert(key.clone(), TensorData::new(vec![f32::NAN; n], shape));
+        adapter.write(&dir).expect("write");
+        match PeftAdapter::read(&dir) {
+            Err(PetError::NonFinite { path, key: found, index }) => {
+                assert_eq!((path, found, index), (dir.join(WEIGHTS_FILE), key, 0));
+            }
+            other => panic!("expected a non-finite error, got {other:?}"),
+        }
+    }
+
+    #[test]
+    fn unimplemented_peft_fields_are_refused_by_name() {
+        for (field, value) in [
+            ("layers_to_transform", serde_json::json!([0])),
+            ("layers_pattern", serde_json::json!("layer")),
+            ("exclude_modules", serde_json::json!(["value"])),
+            ("use_dora", serde_json::json!(true)),
+            ("init_lora_weights", serde_json::json!("pissa")),
+            ("megatron_config", serde_json::json!({"tensor_model_parallel_size": 2})),
+            ("trainable_token_indices", serde_json::json!({"embeddings": [3]})),
+            ("a_field_from_the_future", serde_json::json!(7)),
+        ] {
+            let dir = lora_folder(field, |c| {
+                c.insert(field.into(), value.clone());
+            });
+            let found = field_of(to_lora(&dir));
+            assert!(found.starts_with(&format!("{field}|")), "{field}: {found}");
+        }
+        // Harmless fields and defaults load.
+        let dir = lora_folder("harmless", |c| {
+            c.insert("megatron_config".into(), Value::Null);
+            c.insert("eva_config".into(), serde_json::json!({"rho": 2.0}));
+            c.insert("init_lora_weights".into(), "gaussian".into());
+            c.insert("layers_to_transform".into(), Value::Null);
+        });
+        assert!(to_lora(&dir).is_ok());
+    }
+
+    #[test]
+    fn saved_backbone_modules_are_refused() {
+        let dir = lora_folder("saved", |c| {
+            c.insert("modules_to_save".into(), serde_json::json!(["embeddings"]));
+        });
+        let mut adapter = PeftAdapter::read(&dir).expect("read");
+        adapter.tensors.insert(
+            "base_model.model.embeddings.word_embeddings.weight".into(),
+            TensorData::new(vec![0f32; 32 * 16], [32, 16]),
+        );
+        let found = field_of(adapter.check_config());
+        assert!(
+            found.starts_with("modules_to_save|") && found.contains("word_embeddings"),
+            "{found}"
+        );
+    }
+
+    #[test]
+    fn a_prompt_length_the_table_does_not_hold_is_refused() {
+        let device = Default::default();
+        let backbone = TinyEncoderConfig::tiny().init::<B>(&device);
+        let prompt = PromptTuningConfig::new(3, 16).init::<B>(None, &device).expect("prompt");
+        let mut adapter = PeftAdapter::from_prompt(&prompt, 2, 2);
+        adapter.source = PathBuf::from("adapter");
+        adapter.config.insert("num_virtual_tokens".into(), 1_000_000_000u64.into());
+        let found = field_of(adapter.to_prompt::<B>(backbone.shape(), &device));
+        assert!(found.starts_with("num_virtual_tokens|"), "{found}");
+        let prefix = PrefixTuningConfig::for_backbone(backbone.shape(), 3)
+            .init::<B>(&device)
+            .expect("prefix");
+        let mut adapter = PeftAdapter::from_prefix(&prefix);
+        adapter.source = PathBuf::from("adapter");
+        adapter.config.insert("num_virtual_tokens".into(), 1_000_000_000u64.into());
+        let found = field_of(adapter.to_prefix::<B>(backbone.shape(), &device));
+        assert!(found.starts_with("num_virtual_tokens|"), "{found}");
+        adapter.config.insert("num_virtual_tokens".into(), 3.into());
+        adapter.config.insert("num_transformer_submodules".into(), 2.into());
+        let found = field_of(adapter.to_prefix::<B>(backbone.shape(), &device));
+        assert!(found.starts_with("num_transformer_submodules|"), "{found}");
     }
 }
