@@ -33,6 +33,7 @@ pub mod checkpoint;
 pub mod delta;
 pub mod digest;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod params;
 pub mod peft;
@@ -51,6 +52,7 @@ pub mod testing;
 pub use backbone::{Backbone, BackboneIdentity, EncoderOutput};
 pub use delta::{Delta, NoDelta};
 pub use error::{PetError, Result};
+pub use limits::{InputLimits, InputViolation};
 pub use report::ParamReport;
 pub use seam::{
     AttentionKind, AttentionPrefix, AttentionPrefixes, BackboneShape, LinearKind, LinearSite,

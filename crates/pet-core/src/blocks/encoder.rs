@@ -16,6 +16,7 @@ use crate::blocks::layer::{
     LinearSiteLayer, PostNormLayer, PostNormLayerConfig, stack_linear_sites,
 };
 use crate::delta::Delta;
+use crate::limits::InputLimits;
 use crate::params::replace_value;
 use crate::seam::{BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions};
 
@@ -248,5 +249,9 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             weights_sha256: self.weights_sha256.clone(),
             ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
         }
+    }
+
+    fn input_limits<D: Delta<B>>(&self, delta: &D) -> InputLimits {
+        self.embeddings.input_limits(delta.prompt_len(), delta.prefix_len())
     }
 }
