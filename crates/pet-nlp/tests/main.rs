@@ -4,6 +4,7 @@ mod crf;
 mod deberta;
 mod encoders;
 mod fixtures;
+mod fuzz_readers;
 mod heads;
 mod tasks;
 mod tokenizer;
