@@ -69,7 +69,7 @@ impl ConllSentences {
     fn read(&mut self) -> Result<Option<(usize, TaggedSentence)>> {
         let mut sentence = TaggedSentence { tokens: Vec::new(), tags: Vec::new() };
         let mut first = 0;
-        while let Some(line) = self.lines.next() {
+        for line in self.lines.by_ref() {
             let (line_number, line) = line?;
             if line.trim().is_empty() {
                 if !sentence.tokens.is_empty() {
