@@ -4,19 +4,21 @@
 //! `[n, hidden]` to a safetensors file. Each input line is `{"text": ..., "text_pair": ...}`
 //! (tokenized with the model's tokenizer) or pre-tokenized `{"input_ids": [...],
 //! "attention_mask": [...], "token_type_ids": [...]}`. With a prompt delta the prompt positions
-//! come first and count in `attention_mask`.
+//! come first and count in `attention_mask`. The file is streamed and run batch by batch; every
+//! row is checked against what the model takes with its delta (vocabulary, token types,
+//! positions) and a bad row is an error naming its line.
 
 use std::path::PathBuf;
 
-use anyhow::{Result, bail};
+use anyhow::Result;
 use burn::tensor::TensorData;
 use burn::tensor::backend::AutodiffBackend;
-use pet_core::Backbone;
 use pet_core::output::{Output, OutputKind};
 use pet_core::safetensors_io::{TensorFile, tensor_file_bytes};
 use pet_core::task::restore::restore_deltas;
-use pet_nlp::batch::PaddedBatch;
-use pet_nlp::input::read_json_lines;
+use pet_core::{Backbone, PetError};
+use pet_nlp::batch::{PaddedBatch, check_row};
+use pet_nlp::input::{JsonLine, json_lines};
 use pet_nlp::tokenize::{Encoded, TextTokenizer};
 use pet_nlp::{NlpError, load_encoder};
 
@@ -50,29 +52,6 @@ impl BackendJob for EncodeJob {
         let mut inputs = vec![model_dir.as_path(), self.input.as_path()];
         inputs.extend(self.delta.as_deref());
         let output = Output::checked(&self.output, OutputKind::File, self.overwrite, &inputs)?;
-        let tokenizer_path = model_dir.join("tokenizer.json");
-        let tokenizer = match tokenizer_path.is_file() {
-            true => Some(TextTokenizer::from_file(&tokenizer_path, self.max_length)?),
-            false => None,
-        };
-        let mut rows = Vec::new();
-        for line in read_json_lines(&self.input)? {
-            if let Some(ids) = line.token_ids(&self.input)? {
-                rows.push((ids.encoded, ids.attention_mask));
-                continue;
-            }
-            let text = line
-                .text("text")
-                .ok_or_else(|| line.error(&self.input, "expected `text` or `input_ids`"))?;
-            let tokenizer = tokenizer.as_ref().ok_or_else(|| NlpError::NoTokenizer {
-                folder: model_dir.clone(),
-                input: self.input.clone(),
-            })?;
-            rows.push((tokenizer.encode(text, line.text("text_pair"))?, None));
-        }
-        if rows.is_empty() {
-            bail!("{}: no input line", self.input.display());
-        }
         let (backbone, _, _) = load_encoder::<B::InnerBackend>(&model_dir, &device)?;
         let (backbone, delta) = match &self.delta {
             Some(path) => restore_deltas(backbone, path, &device)?,
@@ -81,10 +60,48 @@ impl BackendJob for EncodeJob {
                 (backbone, none)
             }
         };
+        // Every row is checked against what the model takes with its delta before it is run.
+        let limits = backbone.input_limits(&delta);
+        let tokenizer_path = model_dir.join("tokenizer.json");
+        let tokenizer = match tokenizer_path.is_file() {
+            true => Some(TextTokenizer::from_file(&tokenizer_path, self.max_length)?),
+            false => None,
+        };
         let pad = tokenizer.as_ref().map_or(0, TextTokenizer::pad_id);
+        let input = &self.input;
+        // `max_length` truncates text lines only: it is checked against the model's positions
+        // at the first of them.
+        let mut checked_max_length = false;
+        let mut row = |line: JsonLine| -> Result<(Encoded, Option<Vec<u32>>)> {
+            if let Some(ids) = line.token_ids(input, Some(&limits))? {
+                check_row(Some(&limits), &ids.encoded, input, line.line)?;
+                return Ok((ids.encoded, ids.attention_mask));
+            }
+            let text = line
+                .text("text")
+                .ok_or_else(|| line.error(input, "expected `text` or `input_ids`"))?;
+            let tokenizer = tokenizer.as_ref().ok_or_else(|| NlpError::NoTokenizer {
+                folder: model_dir.clone(),
+                input: input.clone(),
+            })?;
+            if !checked_max_length {
+                limits.check_max_length(self.max_length)?;
+                checked_max_length = true;
+            }
+            let encoded = tokenizer.encode(text, line.text("text_pair"))?;
+            check_row(Some(&limits), &encoded, input, line.line)?;
+            Ok((encoded, None))
+        };
         let hidden_size = backbone.shape().hidden_size;
         let mut outputs = Vec::new();
-        for chunk in rows.chunks(BATCH) {
+        let mut lines = json_lines(input, Some(&limits))?;
+        loop {
+            // Batch by batch as the file is read.
+            let chunk: Vec<(Encoded, Option<Vec<u32>>)> =
+                lines.by_ref().take(BATCH).map(|line| row(line?)).collect::<Result<_>>()?;
+            if chunk.is_empty() {
+                break;
+            }
             let encoded: Vec<&Encoded> = chunk.iter().map(|(e, _)| e).collect();
             let mut batch = PaddedBatch::new(&encoded, pad);
             for (row, (_, mask)) in chunk.iter().enumerate() {
@@ -97,8 +114,12 @@ impl BackendJob for EncodeJob {
             let out = backbone.forward_with(batch.to_input(&device), &delta);
             outputs.push(out);
         }
+        let n: usize = outputs.iter().map(|o| o.hidden.dims()[0]).sum();
+        if n == 0 {
+            let reason = "the file holds no example".to_string();
+            return Err(PetError::EmptyData { path: input.clone(), reason }.into());
+        }
         let max_len = outputs.iter().map(|o| o.hidden.dims()[1]).max().unwrap_or(0);
-        let n = rows.len();
         let mut hidden = vec![0f32; n * max_len * hidden_size];
         let mut mask = vec![0i64; n * max_len];
         let mut pooled = Vec::new();

@@ -7,6 +7,7 @@ mod deberta;
 mod device_smoke;
 mod export;
 mod fixtures;
+mod inputs;
 mod inspect;
 mod predict_encode;
 mod predict_peft;

@@ -5,6 +5,7 @@ use burn::tensor::{Tensor, backend::Backend};
 use serde::{Deserialize, Serialize};
 
 use crate::delta::Delta;
+use crate::limits::InputLimits;
 use crate::seam::{BackboneShape, LinearSite, LinearSiteInfo, PromptSlots};
 
 /// What a backbone is, precisely enough to refuse a delta trained on another one.
@@ -98,6 +99,13 @@ pub trait Backbone<B: Backend>: Module<B> {
 
     /// The identity recorded in delta checkpoints.
     fn identity(&self) -> BackboneIdentity;
+
+    /// What one input row may hold when the backbone runs with `delta`: the sizes of its
+    /// lookup tables, and the positions left to input tokens beside the delta's prompt
+    /// ([`Delta::prompt_len`]) and prefix ([`Delta::prefix_len`]) positions. Readers check
+    /// every row against them before it becomes a tensor, so that an id past a table is an
+    /// error naming the row, not an index panic in the backend.
+    fn input_limits<D: Delta<B>>(&self, delta: &D) -> InputLimits;
 }
 
 /// What an encoder backbone returns.

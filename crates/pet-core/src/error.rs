@@ -116,6 +116,26 @@ pub enum PetError {
         /// The likely cause and what to try.
         cause: String,
     },
+    /// A row of a data file that the model cannot take: a token id past the vocabulary, a
+    /// token type past `type_vocab_size`, more tokens than positions, no token.
+    #[error("{path}:{line}: {violation}")]
+    Input {
+        /// The data file.
+        path: PathBuf,
+        /// One-based line number of the row (its first line).
+        line: usize,
+        /// What does not fit, and the limit.
+        violation: crate::limits::InputViolation,
+    },
+    /// A data file with no example to train on, score or predict: a score of an empty file
+    /// would mean nothing.
+    #[error("{path}: {reason}")]
+    EmptyData {
+        /// The data file.
+        path: PathBuf,
+        /// What is missing (`no example`, `no training item`).
+        reason: String,
+    },
 }
 
 /// Result alias of pet-core.

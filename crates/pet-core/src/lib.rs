@@ -34,6 +34,7 @@ pub mod config_check;
 pub mod delta;
 pub mod digest;
 pub mod error;
+pub mod limits;
 pub mod metrics;
 pub mod output;
 pub mod params;
@@ -53,6 +54,7 @@ pub mod testing;
 pub use backbone::{Backbone, BackboneIdentity, EncoderOutput};
 pub use delta::{Delta, NoDelta};
 pub use error::{PetError, Result};
+pub use limits::{InputLimits, InputViolation};
 pub use report::ParamReport;
 pub use seam::{
     AttentionKind, AttentionPrefix, AttentionPrefixes, BackboneShape, LinearKind, LinearSite,

@@ -12,7 +12,9 @@ use burn::module::Module;
 use burn::tensor::{Tensor, backend::Backend};
 use pet_core::blocks::{EncoderInput, PositionIds, PostNormEncoder};
 use pet_core::seam::LinearSiteInfo;
-use pet_core::{Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, LinearSite};
+use pet_core::{
+    Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, InputLimits, LinearSite,
+};
 
 use crate::deberta::DebertaV2Encoder;
 use crate::heads::ClassificationHeadConfig;
@@ -132,6 +134,10 @@ impl<B: Backend> Backbone<B> for NlpBackbone<B> {
     fn identity(&self) -> BackboneIdentity {
         each!(self, m => m.identity())
     }
+
+    fn input_limits<D: Delta<B>>(&self, delta: &D) -> InputLimits {
+        each!(self, m => m.input_limits(delta))
+    }
 }
 
 #[cfg(test)]
@@ -140,6 +146,83 @@ mod tests {
     use pet_core::params::param_entries;
 
     type B = burn::backend::Flex;
+
+    fn spec(json: &str) -> pet_core::delta::set::DeltaSpec {
+        serde_json::from_str(json).expect("spec")
+    }
+
+    /// Runs `backbone` with `delta` on one row of `seq` tokens (ids 5, types 1 where the
+    /// model has two types); panics where a table is indexed past its end.
+    fn run<D: Delta<B>>(backbone: &NlpBackbone<B>, delta: &D, seq: usize) {
+        use burn::tensor::Int;
+        let device = Default::default();
+        let ids = Tensor::<B, 2, Int>::full([1, seq], 5, &device);
+        let mut input = EncoderInput::new(ids.clone(), Tensor::ones([1, seq], &device));
+        let types = backbone.input_limits(delta).type_vocab_size;
+        input.token_type_ids = types.map(|n| ids.ones_like() * (n as i64 - 1));
+        backbone.forward_with(input, delta);
+    }
+
+    #[test]
+    fn deberta_reports_its_tables_and_the_positions_its_delta_leaves() {
+        let device = Default::default();
+        // DeBERTa-v3 (no absolute positions): the trained range less prompt positions.
+        let v3 = NlpBackbone::from(crate::deberta::DebertaV2Config::tiny().init::<B>(&device));
+        let none = v3.input_limits(&pet_core::NoDelta);
+        assert_eq!((none.vocab_size, none.type_vocab_size, none.max_tokens), (40, None, Some(32)));
+        assert!(none.max_tokens_reason.contains("without position_biased_input"), "{none:?}");
+        let prompt =
+            spec(r#"{"prompt": {"num_virtual_tokens": 4}}"#).build(&v3, &device).expect("prompt");
+        assert_eq!(v3.input_limits(&prompt).max_tokens, Some(28));
+        let prefix =
+            spec(r#"{"prefix": {"num_virtual_tokens": 3}}"#).build(&v3, &device).expect("prefix");
+        assert_eq!(v3.input_limits(&prefix).max_tokens, Some(32), "prefix keys take no position");
+        // DeBERTa-v2 with absolute positions and token types: the table less prompt and prefix.
+        let config = crate::deberta::DebertaV2Config {
+            position_biased_input: true,
+            type_vocab_size: 2,
+            ..crate::deberta::DebertaV2Config::tiny()
+        };
+        let v2 = NlpBackbone::from(config.init::<B>(&device));
+        assert_eq!(v2.input_limits(&pet_core::NoDelta).type_vocab_size, Some(2));
+        for json in
+            [r#"{"prompt": {"num_virtual_tokens": 4}}"#, r#"{"prefix": {"num_virtual_tokens": 3}}"#]
+        {
+            let delta = spec(json).build(&v2, &device).expect("delta");
+            let limits = v2.input_limits(&delta);
+            let max = limits.max_tokens.expect("a table");
+            assert_eq!(max, 32 - delta.prompt_len() - delta.prefix_len(), "{json}");
+            run(&v2, &delta, max);
+        }
+    }
+
+    #[test]
+    fn bert_and_roberta_report_what_their_embeddings_take() {
+        let device = Default::default();
+        let config = |position_ids| {
+            pet_core::blocks::PostNormEncoderConfig::new("bert".into(), 40, 16, 2, 4, 24)
+                .with_max_position_embeddings(24)
+                .with_type_vocab_size(2)
+                .with_position_ids(position_ids)
+        };
+        let roberta = PositionIds::PaddingOffset { padding_idx: 1 };
+        for (position_ids, offset) in [(PositionIds::Absolute, 0), (roberta, 2)] {
+            let backbone = NlpBackbone::from(config(position_ids).init::<B>(&device));
+            assert_eq!(backbone.max_positions(), 24 - offset);
+            for json in [
+                "{}",
+                r#"{"prompt": {"num_virtual_tokens": 4}}"#,
+                r#"{"prefix": {"num_virtual_tokens": 3}}"#,
+            ] {
+                let delta = spec(json).build(&backbone, &device).expect("delta");
+                let limits = backbone.input_limits(&delta);
+                let max = 24 - offset - delta.prompt_len() - delta.prefix_len();
+                assert_eq!(limits.max_tokens, Some(max), "{position_ids:?} {json}");
+                assert_eq!((limits.vocab_size, limits.type_vocab_size), (40, Some(2)));
+                run(&backbone, &delta, max);
+            }
+        }
+    }
 
     #[test]
     fn wrapping_keeps_the_encoders_parameter_paths() {

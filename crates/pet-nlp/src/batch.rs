@@ -1,9 +1,36 @@
-//! Padding encoded inputs into a batch of tensors for the encoder.
+//! Padding encoded inputs into a batch of tensors for the encoder, and the check every row
+//! passes before it is batched ([`check_row`]): a row the model cannot embed is an error
+//! naming its file and line, not an index panic in the backend.
+
+use std::path::Path;
 
 use burn::tensor::{Int, Tensor, TensorData, backend::Backend};
 use pet_core::blocks::EncoderInput;
+use pet_core::{InputLimits, InputViolation, PetError};
 
+use crate::error::Result;
 use crate::tokenize::Encoded;
+
+/// Checks one row, as it will be batched, against the model's `limits` (when known): at
+/// least one token, at most `max_tokens`, ids inside the vocabulary and types inside the type
+/// vocabulary. Without limits only the empty row is refused.
+///
+/// # Errors
+/// [`PetError::Input`] naming line `line` of `path` and the limit.
+pub fn check_row(
+    limits: Option<&InputLimits>,
+    row: &Encoded,
+    path: &Path,
+    line: usize,
+) -> Result<()> {
+    let checked = match limits {
+        Some(limits) => limits.check(&row.input_ids, Some(&row.token_type_ids)),
+        None if row.input_ids.is_empty() => Err(InputViolation::Empty),
+        None => Ok(()),
+    };
+    checked
+        .map_err(|violation| PetError::Input { path: path.to_path_buf(), line, violation }.into())
+}
 
 /// Encoded inputs padded to the longest one.
 #[derive(Clone, Debug, PartialEq)]
@@ -65,6 +92,30 @@ impl PaddedBatch {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rows_past_the_limits_name_file_line_and_limit() {
+        let limits = InputLimits {
+            vocab_size: 40,
+            type_vocab_size: Some(2),
+            max_tokens: Some(4),
+            max_tokens_reason: "max_position_embeddings 4".into(),
+        };
+        let row = |ids: Vec<u32>| Encoded {
+            token_type_ids: vec![0; ids.len()],
+            offsets: vec![],
+            word_ids: vec![],
+            input_ids: ids,
+        };
+        let path = Path::new("in.jsonl");
+        assert!(check_row(Some(&limits), &row(vec![2, 39, 3]), path, 7).is_ok());
+        let err = check_row(Some(&limits), &row(vec![2, 40]), path, 7).expect_err("40");
+        assert!(err.to_string().starts_with("in.jsonl:7: token id 40 at position 1"), "{err}");
+        let err = check_row(Some(&limits), &row(vec![1; 5]), path, 7).expect_err("5 > 4");
+        assert!(err.to_string().contains("5 tokens, more than the 4"), "{err}");
+        let err = check_row(None, &row(vec![]), path, 7).expect_err("empty");
+        assert!(err.to_string().ends_with("in.jsonl:7: the row holds no token"), "{err}");
+    }
 
     #[test]
     fn rows_pad_to_the_longest_with_the_pad_id() {

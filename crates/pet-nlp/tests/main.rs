@@ -5,6 +5,7 @@ mod deberta;
 mod encoders;
 mod fixtures;
 mod fuzz_configs;
+mod fuzz_readers;
 mod heads;
 mod loaders;
 mod tasks;

@@ -66,3 +66,34 @@ fn a_task_trains_restores_and_scores_without_the_command_line() {
     let metrics = Task::<Ad>::evaluate(&task, &restored.model, &split, &batches).metrics;
     assert_eq!(metrics, test);
 }
+
+#[test]
+fn a_max_length_past_the_positions_is_refused_before_any_split_is_read() {
+    let dir = TempDir::new("task-max-length");
+    let d = dir.path();
+    let missing = d.join("missing.jsonl");
+    let plan = TrainPlan {
+        folder: case("encoders", "bert"),
+        train: missing.clone(),
+        dev: missing.clone(),
+        test: None,
+        method: "prompt".into(),
+        spec: DeltaSpec::preset("prompt").expect("preset"),
+        batch_size: 4,
+        max_train_examples: None,
+        max_eval_examples: None,
+        output: d.join("out"),
+        overwrite: false,
+        extra_files: Vec::new(),
+        optim: TrainConfig { epochs: 1, progress: false, ..Default::default() },
+    };
+    // 32 positions less the 16 prompt positions of the preset leave 16 tokens.
+    let options = ClassificationOptions { max_length: 17 };
+    let err = train_task::<Ad, Classification>(&plan, options, &Default::default(), |_| {})
+        .expect_err("17 > 16");
+    let message = err.to_string();
+    assert!(
+        message.contains("`max_length`: 17 is more than the 16 tokens the model takes (max_position_embeddings 32 less 16 prompt positions)"),
+        "{message}"
+    );
+}

@@ -104,3 +104,65 @@ fn a_broken_tokenizer_file_is_named() {
         other => panic!("expected a tokenizer error, got {other:?}"),
     }
 }
+
+#[test]
+fn max_length_below_one_or_the_special_tokens_is_refused() {
+    let path = folder().join("tokenizer.json");
+    let zero = TextTokenizer::from_file(&path, 0).expect_err("0 tokens");
+    assert!(zero.to_string().contains("`max_length`: must be at least 1"), "{zero}");
+    let one = TextTokenizer::from_file(&path, 1).expect_err("1 < [CLS] [SEP]");
+    assert!(one.to_string().contains("1 is less than the 2 special tokens"), "{one}");
+    let two = TextTokenizer::from_file(&path, 2).expect("[CLS] [SEP] fit");
+    assert_eq!(two.encode("the cat", None).expect("single").input_ids.len(), 2);
+    let pair = two.encode("the cat", Some("a dog")).expect_err("a pair takes 3");
+    assert!(
+        pair.to_string()
+            .contains("less than the 3 special tokens the tokenizer adds to a text pair"),
+        "{pair}"
+    );
+    let windows = two.encode_windows("the cat", "a dog", 2, 0).expect_err("a window takes 3");
+    assert!(windows.to_string().contains("special tokens"), "{windows}");
+}
+
+#[test]
+fn long_texts_are_cut_before_tokenizing_and_encode_as_uncut() {
+    let tokenizer =
+        TextTokenizer::from_file(&folder().join("tokenizer.json"), 16).expect("tokenizer");
+    let long = "the cat sat on the mat . ".repeat(200_000);
+    let short = &long[..400];
+    assert_eq!(
+        tokenizer.encode(&long, None).expect("long"),
+        tokenizer.encode(short, None).expect("short")
+    );
+    assert_eq!(
+        tokenizer.encode(&long, Some(&long)).expect("long pair"),
+        tokenizer.encode(short, Some(short)).expect("short pair")
+    );
+    let words: Vec<String> = long.split_whitespace().map(str::to_string).collect();
+    let first: Vec<String> = words[..100].to_vec();
+    assert_eq!(
+        tokenizer.encode_words(&words).expect("all words"),
+        tokenizer.encode_words(&first).expect("first words")
+    );
+    assert_eq!(pet_nlp::tokenize::cut_chars("héllo", 2), "hé");
+}
+
+#[test]
+fn a_doc_stride_that_does_not_advance_is_an_error_not_a_panic() {
+    let tokenizer =
+        TextTokenizer::from_file(&folder().join("tokenizer.json"), 16).expect("tokenizer");
+    let question = "the big dog is running";
+    let context = "the cat sat on the mat . ".repeat(10);
+    // 12 tokens less [CLS] [SEP] [SEP] and 6 question tokens (run ##ning) leave 3 context
+    // tokens a window.
+    let err = tokenizer.encode_windows(question, &context, 12, 3).expect_err("stride 3 of 3");
+    assert!(
+        err.to_string().contains("doc_stride 3 must be less than the 3 context tokens"),
+        "{err}"
+    );
+    assert!(tokenizer.encode_windows(question, &context, 12, 2).expect("stride 2").len() > 1);
+    // A context that fits one window never reads the stride.
+    assert_eq!(tokenizer.encode_windows(question, "the cat", 12, 8).expect("fits").len(), 1);
+    let full = tokenizer.encode_windows(question, &context, 8, 0).expect_err("no room");
+    assert!(full.to_string().contains("leave no room for the context"), "{full}");
+}

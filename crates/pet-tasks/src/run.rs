@@ -12,7 +12,7 @@ use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
 use pet_core::task::restore::{Restored, TaskName, method_field, restore_task, task_of};
 use pet_core::task::train::{RunSummary, TrainPlan, TrainStart, train_task};
-use pet_core::task::{SplitRole, Task};
+use pet_core::task::{SplitRole, Task, read_nonempty_split};
 use serde_json::Value;
 
 use crate::error::TaskError;
@@ -111,7 +111,8 @@ pub fn restore<B: AutodiffBackend, V: ModelVisitor<B>>(
     })?
 }
 
-/// What [`Infer`] does with a restored model.
+/// What [`Infer`] does with a restored model. An input file with no example is refused
+/// ([`PetError::EmptyData`]) rather than scored 0 or predicted as nothing.
 #[derive(Clone, Copy, Debug)]
 pub enum Inference<'a> {
     /// One JSON value per prediction for the input file.
@@ -147,13 +148,18 @@ impl<B: AutodiffBackend> ModelVisitor<B> for Infer<'_> {
         let Restored { mut task, model } = restored;
         let model = T::with_precision(model, self.precision);
         match self.inference {
-            Inference::Predict(input) => task
-                .predict(&model, input, self.batch_size)
-                .map(Inferred::Predictions)
-                .map_err(TaskError::task),
+            Inference::Predict(input) => {
+                let lines =
+                    task.predict(&model, input, self.batch_size).map_err(TaskError::task)?;
+                if lines.is_empty() {
+                    let reason = "the file holds no example".to_string();
+                    return Err(PetError::EmptyData { path: input.to_path_buf(), reason }.into());
+                }
+                Ok(Inferred::Predictions(lines))
+            }
             Inference::Score(input) => {
-                let split =
-                    task.read_split(input, SplitRole::Eval, None).map_err(TaskError::task)?;
+                let split = read_nonempty_split(&mut task, input, SplitRole::Eval, None)
+                    .map_err(TaskError::task)?;
                 let items: Vec<usize> = (0..T::split_len(&split)).collect();
                 let batches = task.batches(&split, &items, self.batch_size);
                 Ok(Inferred::Metrics(task.evaluate(&model, &split, &batches).metrics))

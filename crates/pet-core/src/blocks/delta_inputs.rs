@@ -35,7 +35,8 @@ impl<B: Backend> DeltaInputs<B> {
     /// - `attention_mask`: `[batch, seq]`; the prompt: `[batch, n_prompt, hidden]`
     ///
     /// # Panics
-    /// When the delta's input prompt is not `prompt_len` positions long.
+    /// When the delta's input prompt is not `prompt_len` positions long, or its encoder
+    /// self-attention prefixes not `prefix_len` keys.
     pub fn read<D: Delta<B>>(
         delta: &D,
         attention_mask: Tensor<B, 2>,
@@ -49,6 +50,11 @@ impl<B: Backend> DeltaInputs<B> {
         let prefixes = delta.attention_prefixes(batch);
         let prefix_len =
             prefixes.as_ref().map_or(0, |p| p.len(Stack::Encoder, AttentionKind::SelfAttention));
+        assert_eq!(
+            prefix_len,
+            delta.prefix_len(),
+            "expected attention prefixes of prefix_len keys"
+        );
         let mask = match len {
             0 => attention_mask,
             _ => {

@@ -7,6 +7,7 @@ use burn::tensor::{Int, Tensor, backend::Backend};
 use pet_kernels::{LayerNorm, dropout};
 use serde::{Deserialize, Serialize};
 
+use crate::limits::{InputLimits, positions_left};
 use crate::seam::PrefixPositions;
 
 /// How absolute position ids are numbered.
@@ -94,6 +95,31 @@ pub fn add_token_types<B: Backend>(
 }
 
 impl<B: Backend> Embeddings<B> {
+    /// What one row may hold beside `prompt_len` prompt positions and `prefix_len` prefix keys:
+    /// the rows of the word and token-type tables, and the positions left in the position
+    /// table as [`Embeddings::forward`] numbers them (the prefix counts under
+    /// [`PrefixPositions::Offset`], except for RoBERTa's numbering with a prompt, which starts
+    /// at `padding_idx + 1` whatever the prefix; RoBERTa's real tokens start there too).
+    pub fn input_limits(&self, prompt_len: usize, prefix_len: usize) -> InputLimits {
+        let [rows, _] = self.position_embeddings.weight.dims();
+        let past = match self.prefix_positions {
+            PrefixPositions::Offset => prefix_len,
+            PrefixPositions::FromZero => 0,
+        };
+        let (offset, past) = match self.position_ids {
+            PositionIds::Absolute => (0, past),
+            PositionIds::PaddingOffset { padding_idx } if prompt_len > 0 => (padding_idx + 1, 0),
+            PositionIds::PaddingOffset { padding_idx } => (padding_idx + 1, past),
+        };
+        let (max_tokens, reason) = positions_left(rows, offset, prompt_len, past);
+        InputLimits {
+            vocab_size: self.word_embeddings.weight.dims()[0],
+            type_vocab_size: self.token_type_embeddings.as_ref().map(|t| t.weight.dims()[0]),
+            max_tokens: Some(max_tokens),
+            max_tokens_reason: reason,
+        }
+    }
+
     /// Position ids of the tokens.
     ///
     /// # Shapes
@@ -155,5 +181,68 @@ impl<B: Backend> Embeddings<B> {
             x = add_token_types(x, types, token_type_ids, prompt_len);
         }
         dropout(self.layer_norm.forward(x), self.dropout.prob)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use burn::nn::{DropoutConfig, EmbeddingConfig};
+
+    use super::*;
+    use crate::testing::TestInner as B;
+
+    fn embeddings(position_ids: PositionIds, prefix_positions: PrefixPositions) -> Embeddings<B> {
+        let device = Default::default();
+        Embeddings {
+            word_embeddings: EmbeddingConfig::new(10, 4).init(&device),
+            position_embeddings: EmbeddingConfig::new(12, 4).init(&device),
+            token_type_embeddings: Some(EmbeddingConfig::new(2, 4).init(&device)),
+            layer_norm: LayerNorm::new(4, 1e-12, &device),
+            dropout: DropoutConfig::new(0.0).init(),
+            position_ids,
+            prefix_positions,
+            pad_token_id: Some(1),
+        }
+    }
+
+    /// The largest position id `forward` reads for a row of `seq` tokens (none of them padding).
+    fn last_position(e: &Embeddings<B>, seq: usize, prompt: usize, prefix: usize) -> i64 {
+        let ids = Tensor::<B, 2, Int>::full([1, seq], 3, &Default::default());
+        e.positions(&ids, prompt, prefix).max().into_scalar().into()
+    }
+
+    #[test]
+    fn input_limits_leave_exactly_the_last_position_row_to_the_last_token() {
+        let roberta = PositionIds::PaddingOffset { padding_idx: 1 };
+        for position_ids in [PositionIds::Absolute, roberta] {
+            for policy in [PrefixPositions::Offset, PrefixPositions::FromZero] {
+                let e = embeddings(position_ids, policy);
+                for (prompt, prefix) in [(0, 0), (3, 0), (0, 4), (2, 3)] {
+                    let limits = e.input_limits(prompt, prefix);
+                    let max = limits.max_tokens.expect("a position table bounds the length");
+                    let last = last_position(&e, max, prompt, prefix);
+                    assert_eq!(
+                        last, 11,
+                        "{position_ids:?} {policy:?} prompt {prompt} prefix {prefix}"
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn input_limits_report_the_tables_and_the_roberta_offset() {
+        let bert = embeddings(PositionIds::Absolute, PrefixPositions::Offset).input_limits(0, 0);
+        assert_eq!(
+            (bert.vocab_size, bert.type_vocab_size, bert.max_tokens),
+            (10, Some(2), Some(12))
+        );
+        let roberta = PositionIds::PaddingOffset { padding_idx: 1 };
+        let limits = embeddings(roberta, PrefixPositions::Offset).input_limits(0, 4);
+        assert_eq!(limits.max_tokens, Some(6));
+        assert!(
+            limits.max_tokens_reason.contains("padding_idx + 1) 2 less 4 prefix"),
+            "{limits:?}"
+        );
     }
 }

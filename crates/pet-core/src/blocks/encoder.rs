@@ -18,6 +18,7 @@ use crate::blocks::layer::{
 use crate::config_check::{self, HeaderCheck};
 use crate::delta::Delta;
 use crate::error::Result;
+use crate::limits::InputLimits;
 use crate::params::replace_value;
 use crate::seam::{BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions};
 
@@ -341,6 +342,10 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
             weights_sha256: self.weights_sha256.clone(),
             ..BackboneIdentity::from_config(&self.config.model_type, &self.config)
         }
+    }
+
+    fn input_limits<D: Delta<B>>(&self, delta: &D) -> InputLimits {
+        self.embeddings.input_limits(delta.prompt_len(), delta.prefix_len())
     }
 }
 

@@ -45,6 +45,14 @@ pub trait Delta<B: Backend>: Module<B> + ModuleDisplay {
         None
     }
 
+    /// How many key positions [`Delta::attention_prefixes`] puts in front of every encoder
+    /// self-attention (0 without prefixes). A backbone whose absolute positions of real tokens
+    /// start after the prefix ([`PrefixPositions::Offset`](crate::PrefixPositions)) counts them
+    /// in its [`InputLimits`](crate::limits::InputLimits).
+    fn prefix_len(&self) -> usize {
+        0
+    }
+
     /// Key/value prefixes by (stack, layer, attention), or `None`.
     ///
     /// Called once per forward pass, so that a reparameterized prefix runs its MLP once.
@@ -157,6 +165,10 @@ macro_rules! impl_delta_tuple {
                 parts.finish()
             }
 
+            fn prefix_len(&self) -> usize {
+                self.$first_index.prefix_len() $(+ self.$rest_index.prefix_len())+
+            }
+
             fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {
                 let prefixes = self.$first_index.attention_prefixes(batch);
                 $(let prefixes = concat_options(prefixes, self.$rest_index.attention_prefixes(batch), AttentionPrefixes::join);)+
@@ -193,6 +205,10 @@ impl<B: Backend, D: Delta<B>> Delta<B> for Option<D> {
 
     fn layer_prompt(&self, layer: usize, slots: Tensor<B, 3>) -> Option<Tensor<B, 3>> {
         self.as_ref().and_then(|d| d.layer_prompt(layer, slots))
+    }
+
+    fn prefix_len(&self) -> usize {
+        self.as_ref().map_or(0, Delta::prefix_len)
     }
 
     fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {

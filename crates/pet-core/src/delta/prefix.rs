@@ -224,6 +224,10 @@ impl<B: Backend> PrefixTuning<B> {
 }
 
 impl<B: Backend> Delta<B> for PrefixTuning<B> {
+    fn prefix_len(&self) -> usize {
+        self.len()
+    }
+
     fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {
         let table = self.table();
         let [n, width] = table.dims();

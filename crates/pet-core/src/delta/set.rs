@@ -433,6 +433,10 @@ impl<B: Backend> Delta<B> for DeltaSet<B> {
         self.prompt.layer_prompt(layer, slots)
     }
 
+    fn prefix_len(&self) -> usize {
+        self.prefix.prefix_len()
+    }
+
     fn attention_prefixes(&self, batch: usize) -> Option<AttentionPrefixes<B>> {
         self.prefix.attention_prefixes(batch)
     }

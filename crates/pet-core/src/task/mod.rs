@@ -30,6 +30,7 @@ use serde_json::Value;
 use crate::backbone::Backbone;
 use crate::delta::set::{DeltaSet, DeltaSpec};
 use crate::error::PetError;
+use crate::limits::InputLimits;
 use crate::peft::PeftAdapter;
 use crate::precision::Precision;
 use crate::train::{Evaluation, TrainTask};
@@ -97,6 +98,20 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
 
     /// Number of classes or tags (0 for a task without labels).
     fn num_labels(&self) -> usize;
+
+    /// What the model's inputs may hold: the backbone's [`InputLimits`] under the delta it
+    /// runs with. [`train::train_task`] and [`restore::restore_task`] call it once the backbone
+    /// and the delta are built, before any split is read or any input predicted. A task that
+    /// builds token rows checks its options against the limits (`max_length`), keeps them,
+    /// and refuses a row past them with an error naming the file and the line. The default
+    /// accepts every input (a task whose inputs are not token ids).
+    ///
+    /// # Errors
+    /// When an option asks for more than the model takes.
+    fn limit_inputs(&mut self, limits: InputLimits) -> Result<(), Self::Error> {
+        let _ = limits;
+        Ok(())
+    }
 
     /// Reads the split at `path`, at most `limit` rows of it.
     ///
@@ -206,6 +221,29 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
         )
         .into())
     }
+}
+
+/// Reads the split at `path` through `task` (at most `limit` items), refusing a split with no
+/// item: training, scoring or predicting on nothing is a mistake (a wrong or empty file), not
+/// a score of 0.
+///
+/// # Errors
+/// As [`Task::read_split`], and [`PetError::EmptyData`] naming `path` for an empty split.
+pub fn read_nonempty_split<B: AutodiffBackend, T: Task<B>>(
+    task: &mut T,
+    path: &Path,
+    role: SplitRole,
+    limit: Option<usize>,
+) -> Result<T::Split, T::Error> {
+    let split = task.read_split(path, role, limit)?;
+    if T::split_len(&split) == 0 {
+        let reason = match limit {
+            Some(0) => "no example is read: the example limit is 0",
+            _ => "the file holds no example",
+        };
+        return Err(PetError::EmptyData { path: path.to_path_buf(), reason: reason.into() }.into());
+    }
+    Ok(split)
 }
 
 /// Restored models of a task written as PEFT adapters: see [`Task::export_peft`].

@@ -109,7 +109,9 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
         let mut task = T::new(folder, T::Options::default())?;
         let backbone = task.load_backbone(device)?;
         let deltas = peft_deltas(&adapter, &backbone, device)?;
-        let (task, model) = task.restore_peft(&adapter, saved, backbone, deltas, device)?;
+        let limits = backbone.input_limits(&deltas);
+        let (mut task, model) = task.restore_peft(&adapter, saved, backbone, deltas, device)?;
+        task.limit_inputs(limits)?;
         return Ok(Restored { task, model: model.valid() });
     }
     let checkpoint = DeltaCheckpoint::load(delta)?;
@@ -128,6 +130,7 @@ pub fn restore_task<B: AutodiffBackend, T: Task<B>>(
     let identity = backbone.identity();
     check_spec(&checkpoint, &spec, &backbone)?;
     let deltas = spec.build(&backbone, device).map_err(in_checkpoint(&checkpoint))?;
+    task.limit_inputs(backbone.input_limits(&deltas))?;
     let model = task.assemble(backbone, deltas, device);
     let model = checkpoint.apply(model, &identity, &["delta", "head"])?;
     Ok(Restored { task, model: model.valid() })

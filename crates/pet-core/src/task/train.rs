@@ -20,7 +20,7 @@ use crate::error::PetError;
 use crate::output::{Output, OutputKind};
 use crate::report::ParamReport;
 use crate::rng::SplitMix64;
-use crate::task::{SplitRole, Task};
+use crate::task::{SplitRole, Task, read_nonempty_split};
 use crate::train::{MetricsLog, TrainConfig, fit};
 
 /// What to train: resolved paths and the shared settings of a job.
@@ -126,13 +126,22 @@ pub fn train_task<B: AutodiffBackend, T: Task<B>>(
     B::seed(device, plan.optim.seed);
     let backbone = plan.spec.trainability.apply(task.load_backbone(device)?);
     let delta = plan.spec.build(&backbone, device)?;
+    task.limit_inputs(backbone.input_limits(&delta))?;
     let identity = backbone.identity();
-    let train = task.read_split(&plan.train, SplitRole::Train, None)?;
+    let train = read_nonempty_split(&mut task, &plan.train, SplitRole::Train, None)?;
     let items = subset(T::training_items(&train), plan.max_train_examples, plan.optim.seed);
+    if items.is_empty() {
+        let reason = match plan.max_train_examples {
+            Some(0) => "no training item is drawn: max_train_examples is 0",
+            _ => "no item to train on (every example of the file is skipped for training)",
+        };
+        let path = plan.train.clone();
+        return Err(PetError::EmptyData { path, reason: reason.into() }.into());
+    }
     let limit = plan.max_eval_examples;
-    let dev = task.read_split(&plan.dev, SplitRole::Eval, limit)?;
+    let dev = read_nonempty_split(&mut task, &plan.dev, SplitRole::Eval, limit)?;
     let test = match &plan.test {
-        Some(path) => Some(task.read_split(path, SplitRole::Eval, limit)?),
+        Some(path) => Some(read_nonempty_split(&mut task, path, SplitRole::Eval, limit)?),
         None => None,
     };
     let all = |split: &T::Split| (0..T::split_len(split)).collect::<Vec<_>>();

@@ -2,13 +2,15 @@
 //! label set that maps label names to class indices.
 
 use std::cmp::Ordering;
-use std::path::Path;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
 
 use pet_core::PetError;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use super::{data_error, read_text};
+use super::{Budgeted, Lines, MAX_LINE_BYTES, RecordBudget, data_error, open_text};
 use crate::error::{NlpError, Result};
 
 /// One example of a classification data file.
@@ -36,61 +38,116 @@ pub struct ClassificationExample {
 /// and `label`, in any order; other columns are ignored, blank lines are skipped, and every row
 /// has as many fields as the header. An empty `text_pair` or `label` field counts as absent.
 ///
+/// This collects [`classification_examples`], which streams the file one example at a time.
+///
 /// # Errors
 ///
 /// [`PetError::Io`] if the file cannot be read, [`PetError::Format`] for another extension, and
 /// [`PetError::Data`] naming the file and the one-based line of the first bad line: broken JSON,
-/// a missing or mistyped field, a header without `text`, a row with too few or too many fields.
+/// a missing or mistyped field, a header without `text`, a row with too few or too many fields,
+/// a line or record longer than [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES).
 pub fn read_classification(path: &Path) -> Result<Vec<ClassificationExample>> {
+    classification_examples(path)?.map(|example| example.map(|(_, example)| example)).collect()
+}
+
+/// The examples of a classification data file (the formats of [`read_classification`]), read
+/// one at a time, each with the one-based line it starts on; the first error ends them.
+///
+/// # Errors
+///
+/// [`PetError::Io`] if the file cannot be opened, [`PetError::Format`] for another extension,
+/// [`PetError::Data`] for a CSV or TSV header that cannot be used; the iterator yields the
+/// errors of [`read_classification`] for the lines after it.
+pub fn classification_examples(path: &Path) -> Result<ClassificationExamples> {
     let extension = path.extension().and_then(|ext| ext.to_str()).map(str::to_ascii_lowercase);
-    match extension.as_deref() {
-        Some("jsonl") => read_jsonl(path),
-        Some("csv") => read_delimited(path, b',', true),
-        Some("tsv") => read_delimited(path, b'\t', false),
-        _ => Err(PetError::format(
-            path,
-            "unknown classification data format: expected a .jsonl, .csv or .tsv file",
-        )
-        .into()),
+    let source = match extension.as_deref() {
+        Some("jsonl") => Source::Jsonl(Lines::open(path)?),
+        Some("csv") => Source::Delimited(Delimited::open(path, b',', true, MAX_LINE_BYTES)?),
+        Some("tsv") => Source::Delimited(Delimited::open(path, b'\t', false, MAX_LINE_BYTES)?),
+        _ => {
+            return Err(PetError::format(
+                path,
+                "unknown classification data format: expected a .jsonl, .csv or .tsv file",
+            )
+            .into());
+        }
+    };
+    Ok(ClassificationExamples { path: path.to_path_buf(), source, done: false })
+}
+
+/// The examples of a classification data file, one at a time: see [`classification_examples`].
+#[derive(Debug)]
+pub struct ClassificationExamples {
+    path: PathBuf,
+    source: Source,
+    done: bool,
+}
+
+#[derive(Debug)]
+enum Source {
+    Jsonl(Lines<BufReader<File>>),
+    Delimited(Delimited),
+}
+
+impl Iterator for ClassificationExamples {
+    type Item = Result<(usize, ClassificationExample)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = match &mut self.source {
+            Source::Jsonl(lines) => next_jsonl(lines, &self.path),
+            Source::Delimited(rows) => rows.next_example(&self.path),
+        };
+        self.done = !matches!(next, Some(Ok(_)));
+        next
     }
 }
 
-/// Reads a JSON-lines file.
-fn read_jsonl(path: &Path) -> Result<Vec<ClassificationExample>> {
-    let text = read_text(path)?;
-    let mut examples = Vec::new();
-    for (index, line) in text.lines().enumerate() {
+/// The next example of a JSON-lines file, past blank lines.
+fn next_jsonl(
+    lines: &mut Lines<BufReader<File>>,
+    path: &Path,
+) -> Option<Result<(usize, ClassificationExample)>> {
+    for line in lines.by_ref() {
+        let (number, line) = match line {
+            Ok(line) => line,
+            Err(err) => return Some(Err(err)),
+        };
         if line.trim().is_empty() {
             continue;
         }
-        let example =
-            parse_jsonl_line(line).map_err(|reason| data_error(path, index + 1, reason))?;
-        examples.push(example);
+        return Some(
+            parse_jsonl_line(&line)
+                .map(|example| (number, example))
+                .map_err(|reason| data_error(path, number, reason)),
+        );
     }
-    Ok(examples)
+    None
 }
 
 /// Parses one non-blank line of a JSON-lines file, or says what is wrong with it.
 fn parse_jsonl_line(line: &str) -> std::result::Result<ClassificationExample, String> {
     const EXPECTED: &str = "expected a JSON object with a string field `text`";
     let value: Value = serde_json::from_str(line).map_err(|err| format!("{EXPECTED}: {err}"))?;
-    let Value::Object(object) = value else {
+    let Value::Object(mut object) = value else {
         return Err(format!("{EXPECTED}: found {}", json_kind(&value)));
     };
-    let text = match object.get("text") {
-        Some(Value::String(text)) => text.clone(),
+    let text = match object.remove("text") {
+        Some(Value::String(text)) => text,
         Some(other) => {
-            return Err(format!("{EXPECTED}: field `text` is {}", json_kind(other)));
+            return Err(format!("{EXPECTED}: field `text` is {}", json_kind(&other)));
         }
         None => return Err(format!("{EXPECTED}: field `text` is missing")),
     };
-    let text_pair = match object.get("text_pair") {
+    let text_pair = match object.remove("text_pair") {
         None | Some(Value::Null) => None,
-        Some(Value::String(pair)) => Some(pair.clone()),
+        Some(Value::String(pair)) => Some(pair),
         Some(other) => {
             return Err(format!(
                 "field `text_pair` must be a string or null, found {}",
-                json_kind(other)
+                json_kind(&other)
             ));
         }
     };
@@ -102,7 +159,8 @@ fn parse_jsonl_line(line: &str) -> std::result::Result<ClassificationExample, St
         }
         Some(other) => {
             return Err(format!(
-                "field `label` must be a string, an integer or null, found {other}"
+                "field `label` must be a string, an integer or null, found {}",
+                json_kind(other)
             ));
         }
     };
@@ -121,72 +179,112 @@ fn json_kind(value: &Value) -> &'static str {
     }
 }
 
-/// Reads a CSV (`delimiter` `,`, with quoting) or TSV (`\t`, without) file with a header row.
-fn read_delimited(path: &Path, delimiter: u8, quoting: bool) -> Result<Vec<ClassificationExample>> {
-    let text = read_text(path)?;
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter)
-        .quoting(quoting)
-        .has_headers(true)
-        .flexible(true)
-        .from_reader(text.as_bytes());
-    let csv_error = |err: csv::Error, fallback_line: usize| -> NlpError {
-        let line = err.position().map_or(fallback_line, |position| to_line(position.line()));
-        data_error(path, line, err.to_string())
-    };
+/// The records of a CSV (`delimiter` `,`, with quoting) or TSV (`\t`, without) file after its
+/// header row, each at most [`MAX_LINE_BYTES`] long.
+struct Delimited {
+    records: csv::StringRecordsIntoIter<Budgeted<BufReader<File>>>,
+    budget: RecordBudget,
+    header_len: usize,
+    text_column: usize,
+    pair_column: Option<usize>,
+    label_column: Option<usize>,
+    line: usize,
+}
 
-    let header = reader.headers().map_err(|err| csv_error(err, 1))?.clone();
-    let header_line = header.position().map_or(1, |position| to_line(position.line()));
-    let column = |name: &str| -> Result<Option<usize>> {
-        let mut found = header.iter().enumerate().filter(|(_, field)| *field == name);
-        let first = found.next().map(|(index, _)| index);
-        if found.next().is_some() {
-            return Err(data_error(path, header_line, format!("duplicate column `{name}`")));
-        }
-        Ok(first)
-    };
-    let text_column =
-        column("text")?.ok_or_else(|| data_error(path, header_line, "missing column `text`"))?;
-    let pair_column = column("text_pair")?;
-    let label_column = column("label")?;
+impl std::fmt::Debug for Delimited {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Delimited")
+            .field("header_len", &self.header_len)
+            .field("line", &self.line)
+            .finish_non_exhaustive()
+    }
+}
 
-    let mut examples = Vec::new();
-    let mut line = header_line;
-    for record in reader.records() {
-        let record = record.map_err(|err| csv_error(err, line + 1))?;
-        line = record.position().map_or(line + 1, |position| to_line(position.line()));
-        if record.len() < header.len() {
-            let used =
-                [("text", Some(text_column)), ("text_pair", pair_column), ("label", label_column)];
+impl Delimited {
+    /// Opens the file and reads its header row; a record may be `max_bytes` long.
+    fn open(path: &Path, delimiter: u8, quoting: bool, max_bytes: usize) -> Result<Self> {
+        let budget = RecordBudget { used: Default::default(), max_bytes };
+        let input = Budgeted { inner: open_text(path)?, budget: budget.clone() };
+        let mut reader = csv::ReaderBuilder::new()
+            .delimiter(delimiter)
+            .quoting(quoting)
+            .has_headers(true)
+            .flexible(true)
+            .from_reader(input);
+        let header = reader.headers().map_err(|err| csv_error(path, err, 1))?.clone();
+        budget.reset();
+        let header_line = header.position().map_or(1, |position| to_line(position.line()));
+        let column = |name: &str| -> Result<Option<usize>> {
+            let mut found = header.iter().enumerate().filter(|(_, field)| *field == name);
+            let first = found.next().map(|(index, _)| index);
+            if found.next().is_some() {
+                return Err(data_error(path, header_line, format!("duplicate column `{name}`")));
+            }
+            Ok(first)
+        };
+        let text_column = column("text")?
+            .ok_or_else(|| data_error(path, header_line, "missing column `text`"))?;
+        Ok(Self {
+            pair_column: column("text_pair")?,
+            label_column: column("label")?,
+            text_column,
+            header_len: header.len(),
+            records: reader.into_records(),
+            budget,
+            line: header_line,
+        })
+    }
+
+    /// The next row as an example.
+    fn next_example(&mut self, path: &Path) -> Option<Result<(usize, ClassificationExample)>> {
+        let record = match self.records.next()? {
+            Ok(record) => record,
+            Err(err) => return Some(Err(csv_error(path, err, self.line + 1))),
+        };
+        self.budget.reset();
+        self.line = record.position().map_or(self.line + 1, |position| to_line(position.line()));
+        let line = self.line;
+        if record.len() < self.header_len {
+            let used = [
+                ("text", Some(self.text_column)),
+                ("text_pair", self.pair_column),
+                ("label", self.label_column),
+            ];
             let reason =
                 match used.iter().find(|(_, index)| index.is_some_and(|i| i >= record.len())) {
                     Some((name, _)) => format!("missing column `{name}`"),
                     None => format!(
                         "expected {} fields as in the header, found {}",
-                        header.len(),
+                        self.header_len,
                         record.len()
                     ),
                 };
-            return Err(data_error(path, line, reason));
+            return Some(Err(data_error(path, line, reason)));
         }
-        if record.len() > header.len() {
+        if record.len() > self.header_len {
             let reason = format!(
                 "expected {} fields as in the header, found {}",
-                header.len(),
+                self.header_len,
                 record.len()
             );
-            return Err(data_error(path, line, reason));
+            return Some(Err(data_error(path, line, reason)));
         }
         let optional = |index: Option<usize>| {
             index.and_then(|i| record.get(i)).filter(|field| !field.is_empty()).map(str::to_owned)
         };
-        examples.push(ClassificationExample {
-            text: record.get(text_column).unwrap_or_default().to_owned(),
-            text_pair: optional(pair_column),
-            label: optional(label_column),
-        });
+        let example = ClassificationExample {
+            text: record.get(self.text_column).unwrap_or_default().to_owned(),
+            text_pair: optional(self.pair_column),
+            label: optional(self.label_column),
+        };
+        Some(Ok((line, example)))
     }
-    Ok(examples)
+}
+
+/// A [`PetError::Data`] for a CSV error, at its line or else at `fallback_line`.
+fn csv_error(path: &Path, err: csv::Error, fallback_line: usize) -> NlpError {
+    let line = err.position().map_or(fallback_line, |position| to_line(position.line()));
+    data_error(path, line, err.to_string())
 }
 
 /// A one-based line number of the `csv` crate as a `usize`.
@@ -437,6 +535,36 @@ mod tests {
             message.ends_with("train.csv:3: expected 2 fields as in the header, found 3"),
             "{message}"
         );
+    }
+
+    #[test]
+    fn csv_record_past_the_byte_cap_is_refused_while_read() {
+        let long = "x".repeat(40_000);
+        let contents = format!("text,label\na,1\n\"{long}\n{long}\",2\nb,3\n");
+        let file = TempFile::new("csv_cap", "train.csv", contents);
+        let mut rows = Delimited::open(file.path(), b',', true, 50_000).expect("header");
+        let first = rows.next_example(file.path()).expect("a row").expect("short row");
+        assert_eq!(first, (2, example("a", None, Some("1"))));
+        let err = rows.next_example(file.path()).expect("a row").expect_err("long record");
+        assert!(err.to_string().contains("longer than 50000 bytes"), "{err}");
+    }
+
+    #[test]
+    fn examples_stream_with_their_first_line() {
+        let file = TempFile::new("csv_lines", "train.csv", "text,label\n\"two\nlines\",1\nb,0\n");
+        let lines: Vec<usize> = classification_examples(file.path())
+            .expect("open")
+            .map(|e| e.expect("example").0)
+            .collect();
+        assert_eq!(lines, [2, 4]);
+        let file = TempFile::new(
+            "jsonl_lines",
+            "d.jsonl",
+            "\n{\"text\": \"a\"}\n{\"text\": 1}\n{\"text\": \"b\"}\n",
+        );
+        let read: Vec<_> = classification_examples(file.path()).expect("open").collect();
+        assert_eq!(read.len(), 2, "the first error ends the examples");
+        assert_eq!(read[0].as_ref().expect("line 2").0, 2);
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! Token tagging data (NER) in the CoNLL layout: one token per line with its columns, and a
 //! separator line between sentences.
 
-use std::path::Path;
+use std::fs::File;
+use std::io::BufReader;
+use std::path::{Path, PathBuf};
 
 use pet_core::PetError;
 
-use super::{data_error, read_text};
+use super::{Lines, data_error};
 use crate::error::Result;
 
 /// One sentence of a CoNLL file: its tokens and one tag per token.
@@ -25,58 +27,102 @@ pub struct TaggedSentence {
 /// A line that holds a tab is split at every tab, so a token may hold spaces; another line is
 /// split at runs of spaces. Sentences are separated by a line that is empty or holds only
 /// whitespace (WNUT-16 uses a lone tab); `-DOCSTART-` lines are skipped and no sentence is
-/// empty. Line endings may be `\n` or `\r\n`.
+/// empty. Line endings may be `\n` or `\r\n`. This collects [`conll_sentences`], which streams
+/// the file one sentence at a time.
 ///
 /// # Errors
 ///
 /// [`PetError::InvalidConfig`] if `tag_column` is 0 (the token column), [`PetError::Io`] if the
 /// file cannot be read, and [`PetError::Data`] naming the file and the one-based line of a line
-/// with too few columns, or an empty token or tag.
+/// with too few columns, or an empty token or tag, or a line that is not UTF-8 or longer than
+/// [`MAX_LINE_BYTES`](super::MAX_LINE_BYTES).
 pub fn read_conll(path: &Path, tag_column: usize) -> Result<Vec<TaggedSentence>> {
+    conll_sentences(path, tag_column)?.map(|s| s.map(|(_, sentence)| sentence)).collect()
+}
+
+/// The sentences of a CoNLL file (the layout of [`read_conll`]), read one at a time, each with
+/// the one-based line of its first token; the first error ends them.
+///
+/// # Errors
+///
+/// [`PetError::InvalidConfig`] if `tag_column` is 0, [`PetError::Io`] if the file cannot be
+/// opened; the iterator yields the errors of [`read_conll`].
+pub fn conll_sentences(path: &Path, tag_column: usize) -> Result<ConllSentences> {
     if tag_column == 0 {
         return Err(PetError::config("tag_column", "column 0 holds the token, not the tag").into());
     }
-    let text = read_text(path)?;
-    let mut sentences = Vec::new();
-    let mut sentence = TaggedSentence { tokens: Vec::new(), tags: Vec::new() };
-    for (index, line) in text.lines().enumerate() {
-        if line.trim().is_empty() {
-            if !sentence.tokens.is_empty() {
-                sentences.push(std::mem::replace(
-                    &mut sentence,
-                    TaggedSentence { tokens: Vec::new(), tags: Vec::new() },
-                ));
+    let lines = Lines::open(path)?;
+    Ok(ConllSentences { lines, path: path.to_path_buf(), tag_column, done: false })
+}
+
+/// The sentences of a CoNLL file, one at a time: see [`conll_sentences`].
+#[derive(Debug)]
+pub struct ConllSentences {
+    lines: Lines<BufReader<File>>,
+    path: PathBuf,
+    tag_column: usize,
+    done: bool,
+}
+
+impl ConllSentences {
+    /// The next sentence, or `None` at the end of the file.
+    fn read(&mut self) -> Result<Option<(usize, TaggedSentence)>> {
+        let mut sentence = TaggedSentence { tokens: Vec::new(), tags: Vec::new() };
+        let mut first = 0;
+        for line in self.lines.by_ref() {
+            let (line_number, line) = line?;
+            if line.trim().is_empty() {
+                if !sentence.tokens.is_empty() {
+                    return Ok(Some((first, sentence)));
+                }
+                continue;
             }
-            continue;
+            let columns: Vec<&str> = if line.contains('\t') {
+                line.split('\t').collect()
+            } else {
+                line.split(' ').filter(|column| !column.is_empty()).collect()
+            };
+            if columns.first() == Some(&"-DOCSTART-") {
+                continue;
+            }
+            let tag_column = self.tag_column;
+            if columns.len() <= tag_column {
+                let reason = format!(
+                    "expected at least {} columns, found {}",
+                    tag_column + 1,
+                    columns.len()
+                );
+                return Err(data_error(&self.path, line_number, reason));
+            }
+            let (token, tag) = (columns[0], columns[tag_column]);
+            if token.trim().is_empty() {
+                return Err(data_error(&self.path, line_number, "empty token in column 0"));
+            }
+            if tag.trim().is_empty() {
+                let reason = format!("empty tag in column {tag_column}");
+                return Err(data_error(&self.path, line_number, reason));
+            }
+            if sentence.tokens.is_empty() {
+                first = line_number;
+            }
+            sentence.tokens.push(token.to_owned());
+            sentence.tags.push(tag.trim().to_owned());
         }
-        let columns: Vec<&str> = if line.contains('\t') {
-            line.split('\t').collect()
-        } else {
-            line.split(' ').filter(|column| !column.is_empty()).collect()
-        };
-        if columns.first() == Some(&"-DOCSTART-") {
-            continue;
-        }
-        let line_number = index + 1;
-        if columns.len() <= tag_column {
-            let reason =
-                format!("expected at least {} columns, found {}", tag_column + 1, columns.len());
-            return Err(data_error(path, line_number, reason));
-        }
-        let (token, tag) = (columns[0], columns[tag_column]);
-        if token.trim().is_empty() {
-            return Err(data_error(path, line_number, "empty token in column 0"));
-        }
-        if tag.trim().is_empty() {
-            return Err(data_error(path, line_number, format!("empty tag in column {tag_column}")));
-        }
-        sentence.tokens.push(token.to_owned());
-        sentence.tags.push(tag.trim().to_owned());
+        Ok((!sentence.tokens.is_empty()).then_some((first, sentence)))
     }
-    if !sentence.tokens.is_empty() {
-        sentences.push(sentence);
+}
+
+impl Iterator for ConllSentences {
+    type Item = Result<(usize, TaggedSentence)>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.read().transpose();
+        self.done = !matches!(next, Some(Ok(_)));
+        next
     }
-    Ok(sentences)
 }
 
 #[cfg(test)]

@@ -5,8 +5,9 @@
 use burn::module::Module;
 use burn::nn::{Dropout, Embedding};
 use burn::tensor::{Int, Tensor, backend::Backend};
-use pet_core::PrefixPositions;
 use pet_core::blocks::embeddings::{add_token_types, lookup};
+use pet_core::limits::positions_left;
+use pet_core::{InputLimits, PrefixPositions};
 use pet_kernels::LayerNorm;
 use pet_kernels::dropout;
 
@@ -32,6 +33,47 @@ pub struct DebertaEmbeddings<B: Backend> {
 }
 
 impl<B: Backend> DebertaEmbeddings<B> {
+    /// What one row may hold beside `prompt_len` prompt positions and `prefix_len` prefix keys.
+    ///
+    /// With `position_biased_input` the absolute table bounds the row as [`Self::forward`]
+    /// numbers it (prompt first, after the prefix under [`PrefixPositions::Offset`]). Without
+    /// it (DeBERTa-v3) no table is indexed by position: relative positions are log-bucketed
+    /// and clamped to the relative span, so any length embeds. The row is then bounded by
+    /// `max_position_embeddings` (`trained`), the range the checkpoint was trained on and
+    /// transformers' tokenizers truncate to, less the prompt positions, which take relative
+    /// positions too; prefix keys take none. Without that bound a pre-tokenized row could ask
+    /// for attention scores quadratic in any length.
+    pub fn input_limits(
+        &self,
+        prompt_len: usize,
+        prefix_len: usize,
+        trained: usize,
+    ) -> InputLimits {
+        let (max_tokens, reason) = match &self.position_embeddings {
+            Some(table) => {
+                let past = match self.prefix_positions {
+                    PrefixPositions::Offset => prefix_len,
+                    PrefixPositions::FromZero => 0,
+                };
+                positions_left(table.weight.dims()[0], 0, prompt_len, past)
+            }
+            None => {
+                let (n, reason) = positions_left(trained, 0, prompt_len, 0);
+                let reason = format!(
+                    "{reason}; without position_biased_input the length is bounded by the \
+                     range the model was trained on"
+                );
+                (n, reason)
+            }
+        };
+        InputLimits {
+            vocab_size: self.word_embeddings.weight.dims()[0],
+            type_vocab_size: self.token_type_embeddings.as_ref().map(|t| t.weight.dims()[0]),
+            max_tokens: Some(max_tokens),
+            max_tokens_reason: reason,
+        }
+    }
+
     /// Embeds `input_ids` with `prompt` in front.
     ///
     /// Absolute positions count over prompt and tokens (transformers' `inputs_embeds` path,

@@ -12,7 +12,8 @@ use pet_core::blocks::EncoderInput;
 use pet_core::blocks::layer::{LinearSiteLayer, PostNormLayerConfig, stack_linear_sites};
 use pet_core::seam::LinearSiteInfo;
 use pet_core::{
-    Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, LinearSite, PrefixPositions,
+    Backbone, BackboneIdentity, BackboneShape, Delta, EncoderOutput, InputLimits, LinearSite,
+    PrefixPositions,
 };
 use pet_kernels::LayerNorm;
 
@@ -247,6 +248,11 @@ impl<B: Backend> Backbone<B> for DebertaV2Encoder<B> {
 
     fn word_embeddings(&self) -> Option<Tensor<B, 2>> {
         Some(self.embeddings.word_embeddings.weight.val())
+    }
+
+    fn input_limits<D: Delta<B>>(&self, delta: &D) -> InputLimits {
+        let trained = self.config.max_position_embeddings;
+        self.embeddings.input_limits(delta.prompt_len(), delta.prefix_len(), trained)
     }
 
     /// Architecture `deberta-v2` and the digest of the encoder's config: the task-head fields

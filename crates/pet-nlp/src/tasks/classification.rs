@@ -5,7 +5,9 @@
 //! Data: JSONL, CSV or TSV rows with `text`, optional `text_pair` and `label` (read by
 //! [`read_classification`]), or pre-tokenized JSONL lines (`input_ids`, optional
 //! `attention_mask`, `token_type_ids`, and `label`). A prediction line is
-//! `{"logits": [classes], "label"}`.
+//! `{"logits": [classes], "label"}`. Files are streamed and tokenized row by row; every row is
+//! checked against the model's limits ([`check_row`]), and prediction runs batch by batch as
+//! the file is read.
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -21,13 +23,13 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
-use crate::batch::PaddedBatch;
-use crate::data::{LabelSet, read_classification};
+use crate::batch::{PaddedBatch, check_row};
+use crate::data::{LabelSet, classification_examples};
 use crate::error::{NlpError, Result};
 use crate::folder::{DEBERTA_V2, EncoderFolder};
 use crate::heads::ClassificationHead;
 use crate::heads::classification::from_hf_head_keys;
-use crate::input::{is_pretokenized, read_json_lines};
+use crate::input::{is_pretokenized, json_lines};
 use crate::tasks::model::TaskModel;
 use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
@@ -161,30 +163,45 @@ pub type Classification = TextTask<ClassificationKind>;
 #[derive(Clone, Copy, Debug)]
 pub struct ClassificationKind;
 
-/// The rows of `path` (text or pre-tokenized), each with its label if it has one.
-fn read_rows(
-    task: &Classification,
-    path: &Path,
-    limit: Option<usize>,
-) -> Result<Vec<(Encoded, Option<String>)>> {
-    let limit = limit.unwrap_or(usize::MAX);
+/// One row of a classification file: its tokens and its label, if it has one.
+type Row = (Encoded, Option<String>);
+
+/// The rows of `path` (text or pre-tokenized), read and tokenized one at a time as the file is
+/// streamed, each checked against the model's limits.
+fn rows<'a>(
+    task: &'a Classification,
+    path: &'a Path,
+) -> Result<Box<dyn Iterator<Item = Result<Row>> + 'a>> {
+    let limits = task.folder.limits();
     if is_pretokenized(path) {
-        let mut rows = Vec::new();
-        for line in read_json_lines(path)?.into_iter().take(limit) {
-            let ids =
-                line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
-            let label = line.text("label").map(str::to_string);
-            rows.push((ids.unpadded(path, line.line)?, label));
-        }
-        return Ok(rows);
+        let lines = json_lines(path, limits)?;
+        return Ok(Box::new(lines.map(move |line| {
+            let line = line?;
+            let ids = line
+                .token_ids(path, limits)?
+                .ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+            let encoded = ids.unpadded(path, line.line)?;
+            check_row(limits, &encoded, path, line.line)?;
+            let label = match line.value.get("label") {
+                Some(Value::Number(n)) if n.is_i64() || n.is_u64() => Some(n.to_string()),
+                _ => line.text("label").map(str::to_string),
+            };
+            Ok((encoded, label))
+        })));
     }
-    let examples = read_classification(path)?;
+    let examples = classification_examples(path)?;
     let tokenizer = task.folder.tokenizer(path)?;
-    examples
-        .into_iter()
-        .take(limit)
-        .map(|e| Ok((tokenizer.encode(&e.text, e.text_pair.as_deref())?, e.label)))
-        .collect()
+    Ok(Box::new(examples.map(move |example| {
+        let (line, example) = example?;
+        let encoded = tokenizer.encode(&example.text, example.text_pair.as_deref())?;
+        check_row(limits, &encoded, path, line)?;
+        Ok((encoded, example.label))
+    })))
+}
+
+/// The first `limit` rows of `path`.
+fn read_rows(task: &Classification, path: &Path, limit: Option<usize>) -> Result<Vec<Row>> {
+    rows(task, path)?.take(limit.unwrap_or(usize::MAX)).collect()
 }
 
 impl TextKind for ClassificationKind {
@@ -258,17 +275,31 @@ impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
         input: &Path,
         batch_size: usize,
     ) -> Result<Vec<Value>> {
-        let rows: Vec<(Encoded, usize)> =
-            read_rows(task, input, None)?.into_iter().map(|(e, _)| (e, 0)).collect();
-        let items: Vec<usize> = (0..rows.len()).collect();
-        let batches = ClassificationBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
-        let (predicted, logits) = model.predict(&batches);
+        // Batch by batch as the file is read: a batch of rows is held at a time.
+        let mut rows = rows(task, input)?;
         let label = |class: usize| task.labels.name(class).unwrap_or("");
-        Ok(predicted
-            .iter()
-            .zip(&logits)
-            .map(|(&class, row)| json!({"logits": row, "label": label(class)}))
-            .collect())
+        let mut lines = Vec::new();
+        loop {
+            let chunk: Vec<(Encoded, usize)> = rows
+                .by_ref()
+                .take(batch_size.max(1))
+                .map(|row| row.map(|(encoded, _)| (encoded, 0)))
+                .collect::<Result<_>>()?;
+            if chunk.is_empty() {
+                break;
+            }
+            let items: Vec<usize> = (0..chunk.len()).collect();
+            let batches =
+                ClassificationBatch::chunk(&chunk, &items, chunk.len(), task.folder.pad_id());
+            let (predicted, logits) = model.predict(&batches);
+            lines.extend(
+                predicted
+                    .iter()
+                    .zip(&logits)
+                    .map(|(&class, row)| json!({"logits": row, "label": label(class)})),
+            );
+        }
+        Ok(lines)
     }
 
     fn peft_head(

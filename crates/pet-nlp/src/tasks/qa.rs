@@ -12,18 +12,18 @@ use burn::module::AutodiffModule;
 use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::Backbone;
 use pet_core::metrics::squad;
 use pet_core::peft::{PeftAdapter, PeftType};
 use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
+use pet_core::{Backbone, PetError};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
-use crate::batch::PaddedBatch;
+use crate::batch::{PaddedBatch, check_row};
 use crate::data::{LabelSet, SquadExample, read_squad};
-use crate::error::Result;
+use crate::error::{NlpError, Result};
 use crate::folder::EncoderFolder;
 use crate::heads::qa::{QaHead, QaHeadConfig};
 use crate::tasks::model::TaskModel;
@@ -82,21 +82,34 @@ pub fn features(
 ) -> Result<Vec<QaFeature>> {
     let mut out = Vec::new();
     for (index, example) in examples.iter().enumerate() {
-        let span = example
-            .answers
-            .first()
-            .map(|a| (a.answer_start, a.answer_start + a.text.chars().count()));
-        for window in tokenizer.encode_windows(
-            example.question.trim_start(),
-            &example.context,
-            max_length,
-            stride,
-        )? {
-            let (start, end) = span.map_or((0, 0), |(s, e)| target(&window, s, e));
-            out.push(QaFeature { window, example: index, start, end });
-        }
+        out.extend(features_of(index, example, tokenizer, max_length, stride)?);
     }
     Ok(out)
+}
+
+/// The windows of question `index`, with targets from its first answer.
+fn features_of(
+    index: usize,
+    example: &SquadExample,
+    tokenizer: &TextTokenizer,
+    max_length: usize,
+    stride: usize,
+) -> Result<Vec<QaFeature>> {
+    let span =
+        example.answers.first().map(|a| (a.answer_start, a.answer_start + a.text.chars().count()));
+    let windows = tokenizer.encode_windows(
+        example.question.trim_start(),
+        &example.context,
+        max_length,
+        stride,
+    )?;
+    Ok(windows
+        .into_iter()
+        .map(|window| {
+            let (start, end) = span.map_or((0, 0), |(s, e)| target(&window, s, e));
+            QaFeature { window, example: index, start, end }
+        })
+        .collect())
 }
 
 /// Padded windows and their targets.
@@ -307,13 +320,34 @@ pub type QuestionAnswering = TextTask<QaKind>;
 #[derive(Clone, Copy, Debug)]
 pub struct QaKind;
 
-/// The first `limit` questions of the SQuAD file at `path` and their windows.
+/// The first `limit` questions of the SQuAD file at `path` and their windows, each window
+/// checked against the model's limits.
+///
+/// A SQuAD file is one JSON document, read whole ([`read_squad`]); questions are cut as texts
+/// are ([`crate::tokenize`]), contexts are windowed whole.
 fn read_split(task: &QuestionAnswering, path: &Path, limit: Option<usize>) -> Result<QaSplit> {
     let mut examples = read_squad(path)?;
     examples.truncate(limit.unwrap_or(usize::MAX));
     let tokenizer = task.folder.tokenizer(path)?;
     let QaOptions { max_length, doc_stride, .. } = task.options;
-    let features = features(&examples, tokenizer, max_length, doc_stride)?;
+    let mut features = Vec::new();
+    for (index, example) in examples.iter().enumerate() {
+        let question = |reason: String| -> NlpError {
+            PetError::format(path, format!("question `{}`: {reason}", example.id)).into()
+        };
+        let windows = features_of(index, example, tokenizer, max_length, doc_stride)
+            .map_err(|e| question(e.to_string()))?;
+        for feature in &windows {
+            let limits = task.folder.limits();
+            check_row(limits, &feature.window.encoded, path, 0)
+                .map_err(|e| match e {
+                    NlpError::Core(PetError::Input { violation, .. }) => violation.to_string(),
+                    other => other.to_string(),
+                })
+                .map_err(question)?;
+        }
+        features.extend(windows);
+    }
     Ok(QaSplit { examples, features })
 }
 

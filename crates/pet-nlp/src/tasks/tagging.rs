@@ -14,20 +14,20 @@ use std::path::Path;
 use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
-use pet_core::Backbone;
 use pet_core::metrics::span_scores;
 use pet_core::task::SplitRole;
 use pet_core::train::{Evaluation, TrainTask};
+use pet_core::{Backbone, InputLimits};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use crate::backbone::NlpBackbone;
-use crate::batch::PaddedBatch;
-use crate::data::{LabelSet, read_conll};
+use crate::batch::{PaddedBatch, check_row};
+use crate::data::{LabelSet, conll_sentences};
 use crate::error::{NlpError, Result};
 use crate::folder::EncoderFolder;
 use crate::heads::{TokenClassificationHead, TokenClassificationHeadConfig};
-use crate::input::{is_pretokenized, read_json_lines};
+use crate::input::{JsonLine, is_pretokenized, json_lines};
 use crate::tasks::model::TaskModel;
 use crate::tasks::peft::{PeftHead, hf_head_weights};
 use crate::tasks::text::{TextKind, TextKindOn, TextOptions, TextTask, default_max_length};
@@ -224,50 +224,56 @@ pub type Tagging = TextTask<TaggingKind>;
 #[derive(Clone, Copy, Debug)]
 pub struct TaggingKind;
 
-/// The words of every prediction line: `{"tokens": [...]}`, or `{"text"}` split on whitespace.
-fn read_words(path: &Path) -> Result<Vec<Vec<String>>> {
-    let mut sentences = Vec::new();
-    for line in read_json_lines(path)? {
-        let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
-            (Some(Value::Array(items)), _) => items
-                .iter()
-                .map(|t| t.as_str().map(str::to_string))
-                .collect::<Option<_>>()
-                .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
-            (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
-            _ => return Err(line.error(path, "expected `tokens` (a list of strings) or `text`")),
-        };
-        if tokens.is_empty() {
-            return Err(line.error(path, "no token"));
-        }
-        sentences.push(tokens);
+/// The words of a prediction line: `{"tokens": [...]}`, or `{"text"}` split on whitespace.
+fn words_of(line: &JsonLine, path: &Path) -> Result<Vec<String>> {
+    let tokens: Vec<String> = match (line.value.get("tokens"), line.text("text")) {
+        (Some(Value::Array(items)), _) => items
+            .iter()
+            .map(|t| t.as_str().map(str::to_string))
+            .collect::<Option<_>>()
+            .ok_or_else(|| line.error(path, "`tokens` must hold strings"))?,
+        (None, Some(text)) => text.split_whitespace().map(str::to_string).collect(),
+        _ => return Err(line.error(path, "expected `tokens` (a list of strings) or `text`")),
+    };
+    if tokens.is_empty() {
+        return Err(line.error(path, "no token"));
     }
-    Ok(sentences)
+    Ok(tokens)
 }
 
-/// Pre-tokenized sentences: `input_ids` with `word_ids` (and optional `attention_mask`,
-/// `token_type_ids`), and each sentence's word-level `tags` (`None` where a line has none).
-fn read_ids(path: &Path) -> Result<Vec<(Encoded, Option<Vec<String>>)>> {
-    let mut rows = Vec::new();
-    for line in read_json_lines(path)? {
-        let ids = line.token_ids(path)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
-        let encoded = ids.unpadded(path, line.line)?;
-        if encoded.word_ids.iter().all(Option::is_none) {
-            return Err(line.error(path, "tagging needs `word_ids` beside `input_ids`"));
-        }
-        let tags = match line.value.get("tags") {
-            Some(Value::Array(items)) => Some(
-                items
-                    .iter()
-                    .map(|t| t.as_str().map(str::to_string))
-                    .collect::<Option<Vec<_>>>()
-                    .ok_or_else(|| line.error(path, "`tags` must hold strings"))?,
-            ),
-            _ => None,
-        };
-        rows.push((encoded, tags));
+/// A pre-tokenized sentence: `input_ids` with `word_ids` (and optional `attention_mask`,
+/// `token_type_ids`) checked against the model's limits, and its word-level `tags` (`None`
+/// when the line has none; otherwise one per word at least).
+fn ids_of(
+    line: &JsonLine,
+    path: &Path,
+    limits: Option<&InputLimits>,
+) -> Result<(Encoded, Option<Vec<String>>)> {
+    let ids =
+        line.token_ids(path, limits)?.ok_or_else(|| line.error(path, "expected `input_ids`"))?;
+    let encoded = ids.unpadded(path, line.line)?;
+    check_row(limits, &encoded, path, line.line)?;
+    if encoded.word_ids.iter().all(Option::is_none) {
+        return Err(line.error(path, "tagging needs `word_ids` beside `input_ids`"));
     }
-    Ok(rows)
+    let tags = match line.value.get("tags") {
+        Some(Value::Array(items)) => Some(
+            items
+                .iter()
+                .map(|t| t.as_str().map(str::to_string))
+                .collect::<Option<Vec<_>>>()
+                .ok_or_else(|| line.error(path, "`tags` must hold strings"))?,
+        ),
+        _ => None,
+    };
+    let words = word_count(&encoded);
+    if let Some(tags) = &tags
+        && tags.len() < words
+    {
+        let reason = format!("{} `tags` for the {words} words of `word_ids`", tags.len());
+        return Err(line.error(path, reason));
+    }
+    Ok((encoded, tags))
 }
 
 /// Number of words of a pre-tokenized sentence: one past its largest word index.
@@ -293,26 +299,31 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         role: SplitRole,
         limit: Option<usize>,
     ) -> Result<Vec<TaggedRow>> {
-        let sentences: Vec<(Option<Encoded>, Vec<String>, Vec<String>)> =
-            match is_pretokenized(path) {
-                true => read_ids(path)?
-                    .into_iter()
-                    .enumerate()
-                    .map(|(index, (encoded, tags))| {
-                        let tags =
-                            tags.ok_or_else(|| NlpError::example(path, index + 1, "no `tags`"))?;
-                        Ok((Some(encoded), Vec::new(), tags))
-                    })
-                    .collect::<Result<_>>()?,
-                false => {
-                    read_conll(path, 1)?.into_iter().map(|s| (None, s.tokens, s.tags)).collect()
-                }
-            };
+        let limits = task.folder.limits();
+        let take = limit.unwrap_or(usize::MAX);
+        // Each sentence's line, tokens and tags, tokenized as the file is streamed.
+        let mut sentences: Vec<(usize, Encoded, Vec<String>)> = Vec::new();
+        if is_pretokenized(path) {
+            for (index, line) in json_lines(path, limits)?.take(take).enumerate() {
+                let line = line?;
+                let (encoded, tags) = ids_of(&line, path, limits)?;
+                let tags = tags.ok_or_else(|| NlpError::example(path, index + 1, "no `tags`"))?;
+                sentences.push((line.line, encoded, tags));
+            }
+        } else {
+            let tokenizer = task.folder.tokenizer(path)?;
+            for sentence in conll_sentences(path, 1)?.take(take) {
+                let (line, sentence) = sentence?;
+                let encoded = tokenizer.encode_words(&sentence.tokens)?;
+                check_row(limits, &encoded, path, line)?;
+                sentences.push((line, encoded, sentence.tags));
+            }
+        }
         if role == SplitRole::Train {
             task.labels = LabelSet::new(sentences.iter().flat_map(|s| s.2.iter().cloned()));
         }
         let mut rows = Vec::with_capacity(sentences.len());
-        for (index, (encoded, words, tags)) in sentences.into_iter().enumerate() {
+        for (index, (_, encoded, tags)) in sentences.into_iter().enumerate() {
             let tags = tags
                 .iter()
                 .map(|t| {
@@ -322,10 +333,6 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
                     })
                 })
                 .collect::<Result<Vec<usize>>>()?;
-            let encoded = match encoded {
-                Some(encoded) => encoded,
-                None => task.folder.tokenizer(path)?.encode_words(&words)?,
-            };
             let row = TaggedRow::new(encoded, tags);
             if row.first_subword.is_empty() {
                 let reason = "no word survives truncation to max_length";
@@ -333,7 +340,6 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
             }
             rows.push(row);
         }
-        rows.truncate(limit.unwrap_or(usize::MAX));
         Ok(rows)
     }
 
@@ -376,57 +382,71 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         batch_size: usize,
     ) -> Result<Vec<Value>> {
         let outside = task.labels.index_of("O").unwrap_or(0);
-        // Each sentence's words (none for pre-tokenized lines) and word count.
-        let (sentences, encoded): (Vec<(Vec<String>, usize)>, Vec<Encoded>) =
-            match is_pretokenized(input) {
-                true => read_ids(input)?
-                    .into_iter()
-                    .map(|(e, _)| ((Vec::new(), word_count(&e)), e))
-                    .unzip(),
-                false => {
-                    let tokenizer = task.folder.tokenizer(input)?;
-                    let mut out = (Vec::new(), Vec::new());
-                    for tokens in read_words(input)? {
-                        out.1.push(tokenizer.encode_words(&tokens)?);
-                        let n = tokens.len();
-                        out.0.push((tokens, n));
+        let limits = task.folder.limits();
+        let tokenizer = match is_pretokenized(input) {
+            true => None,
+            false => Some(task.folder.tokenizer(input)?),
+        };
+        let mut input_lines = json_lines(input, limits)?;
+        let mut lines = Vec::new();
+        // Batch by batch as the file is read: a batch of sentences is held at a time.
+        loop {
+            // Each sentence's words (none for pre-tokenized lines), word count and tokens.
+            let mut sentences: Vec<(Vec<String>, usize)> = Vec::new();
+            let mut rows: Vec<TaggedRow> = Vec::new();
+            for line in input_lines.by_ref().take(batch_size.max(1)) {
+                let line = line?;
+                let (words, encoded) = match tokenizer {
+                    None => (Vec::new(), ids_of(&line, input, limits)?.0),
+                    Some(tokenizer) => {
+                        let words = words_of(&line, input)?;
+                        let encoded = tokenizer.encode_words(&words)?;
+                        check_row(limits, &encoded, input, line.line)?;
+                        (words, encoded)
                     }
-                    out
-                }
-            };
-        let rows: Vec<TaggedRow> = encoded
-            .into_iter()
-            .zip(&sentences)
-            .map(|(e, (_, n))| TaggedRow::new(e, vec![outside; *n]))
-            .collect();
-        let items: Vec<usize> = (0..rows.len()).collect();
-        let batches = TaggingBatch::chunk(&rows, &items, batch_size, task.folder.pad_id());
-        let mut lines = Vec::with_capacity(rows.len());
-        let mut sentence = 0;
-        for batch in &batches {
-            let (emissions, mask) = model.emissions(batch);
-            let [_, words, classes] = emissions.dims();
-            let scores = emissions
-                .clone()
-                .into_data()
-                .convert::<f32>()
-                .into_vec::<f32>()
-                .unwrap_or_default();
-            let decoded = model.head.decode(emissions, mask, &batch.lengths);
-            for (row, (mut tags, &length)) in decoded.into_iter().zip(&batch.lengths).enumerate() {
-                let (tokens, words_in_sentence) = &sentences[sentence];
-                tags.resize(*words_in_sentence, outside);
-                let logits: Vec<&[f32]> = (0..length)
-                    .map(|w| &scores[(row * words + w) * classes..(row * words + w + 1) * classes])
-                    .collect();
-                let tags: Vec<&str> =
-                    tags.iter().map(|&t| task.labels.name(t).unwrap_or("O")).collect();
-                let line = match tokens.is_empty() {
-                    true => json!({"tags": tags, "logits": logits}),
-                    false => json!({"tokens": tokens, "tags": tags, "logits": logits}),
                 };
-                lines.push(line);
-                sentence += 1;
+                let n = match words.is_empty() {
+                    true => word_count(&encoded),
+                    false => words.len(),
+                };
+                rows.push(TaggedRow::new(encoded, vec![outside; n]));
+                sentences.push((words, n));
+            }
+            if rows.is_empty() {
+                break;
+            }
+            let items: Vec<usize> = (0..rows.len()).collect();
+            let batches = TaggingBatch::chunk(&rows, &items, rows.len(), task.folder.pad_id());
+            let mut sentence = 0;
+            for batch in &batches {
+                let (emissions, mask) = model.emissions(batch);
+                let [_, words, classes] = emissions.dims();
+                let scores = emissions
+                    .clone()
+                    .into_data()
+                    .convert::<f32>()
+                    .into_vec::<f32>()
+                    .unwrap_or_default();
+                let decoded = model.head.decode(emissions, mask, &batch.lengths);
+                for (row, (mut tags, &length)) in
+                    decoded.into_iter().zip(&batch.lengths).enumerate()
+                {
+                    let (tokens, words_in_sentence) = &sentences[sentence];
+                    tags.resize(*words_in_sentence, outside);
+                    let logits: Vec<&[f32]> = (0..length)
+                        .map(|w| {
+                            &scores[(row * words + w) * classes..(row * words + w + 1) * classes]
+                        })
+                        .collect();
+                    let tags: Vec<&str> =
+                        tags.iter().map(|&t| task.labels.name(t).unwrap_or("O")).collect();
+                    let line = match tokens.is_empty() {
+                        true => json!({"tags": tags, "logits": logits}),
+                        false => json!({"tokens": tokens, "tags": tags, "logits": logits}),
+                    };
+                    lines.push(line);
+                    sentence += 1;
+                }
             }
         }
         Ok(lines)

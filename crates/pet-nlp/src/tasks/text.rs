@@ -12,6 +12,7 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::TensorData;
 use burn::tensor::backend::{AutodiffBackend, Backend};
+use pet_core::InputLimits;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::PeftAdapter;
 use pet_core::peft::PeftType;
@@ -40,6 +41,9 @@ pub struct TextFolder {
     /// What loading the encoder read besides it: `config.json`'s labels and the task layers of
     /// a task checkpoint (the encoder's own weights are dropped).
     loaded: Option<EncoderFolder>,
+    /// What the model's inputs may hold, once the task knows its model
+    /// ([`Task::limit_inputs`]); every row read is checked against them.
+    limits: Option<InputLimits>,
 }
 
 /// `max_length` when a job names none.
@@ -58,7 +62,7 @@ impl TextFolder {
             true => Some(TextTokenizer::from_file(&path, max_length)?),
             false => None,
         };
-        Ok(Self { dir: dir.to_path_buf(), tokenizer, loaded: None })
+        Ok(Self { dir: dir.to_path_buf(), tokenizer, loaded: None, limits: None })
     }
 
     /// The tokenizer, to read the text of `input`.
@@ -82,6 +86,22 @@ impl TextFolder {
             None => None,
         };
         Ok(Self { tokenizer, ..self })
+    }
+
+    /// What the model's inputs may hold, when the task knows its model.
+    pub fn limits(&self) -> Option<&InputLimits> {
+        self.limits.as_ref()
+    }
+
+    /// Checks `max_length` against `limits` and keeps them: rows read from now on are checked
+    /// against them.
+    ///
+    /// # Errors
+    /// [`pet_core::PetError::InvalidConfig`] for a `max_length` of 0 or past the positions.
+    pub fn set_limits(&mut self, limits: InputLimits, max_length: usize) -> Result<()> {
+        limits.check_max_length(max_length)?;
+        self.limits = Some(limits);
+        Ok(())
     }
 
     /// The padding id: the tokenizer's, 0 without a tokenizer (padding is masked).
@@ -312,6 +332,10 @@ where
 
     fn num_labels(&self) -> usize {
         self.labels.len()
+    }
+
+    fn limit_inputs(&mut self, limits: InputLimits) -> Result<()> {
+        self.folder.set_limits(limits, self.options.max_length())
     }
 
     fn read_split(
