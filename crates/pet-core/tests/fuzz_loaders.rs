@@ -130,8 +130,55 @@ fn check_safetensors(bytes: &[u8]) {
     }
 }
 
+/// A valid file of tensors of every dtype pet reads, with metadata, as bytes.
+fn valid_safetensors() -> Vec<u8> {
+    use safetensors::{Dtype, tensor::TensorView};
+    let f32s: Vec<u8> =
+        [1.0f32, -2.0, 0.5, 3.0, 4.0, 5.0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let halves: Vec<u8> =
+        [0x3c00u16, 0xc000, 0x3555, 0x0001].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let f64s: Vec<u8> = [0.25f64, -1e10].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let i32s: Vec<u8> = [7i32, -3, 0].iter().flat_map(|v| v.to_le_bytes()).collect();
+    let views = vec![
+        ("a.weight", TensorView::new(Dtype::F32, vec![2, 3], &f32s)),
+        ("b.f16", TensorView::new(Dtype::F16, vec![4], &halves)),
+        ("c.bf16", TensorView::new(Dtype::BF16, vec![2, 2], &halves)),
+        ("d.f64", TensorView::new(Dtype::F64, vec![2], &f64s)),
+        ("e.ids", TensorView::new(Dtype::I32, vec![3], &i32s)),
+    ];
+    let views: Vec<(&str, TensorView<'_>)> =
+        views.into_iter().map(|(k, v)| (k, v.expect("view"))).collect();
+    let metadata = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    safetensors::serialize(views, Some(metadata)).expect("serialize")
+}
+
+thread_local! {
+    static VALID: Vec<u8> = valid_safetensors();
+}
+
+/// The valid file with a few bytes replaced and maybe cut short.
+fn mutated_safetensors() -> impl Strategy<Value = Vec<u8>> {
+    let edits = prop::collection::vec((any::<prop::sample::Index>(), any::<u8>()), 1..6);
+    (edits, prop::option::of(any::<prop::sample::Index>())).prop_map(|(edits, cut)| {
+        let mut bytes = VALID.with(Clone::clone);
+        for (at, byte) in edits {
+            let n = bytes.len();
+            bytes[at.index(n)] = byte;
+        }
+        if let Some(cut) = cut {
+            bytes.truncate(cut.index(bytes.len()));
+        }
+        bytes
+    })
+}
+
 proptest! {
     #![proptest_config(config())]
+
+    #[test]
+    fn safetensors_mutated_files_never_panic(bytes in mutated_safetensors()) {
+        check_safetensors(&bytes);
+    }
 
     #[test]
     fn safetensors_arbitrary_bytes_never_panic(bytes in prop::collection::vec(any::<u8>(), 0..256)) {
