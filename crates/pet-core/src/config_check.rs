@@ -176,10 +176,7 @@ mod tests {
     use super::*;
 
     fn field_of(result: Result<()>) -> String {
-        match result {
-            Err(PetError::InvalidConfig { field, .. }) => field,
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
+        crate::testing::invalid_config(result).0
     }
 
     #[test]

@@ -207,7 +207,10 @@ fn checkpoint_file() -> TensorFile {
         method,
         identity,
     );
-    let dir = std::env::temp_dir().join(format!("pet-fuzz-ckpt-{}", std::process::id()));
+    // One folder per thread: every thread that runs a checkpoint target builds its own file.
+    let thread = format!("{:?}", std::thread::current().id())
+        .replace(|c: char| !c.is_ascii_alphanumeric(), "");
+    let dir = std::env::temp_dir().join(format!("pet-fuzz-ckpt-{}-{thread}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("dir");
     let path = dir.join("delta.safetensors");
     checkpoint.save(&path).expect("save");

@@ -5,6 +5,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
@@ -111,9 +112,13 @@ fn compare<const D: usize>(key: &str, ours: &TensorData, theirs: &TensorData) ->
 }
 
 /// A copy of the `config.json` and `model.safetensors` of a case in a fresh temporary folder
-/// (named after `family` and `to`), for tests that edit them.
+/// (named after `family` and `to`, and unique per call, so tests on parallel threads that edit
+/// their copies never share one).
 pub fn copy_case(family: &str, name: &str, to: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("pet-nlp-{family}-{to}-{}", std::process::id()));
+    static COPIES: AtomicUsize = AtomicUsize::new(0);
+    let copy = COPIES.fetch_add(1, Ordering::Relaxed);
+    let process = std::process::id();
+    let dir = std::env::temp_dir().join(format!("pet-nlp-{family}-{to}-{process}-{copy}"));
     std::fs::create_dir_all(&dir).expect("temp dir");
     for file in ["config.json", "model.safetensors"] {
         std::fs::copy(case(family, name).join(file), dir.join(file)).expect("copy");

@@ -26,7 +26,7 @@ fn config() -> Config {
     Config { failure_persistence: None, ..Config::default() }
 }
 
-/// A fixture model folder copied once per target: its config text, its weights' header, and a
+/// A fixture model folder copied once per target and thread: its config text, its weights' header, and a
 /// folder whose `config.json` each case may overwrite.
 struct Case {
     config: Value,

@@ -352,15 +352,11 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::PetError;
     use crate::blocks::hf_keys::{BertKeys, to_state};
     use crate::testing::TestInner as B;
 
     fn field_of(result: Result<()>) -> String {
-        match result {
-            Err(PetError::InvalidConfig { field, .. }) => field,
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
+        crate::testing::invalid_config(result).0
     }
 
     #[test]

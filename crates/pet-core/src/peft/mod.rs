@@ -265,6 +265,16 @@ impl PeftAdapter {
         }
     }
 
+    /// The integer field `key`, which must equal the backbone's `expected` size.
+    fn backbone_field(&self, key: &str, expected: usize) -> Result<usize> {
+        match self.usize_field(key)? {
+            found if found != expected => {
+                Err(self.config_error(key, format!("is {found}, but the backbone has {expected}")))
+            }
+            found => Ok(found),
+        }
+    }
+
     /// Checks that the tensor `key` of the weights file has `expected` dimensions, each given
     /// with the config field it comes from (`None` for the backbone's sizes), before anything
     /// of the config's sizes is allocated.
@@ -433,12 +443,7 @@ impl PeftAdapter {
             ("num_layers", shape.encoder_layers),
             ("num_attention_heads", shape.num_heads),
         ] {
-            let found = self.usize_field(key)?;
-            if found != expected {
-                return Err(
-                    self.config_error(key, format!("is {found}, but the backbone has {expected}"))
-                );
-            }
+            self.backbone_field(key, expected)?;
         }
         let data = self.weight(PROMPT_KEY)?;
         let width = shape.encoder_layers * 2 * shape.hidden_size;
@@ -462,13 +467,7 @@ impl PeftAdapter {
     ) -> Result<SoftPrompt<B>> {
         self.expect_type(PeftType::PromptTuning)?;
         let n = self.size_field("num_virtual_tokens")?;
-        let dim = self.usize_field("token_dim")?;
-        if dim != shape.hidden_size {
-            return Err(self.config_error(
-                "token_dim",
-                format!("is {dim}, but the backbone has {}", shape.hidden_size),
-            ));
-        }
+        let dim = self.backbone_field("token_dim", shape.hidden_size)?;
         let data = self.weight(PROMPT_KEY)?;
         self.check_dims(
             PROMPT_KEY,
@@ -649,13 +648,9 @@ mod tests {
     }
 
     fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
-        match result {
-            Err(PetError::InvalidConfig { field, reason }) => {
-                assert!(field.contains(CONFIG_FILE), "the config file is named: {field}");
-                format!("{}|{reason}", field.rsplit(": ").next().unwrap_or_default())
-            }
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
+        let (field, reason) = crate::testing::invalid_config(result);
+        assert!(field.contains(CONFIG_FILE), "the config file is named: {field}");
+        format!("{}|{reason}", field.rsplit(": ").next().unwrap_or_default())
     }
 
     #[test]

@@ -310,13 +310,9 @@ mod tests {
     }
 
     fn field_of<T: std::fmt::Debug>(result: Result<T>) -> String {
-        match result {
-            Err(PetError::InvalidConfig { field, reason }) => {
-                assert!(reason.contains(".safetensors"), "the file is named: {reason}");
-                field
-            }
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
+        let (field, reason) = crate::testing::invalid_config(result);
+        assert!(reason.contains(".safetensors"), "the file is named: {reason}");
+        field
     }
 
     #[test]

@@ -18,6 +18,15 @@ pub fn serial() -> std::sync::MutexGuard<'static, ()> {
     BACKEND_RNG.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
+/// The field and reason of a [`crate::PetError::InvalidConfig`]; panics on anything else, so a
+/// test can assert which field a check names.
+pub fn invalid_config<T: std::fmt::Debug>(result: crate::Result<T>) -> (String, String) {
+    match result {
+        Err(crate::PetError::InvalidConfig { field, reason }) => (field, reason),
+        other => panic!("expected an invalid config, got {other:?}"),
+    }
+}
+
 /// The backend of unit and conformance tests: CPU with autodiff.
 pub type TestBackend = burn::backend::Autodiff<burn::backend::Flex>;
 

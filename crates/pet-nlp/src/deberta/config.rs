@@ -540,10 +540,7 @@ mod tests {
     }
 
     fn field_of(result: pet_core::Result<()>) -> String {
-        match result {
-            Err(pet_core::PetError::InvalidConfig { field, .. }) => field,
-            other => panic!("expected an invalid config, got {other:?}"),
-        }
+        pet_core::testing::invalid_config(result).0
     }
 
     fn hf_shapes(config: &DebertaV2Config) -> BTreeMap<String, Vec<usize>> {
