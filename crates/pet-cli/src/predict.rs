@@ -14,15 +14,15 @@
 //! text does, and without one the error names the folder and the input file.
 
 use std::collections::BTreeMap;
-use std::io::Write;
 use std::path::PathBuf;
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use burn::tensor::backend::AutodiffBackend;
 use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
-use pet_tasks::run::{Infer, Inference, Inferred, infer};
-use serde_json::Value;
+use pet_core::task::JsonLinesFile;
+use pet_tasks::run::Inference::{Predict, Score};
+use pet_tasks::run::{Infer, Inferred, infer};
 
 use crate::device::BackendJob;
 use crate::train::resolve_folder;
@@ -61,39 +61,26 @@ impl BackendJob for PredictJob {
     fn run<B: AutodiffBackend>(self, device: B::Device, _backend: &str) -> Result<PredictOutcome> {
         let model_dir = resolve_folder(&self.model)?;
         let inputs = [model_dir.as_path(), self.delta.as_path(), self.input.as_path()];
-        let output = match &self.output {
-            Some(path) => Some(Output::checked(path, OutputKind::File, self.overwrite, &inputs)?),
-            None => None,
+        let request = |inference| Infer { inference, precision: self.precision, batch_size: BATCH };
+        let Some(path) = &self.output else {
+            return match infer::<B>(&model_dir, &self.delta, &device, request(Score(&self.input)))?
+            {
+                Inferred::Metrics(metrics) => Ok(PredictOutcome::Scored(metrics)),
+                Inferred::Predictions(_) => anyhow::bail!("scoring gave predictions"),
+            };
         };
-        let inference = match &output {
-            Some(_) => Inference::Predict(&self.input),
-            None => Inference::Score(&self.input),
+        // Each line is written as its batch is run, to a staged sibling renamed into place once
+        // every line is written (removed if anything fails).
+        let output = Output::checked(path, OutputKind::File, self.overwrite, &inputs)?;
+        let staged = output.stage()?;
+        let mut lines = JsonLinesFile::create(staged.path())?;
+        let predict = Predict { input: &self.input, to: &mut lines };
+        let written = match infer::<B>(&model_dir, &self.delta, &device, request(predict))? {
+            Inferred::Predictions(written) => written,
+            Inferred::Metrics(_) => anyhow::bail!("predicting gave metrics"),
         };
-        let request = Infer { inference, precision: self.precision, batch_size: BATCH };
-        match (infer::<B>(&model_dir, &self.delta, &device, request)?, &output) {
-            (Inferred::Predictions(lines), Some(output)) => {
-                let n = lines.len();
-                write_lines(output, lines.into_iter())?;
-                Ok(PredictOutcome::Written(n))
-            }
-            (Inferred::Metrics(metrics), _) => Ok(PredictOutcome::Scored(metrics)),
-            (Inferred::Predictions(_), None) => anyhow::bail!("predictions without an output file"),
-        }
+        lines.finish()?;
+        staged.commit()?;
+        Ok(PredictOutcome::Written(written))
     }
-}
-
-/// Writes one JSON value per line, through a temporary sibling renamed into place (removed if
-/// anything fails).
-fn write_lines(output: &Output, lines: impl Iterator<Item = Value>) -> Result<()> {
-    let staged = output.stage()?;
-    let tmp = staged.path();
-    let mut out = std::io::BufWriter::new(
-        std::fs::File::create(tmp).with_context(|| format!("creating {}", tmp.display()))?,
-    );
-    for line in lines {
-        writeln!(out, "{line}").with_context(|| format!("writing {}", tmp.display()))?;
-    }
-    out.flush().with_context(|| format!("writing {}", tmp.display()))?;
-    drop(out);
-    Ok(staged.commit()?)
 }

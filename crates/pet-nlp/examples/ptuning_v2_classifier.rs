@@ -78,7 +78,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // The checkpoint holds the delta and the head; the folder provides the frozen backbone.
     let delta = plan.output.join("delta.safetensors");
     let restored = restore_task::<B, Classification>(&folder, &delta, &device)?;
-    let lines = Task::<B>::predict(&restored.task, &restored.model, &dev, 8)?;
+    // Predictions go to any `Predictions` receiver as each batch is run; a vector keeps them.
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    Task::<B>::predict(&restored.task, &restored.model, &dev, 8, &mut lines)?;
     for line in lines.iter().take(3) {
         println!("{line}");
     }

@@ -21,7 +21,8 @@
 //! let summary = train_task::<B, Classification>(&plan, options, &device, |_| {})?;
 //! let delta = Path::new("runs/x/delta.safetensors");
 //! let restored = restore_task::<B, Classification>(&folder, delta, &device)?;
-//! let lines = restored.task.predict(&restored.model, Path::new("rows.jsonl"), 32)?;
+//! let mut lines: Vec<serde_json::Value> = Vec::new();
+//! restored.task.predict(&restored.model, Path::new("rows.jsonl"), 32, &mut lines)?;
 //! ```
 //!
 //! Lower down, [`load_encoder`] gives the backbone to run with any pet-core delta:

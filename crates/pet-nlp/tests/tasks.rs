@@ -1,22 +1,25 @@
 //! The task layer as a library, without the command line: [`Classification`] trained by
 //! pet-core's `train_task` on the tiny BERT folder, restored from its checkpoint alone by
-//! `restore_task`, and scored through the `Task` trait gives the test metrics training reported.
+//! `restore_task`, and scored through the `Task` trait gives the test metrics training reported;
+//! its predictions reach their receiver batch by batch as the input is read.
 
+use pet_core::PetError;
 use pet_core::delta::set::DeltaSpec;
 use pet_core::task::restore::restore_task;
 use pet_core::task::train::{TrainPlan, train_task};
-use pet_core::task::{SplitRole, Task};
+use pet_core::task::{Predictions, SplitRole, Task};
 use pet_core::testing::{TempDir, TestBackend, serial};
 use pet_core::train::TrainConfig;
 use pet_nlp::tasks::Classification;
 use pet_nlp::tasks::classification::ClassificationOptions;
+use serde_json::Value;
 
 use crate::fixtures::case;
 
 type Ad = TestBackend;
 
 #[test]
-fn a_task_trains_restores_and_scores_without_the_command_line() {
+fn a_task_trains_restores_scores_and_predicts_without_the_command_line() {
     let _serial = serial();
     let dir = TempDir::new("task-library");
     let d = dir.path();
@@ -65,6 +68,35 @@ fn a_task_trains_restores_and_scores_without_the_command_line() {
     let batches = Task::<Ad>::batches(&task, &split, &items, 4);
     let metrics = Task::<Ad>::evaluate(&task, &restored.model, &split, &batches).metrics;
     assert_eq!(metrics, test);
+
+    let mut lines: Vec<Value> = Vec::new();
+    let pushed =
+        Task::<Ad>::predict(&task, &restored.model, &data, 4, &mut lines).expect("predict");
+    assert_eq!((pushed, lines.len()), (12, 12));
+    assert!(lines.iter().all(|l| l["label"] == "cat" || l["label"] == "dog"), "{lines:?}");
+
+    // Predictions go out as each batch is run: a receiver that refuses the first one stops
+    // predicting before the broken line after the first batch is read.
+    let broken = d.join("broken.jsonl");
+    let first_batch = "{\"text\": \"the cat sat\"}\n".repeat(4);
+    std::fs::write(&broken, format!("{first_batch}{{broken\n")).expect("input");
+    let err = Task::<Ad>::predict(&task, &restored.model, &broken, 4, &mut Refusing)
+        .expect_err("the receiver refuses");
+    assert!(err.to_string().contains("the receiver refuses"), "{err}");
+    let mut kept: Vec<Value> = Vec::new();
+    let err = Task::<Ad>::predict(&task, &restored.model, &broken, 4, &mut kept)
+        .expect_err("a broken line");
+    assert!(err.to_string().contains("broken.jsonl:5"), "{err}");
+    assert_eq!(kept.len(), 4, "the first batch was pushed before the broken line was read");
+}
+
+/// A receiver that takes no prediction.
+struct Refusing;
+
+impl Predictions for Refusing {
+    fn push(&mut self, _prediction: Value) -> Result<(), PetError> {
+        Err(PetError::config("output", "the receiver refuses"))
+    }
 }
 
 #[test]

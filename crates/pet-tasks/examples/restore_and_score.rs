@@ -57,9 +57,10 @@ fn main() -> Result<(), TaskError> {
     if let Inferred::Metrics(metrics) = run(Inference::Score(&conll))? {
         println!("restored and scored: {metrics:?}");
     }
-    if let Inferred::Predictions(lines) = run(Inference::Predict(&words))? {
-        println!("first prediction: {}", lines.first().cloned().unwrap_or_default());
-    }
+    // Predictions are pushed to a receiver as each batch is run; a vector keeps them.
+    let mut lines: Vec<serde_json::Value> = Vec::new();
+    run(Inference::Predict { input: &words, to: &mut lines })?;
+    println!("first prediction: {}", lines.first().cloned().unwrap_or_default());
     std::fs::remove_dir_all(&work).map_err(io)?;
     Ok(())
 }

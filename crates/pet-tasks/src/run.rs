@@ -12,8 +12,7 @@ use pet_core::output::{Output, OutputKind};
 use pet_core::precision::Precision;
 use pet_core::task::restore::{Restored, TaskName, method_field, restore_task, task_of};
 use pet_core::task::train::{RunSummary, TrainPlan, TrainStart, train_task};
-use pet_core::task::{SplitRole, Task, read_nonempty_split};
-use serde_json::Value;
+use pet_core::task::{Predictions, SplitRole, Task, read_nonempty_split};
 
 use crate::error::TaskError;
 use crate::job::Job;
@@ -113,10 +112,15 @@ pub fn restore<B: AutodiffBackend, V: ModelVisitor<B>>(
 
 /// What [`Infer`] does with a restored model. An input file with no example is refused
 /// ([`PetError::EmptyData`]) rather than scored 0 or predicted as nothing.
-#[derive(Clone, Copy, Debug)]
 pub enum Inference<'a> {
-    /// One JSON value per prediction for the input file.
-    Predict(&'a Path),
+    /// One JSON value per prediction for the input file at `input`, pushed to `to` as each
+    /// batch is run (a batch of rows and predictions is held at a time).
+    Predict {
+        /// The input file.
+        input: &'a Path,
+        /// Where the predictions go: a `Vec<Value>` keeps them, `pet predict` writes them.
+        to: &'a mut dyn Predictions,
+    },
     /// The metrics of a labelled file.
     Score(&'a Path),
 }
@@ -124,14 +128,13 @@ pub enum Inference<'a> {
 /// What [`Infer`] returns.
 #[derive(Clone, Debug, PartialEq)]
 pub enum Inferred {
-    /// Prediction lines.
-    Predictions(Vec<Value>),
+    /// How many predictions were pushed.
+    Predictions(usize),
     /// Metrics.
     Metrics(BTreeMap<String, f64>),
 }
 
 /// Prediction or scoring of a restored model: what `pet predict` and `pet eval` run.
-#[derive(Clone, Copy, Debug)]
 pub struct Infer<'a> {
     /// What to do.
     pub inference: Inference<'a>,
@@ -148,14 +151,14 @@ impl<B: AutodiffBackend> ModelVisitor<B> for Infer<'_> {
         let Restored { mut task, model } = restored;
         let model = T::with_precision(model, self.precision);
         match self.inference {
-            Inference::Predict(input) => {
-                let lines =
-                    task.predict(&model, input, self.batch_size).map_err(TaskError::task)?;
-                if lines.is_empty() {
+            Inference::Predict { input, to } => {
+                let pushed =
+                    task.predict(&model, input, self.batch_size, to).map_err(TaskError::task)?;
+                if pushed == 0 {
                     let reason = "the file holds no example".to_string();
                     return Err(PetError::EmptyData { path: input.to_path_buf(), reason }.into());
                 }
-                Ok(Inferred::Predictions(lines))
+                Ok(Inferred::Predictions(pushed))
             }
             Inference::Score(input) => {
                 let split = read_nonempty_split(&mut task, input, SplitRole::Eval, None)

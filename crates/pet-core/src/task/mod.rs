@@ -13,6 +13,7 @@
 //! model are the task's associated types.
 
 pub mod export;
+pub mod predictions;
 pub mod restore;
 pub mod train;
 
@@ -34,6 +35,8 @@ use crate::limits::InputLimits;
 use crate::peft::PeftAdapter;
 use crate::precision::Precision;
 use crate::train::{Evaluation, TrainTask};
+
+pub use predictions::{JsonLinesFile, Predictions};
 
 /// What a split is read for.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -168,16 +171,18 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
     ) -> Evaluation;
 
     /// One JSON value per prediction for the input file at `input` (the task's prediction
-    /// format, which may differ from its training files), run in batches of `batch_size`.
+    /// format, which may differ from its training files), run in batches of `batch_size` and
+    /// pushed to `out` batch by batch as the file is read; returns how many were pushed.
     ///
     /// # Errors
-    /// When the input cannot be read or prepared.
+    /// When the input cannot be read or prepared, or `out` refuses a prediction.
     fn predict(
         &self,
         model: &InferenceModel<B, Self>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>, Self::Error>;
+        out: &mut dyn Predictions,
+    ) -> Result<usize, Self::Error>;
 
     /// The task and its model from a PEFT adapter of [`TaskKind::PEFT_TASK_TYPE`]: `self` was
     /// made with default options and loaded `backbone`, `delta` holds the adapter's deltas, and

@@ -17,7 +17,7 @@ use burn::nn::loss::CrossEntropyLossConfig;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::metrics::classification::{accuracy, macro_f1, matthews_corrcoef};
-use pet_core::task::SplitRole;
+use pet_core::task::{Predictions, SplitRole};
 use pet_core::train::{Evaluation, TrainTask};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
@@ -274,11 +274,13 @@ impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
         model: &SequenceClassifier<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>> {
-        // Batch by batch as the file is read: a batch of rows is held at a time.
+        out: &mut dyn Predictions,
+    ) -> Result<usize> {
+        // Batch by batch as the file is read: a batch of rows and its predictions are held at
+        // a time.
         let mut rows = rows(task, input)?;
         let label = |class: usize| task.labels.name(class).unwrap_or("");
-        let mut lines = Vec::new();
+        let mut pushed = 0;
         loop {
             let chunk: Vec<(Encoded, usize)> = rows
                 .by_ref()
@@ -292,14 +294,12 @@ impl<B: AutodiffBackend> TextKindOn<B> for ClassificationKind {
             let batches =
                 ClassificationBatch::chunk(&chunk, &items, chunk.len(), task.folder.pad_id());
             let (predicted, logits) = model.predict(&batches);
-            lines.extend(
-                predicted
-                    .iter()
-                    .zip(&logits)
-                    .map(|(&class, row)| json!({"logits": row, "label": label(class)})),
-            );
+            for (&class, row) in predicted.iter().zip(&logits) {
+                out.push(json!({"logits": row, "label": label(class)}))?;
+                pushed += 1;
+            }
         }
-        Ok(lines)
+        Ok(pushed)
     }
 
     fn peft_head(

@@ -14,11 +14,11 @@ use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::metrics::squad;
 use pet_core::peft::{PeftAdapter, PeftType};
-use pet_core::task::SplitRole;
+use pet_core::task::{Predictions, SplitRole};
 use pet_core::train::{Evaluation, TrainTask};
 use pet_core::{Backbone, PetError};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
+use serde_json::json;
 
 use crate::backbone::NlpBackbone;
 use crate::batch::{PaddedBatch, check_row};
@@ -411,18 +411,20 @@ impl<B: AutodiffBackend> TextKindOn<B> for QaKind {
         model: &QuestionAnswerer<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>> {
+        out: &mut dyn Predictions,
+    ) -> Result<usize> {
+        // A SQuAD file is one JSON document, read whole; its answers are pushed as they come.
         let split = read_split(task, input, None)?;
         let items: Vec<usize> = (0..split.features.len()).collect();
         let batches = QaBatch::chunk(&split.features, &items, batch_size, task.folder.pad_id());
         let longest = task.options.max_answer_length;
         let answers = model.answers(&batches, &split.features, &split.examples, longest);
-        Ok(split
-            .examples
-            .iter()
-            .zip(&answers)
-            .map(|(e, a)| json!({"id": e.id, "answer": a}))
-            .collect())
+        let mut pushed = 0;
+        for (example, answer) in split.examples.iter().zip(&answers) {
+            out.push(json!({"id": example.id, "answer": answer}))?;
+            pushed += 1;
+        }
+        Ok(pushed)
     }
 
     fn peft_head(

@@ -15,7 +15,7 @@ use burn::module::AutodiffModule;
 use burn::tensor::backend::{AutodiffBackend, Backend};
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::metrics::span_scores;
-use pet_core::task::SplitRole;
+use pet_core::task::{Predictions, SplitRole};
 use pet_core::train::{Evaluation, TrainTask};
 use pet_core::{Backbone, InputLimits};
 use serde::{Deserialize, Serialize};
@@ -380,7 +380,8 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
         model: &SequenceTagger<B::InnerBackend>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>> {
+        out: &mut dyn Predictions,
+    ) -> Result<usize> {
         let outside = task.labels.index_of("O").unwrap_or(0);
         let limits = task.folder.limits();
         let tokenizer = match is_pretokenized(input) {
@@ -388,8 +389,9 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
             false => Some(task.folder.tokenizer(input)?),
         };
         let mut input_lines = json_lines(input, limits)?;
-        let mut lines = Vec::new();
-        // Batch by batch as the file is read: a batch of sentences is held at a time.
+        let mut pushed = 0;
+        // Batch by batch as the file is read: a batch of sentences and its predictions are held
+        // at a time.
         loop {
             // Each sentence's words (none for pre-tokenized lines), word count and tokens.
             let mut sentences: Vec<(Vec<String>, usize)> = Vec::new();
@@ -444,12 +446,13 @@ impl<B: AutodiffBackend> TextKindOn<B> for TaggingKind {
                         true => json!({"tags": tags, "logits": logits}),
                         false => json!({"tokens": tokens, "tags": tags, "logits": logits}),
                     };
-                    lines.push(line);
+                    out.push(line)?;
+                    pushed += 1;
                     sentence += 1;
                 }
             }
         }
-        Ok(lines)
+        Ok(pushed)
     }
 
     fn peft_head(

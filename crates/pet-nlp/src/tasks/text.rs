@@ -18,7 +18,9 @@ use pet_core::peft::PeftAdapter;
 use pet_core::peft::PeftType;
 use pet_core::precision::Precision;
 use pet_core::task::export::peft_adapter;
-use pet_core::task::{InferenceModel, SplitRole, Task, TaskKind, options_from_metadata};
+use pet_core::task::{
+    InferenceModel, Predictions, SplitRole, Task, TaskKind, options_from_metadata,
+};
 use pet_core::train::{Evaluation, TrainTask};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
@@ -250,16 +252,18 @@ pub trait TextKindOn<B: AutodiffBackend>: TextKind {
         batches: &[Self::Batch],
     ) -> Evaluation;
 
-    /// One JSON value per prediction for the input file at `input`.
+    /// One JSON value per prediction for the input file at `input`, pushed to `out` as each
+    /// batch is run; returns how many were pushed.
     ///
     /// # Errors
-    /// When the input cannot be read or tokenized.
+    /// When the input cannot be read or tokenized, or `out` refuses a prediction.
     fn predict(
         task: &TextTask<Self>,
         model: &TextInference<B, Self>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>>;
+        out: &mut dyn Predictions,
+    ) -> Result<usize>;
 
     /// The head of a PEFT adapter from `weights`, with the labels it predicts.
     ///
@@ -398,8 +402,9 @@ where
         model: &InferenceModel<B, Self>,
         input: &Path,
         batch_size: usize,
-    ) -> Result<Vec<Value>> {
-        K::predict(self, model, input, batch_size)
+        out: &mut dyn Predictions,
+    ) -> Result<usize> {
+        K::predict(self, model, input, batch_size, out)
     }
 
     fn restore_peft(
