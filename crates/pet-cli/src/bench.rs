@@ -96,6 +96,9 @@ pub struct Measurement {
     pub threads: usize,
     /// Precision of the backbone's linear layers.
     pub precision: Precision,
+    /// The level pet's CPU kernels ran at (`avx2`, `avx512`, `avx512-bf16`), or `none` where
+    /// Burn's operations ran (another backend, a CPU without AVX2, `PET_CPU_LEVEL=none`).
+    pub kernel_level: String,
     /// How far the logits moved from `f32`'s on the timed batch (not `f32` itself).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub logit_error: Option<LogitError>,
@@ -143,6 +146,15 @@ pub fn backend_threads() -> usize {
         .filter(|&n| n > 0)
         .or_else(|| std::thread::available_parallelism().ok().map(usize::from))
         .unwrap_or(1)
+}
+
+/// The level pet's kernels run at on backend `backend` (`"none"` off burn-flex, where Burn's
+/// operations run).
+fn kernel_level(backend: &str) -> String {
+    match (backend, pet_gemm::Level::selected()) {
+        ("flex", Some(level)) => level.name().to_string(),
+        _ => "none".to_string(),
+    }
 }
 
 /// Peak resident memory of this process in MiB, from `/proc/self/status` (`VmHWM`); 0 where the
@@ -273,6 +285,7 @@ impl BackendJob for BenchJob {
             device: name.to_string(),
             threads: backend_threads(),
             precision: args.precision,
+            kernel_level: kernel_level(name),
             logit_error,
         })
     }

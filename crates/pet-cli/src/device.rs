@@ -6,6 +6,7 @@ use std::str::FromStr;
 
 use anyhow::{Result, bail};
 use burn::tensor::backend::AutodiffBackend;
+use pet_core::precision::Precision;
 
 /// A device named on the command line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,26 @@ impl fmt::Display for DeviceSpec {
             Self::Cuda(i) => write!(f, "cuda:{i}"),
         }
     }
+}
+
+/// What `--precision bf16` costs on `device` where pet's CPU kernels have no bf16 instructions
+/// (a level below AVX512-BF16, or none): a line for stderr, so the fallback is never silent.
+/// `None` on a GPU, in `f32`, or where bf16 runs on bf16 instructions.
+pub fn bf16_note(device: DeviceSpec, precision: Precision) -> Option<String> {
+    if device != DeviceSpec::Cpu || precision != Precision::Bf16 {
+        return None;
+    }
+    let how = match pet_gemm::Level::selected() {
+        Some(level) if level.has_bf16() => return None,
+        Some(level) => format!(
+            "pet's {level} kernels round the operands to bf16 and multiply them in f32 (the \
+             numerics of bf16, not its speed: expect f32's speed or a little less)"
+        ),
+        None => "Burn's operations round the operands through bf16 and multiply in f32, slower \
+                 than f32"
+            .to_string(),
+    };
+    Some(format!("note: this CPU has no AVX512-BF16 kernel in use; with --precision bf16 {how}"))
 }
 
 /// Work that runs on whichever backend the device selects.
@@ -150,5 +171,17 @@ mod tests {
         let err =
             run_on(DeviceSpec::Cuda(0), Nothing).expect_err("cuda is not compiled in").to_string();
         assert!(err.contains("--features cuda"), "{err}");
+    }
+
+    #[test]
+    fn bf16_is_noted_only_on_a_cpu_without_bf16_kernels() {
+        assert_eq!(bf16_note(DeviceSpec::Cpu, Precision::F32), None);
+        assert_eq!(bf16_note(DeviceSpec::Wgpu, Precision::Bf16), None);
+        let note = bf16_note(DeviceSpec::Cpu, Precision::Bf16);
+        let bf16_kernels = pet_gemm::Level::selected().is_some_and(|level| level.has_bf16());
+        assert_eq!(note.is_none(), bf16_kernels, "{note:?}");
+        if let Some(note) = note {
+            assert!(note.contains("multiply") && note.contains("f32"), "{note}");
+        }
     }
 }

@@ -249,6 +249,13 @@ impl TrainArgs {
     }
 }
 
+/// Says on stderr what `--precision bf16` does on a CPU without bf16 kernels.
+fn note_bf16(device: DeviceSpec, precision: Precision) {
+    if let Some(note) = pet_cli::device::bf16_note(device, precision) {
+        eprintln!("{note}");
+    }
+}
+
 fn print_metrics(split: &str, metrics: &std::collections::BTreeMap<String, f64>) {
     let line: Vec<String> = metrics.iter().map(|(k, v)| format!("{k} {v:.4}")).collect();
     println!("{split:<5} {}", line.join(", "));
@@ -274,6 +281,8 @@ impl BackendJob for Probe {
 
 fn main() -> Result<()> {
     pet_alloc::keep_freed_memory();
+    // The kernels read the cap once and would take a bad value as unset: refuse it here.
+    pet_gemm::Cap::from_env()?;
     match Cli::parse().command {
         Command::Inspect { delta } => print!("{}", pet_cli::inspect::describe(&delta)?),
         Command::Train(args) => {
@@ -296,6 +305,7 @@ fn main() -> Result<()> {
             println!("saved to {}", output.display());
         }
         Command::Predict { model, delta, input, output, overwrite, precision, device } => {
+            note_bf16(device, precision);
             let output_path = Some(output.clone());
             let job = PredictJob { model, delta, input, output: output_path, overwrite, precision };
             if let PredictOutcome::Written(n) = run_on(device, job)? {
@@ -303,6 +313,7 @@ fn main() -> Result<()> {
             }
         }
         Command::Eval { model, delta, input, precision, device } => {
+            note_bf16(device, precision);
             if let PredictOutcome::Scored(metrics) = run_on(
                 device,
                 PredictJob { model, delta, input, output: None, overwrite: false, precision },
@@ -326,6 +337,7 @@ fn main() -> Result<()> {
             println!("{}", folder.display());
         }
         Command::Bench { args, device } => {
+            note_bf16(device, args.precision);
             let measurement = run_on(device, BenchJob(args))?;
             println!("{}", serde_json::to_string(&measurement).context("writing the measurement")?);
         }

@@ -2,17 +2,22 @@
 //! reports the JSON fields the comparison with PyTorch reads. No speed is asserted.
 
 use std::path::Path;
+use std::process::Command;
 
 use pet_cli::bench::{BenchArgs, BenchJob, BenchMode};
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_core::precision::Precision;
 
+fn fixture() -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../pet-nlp/tests/parity/encoders/bert")
+        .display()
+        .to_string()
+}
+
 fn args(mode: BenchMode, method: &str) -> BenchArgs {
     BenchArgs {
-        model: Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("../pet-nlp/tests/parity/encoders/bert")
-            .display()
-            .to_string(),
+        model: fixture(),
         mode,
         method: method.to_string(),
         batch: 2,
@@ -96,4 +101,33 @@ fn an_unknown_method_is_a_clear_error() {
     let err = run_on(DeviceSpec::Cpu, BenchJob(args(BenchMode::Infer, "lorra")))
         .expect_err("unknown method");
     assert!(format!("{err:#}").contains("lorra"), "{err:#}");
+}
+
+/// The `pet` binary with `PET_CPU_LEVEL` set to `cap`: one inference step's measurement line,
+/// or the error.
+fn bench_under(cap: &str) -> Result<serde_json::Value, String> {
+    let fixture = fixture();
+    let args = ["bench", "--model", &fixture, "--mode", "infer", "--batch", "2", "--seq", "8"];
+    let output = Command::new(env!("CARGO_BIN_EXE_pet"))
+        .args(args)
+        .args(["--steps", "1"])
+        .env(pet_gemm::LEVEL_VARIABLE, cap)
+        .output()
+        .map_err(|e| e.to_string())?;
+    match output.status.success() {
+        true => serde_json::from_slice(&output.stdout).map_err(|e| e.to_string()),
+        false => Err(String::from_utf8_lossy(&output.stderr).into_owned()),
+    }
+}
+
+#[test]
+fn the_kernel_level_follows_the_cap_and_a_bad_cap_is_refused() {
+    let composed = bench_under("none").expect("bench without pet's kernels");
+    assert_eq!(composed["kernel_level"], "none", "{composed}");
+    for level in pet_gemm::Level::available() {
+        let line = bench_under(level.name()).expect("bench at a level this CPU runs");
+        assert_eq!(line["kernel_level"], level.name(), "{line}");
+    }
+    let err = bench_under("sse2").expect_err("no such level");
+    assert!(err.contains("PET_CPU_LEVEL=\"sse2\" is not a level"), "{err}");
 }

@@ -3,7 +3,8 @@
 //! [`Precision::Bf16`] stores the weight of every linear site (query, key, value, attention
 //! output, both feed-forward projections: over 95% of an encoder's multiply-adds) in bf16;
 //! `pet_kernels::linear` then rounds the activations to bf16 as well and sums the products in
-//! `f32`, on AVX512-BF16 where the CPU has it. Everything else (embeddings, layer norms,
+//! `f32`: on AVX512-BF16 where the CPU has it, as `f32` products of the rounded values on the
+//! lower levels of pet's kernels (the same numerics, no speed-up). Everything else (embeddings, layer norms,
 //! attention scores and softmax, deltas, heads) stays in `f32`: the split PyTorch's CPU autocast
 //! makes too. It is an inference setting: a bf16 weight takes no `f32` gradient.
 

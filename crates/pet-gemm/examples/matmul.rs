@@ -1,16 +1,17 @@
 //! pet-gemm on its own: one `c = a · b + bias` product in `f32` and in bf16 operands with `f32`
-//! sums, checked against a plain triple loop. On a CPU without AVX512-BF16 there is no
-//! [`Kernel`], and the example says so.
+//! sums, checked against a plain triple loop, at every level of the kernels this CPU runs. On a
+//! CPU without AVX2 there is no [`Kernel`], and the example says so.
 //!
 //! Run with `cargo run -p pet-gemm --example matmul`.
 
 use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided};
 
 fn main() {
-    let Some(kernel) = Kernel::detect() else {
-        println!("this CPU has no AVX512-BF16: pet composes its products from Burn's operations");
+    let kernels = Kernel::every_level();
+    if kernels.is_empty() {
+        println!("this CPU has no AVX2: pet composes its products from Burn's operations");
         return;
-    };
+    }
     let (m, k, n) = (48, 96, 80);
     let a: Vec<f32> = (0..m * k).map(|i| ((i * 7 % 13) as f32 - 6.0) / 8.0).collect();
     let b: Vec<f32> = (0..k * n).map(|i| ((i * 5 % 11) as f32 - 5.0) / 8.0).collect();
@@ -21,12 +22,17 @@ fn main() {
             bias[j] + (0..k).map(|p| a[r * k + p] * b[p * n + j]).sum::<f32>()
         })
         .collect();
-    for operands in [Operands::F32, Operands::Bf16] {
-        // `a` as rows of length k, `b` as rows of length n.
-        let lhs = Lhs::Rows(Strided::matrix(&a, k));
-        let source = Source::Rows(Rows::of(Strided::matrix(&b, n)));
-        let c = kernel.matmul(operands, lhs, source, Some(&bias), m, k, n);
-        let worst = c.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
-        println!("{operands:?} operands: [{m} x {k}] x [{k} x {n}], max |c - reference| = {worst}");
+    for kernel in kernels {
+        for operands in [Operands::F32, Operands::Bf16] {
+            // `a` as rows of length k, `b` as rows of length n.
+            let lhs = Lhs::Rows(Strided::matrix(&a, k));
+            let source = Source::Rows(Rows::of(Strided::matrix(&b, n)));
+            let c = kernel.matmul(operands, lhs, source, Some(&bias), m, k, n);
+            let worst = c.iter().zip(&reference).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max);
+            println!(
+                "{}, {operands:?} operands: [{m} x {k}] x [{k} x {n}], max |c - reference| = {worst}",
+                kernel.level()
+            );
+        }
     }
 }

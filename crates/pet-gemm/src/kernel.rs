@@ -24,6 +24,7 @@ use std::arch::x86_64::{
 
 use half::bf16;
 
+use crate::Job;
 use crate::pack::{Lanes, Lhs, Operands, Panels, Source};
 
 /// Whether the CPU has every feature the kernels are compiled with.
@@ -32,21 +33,6 @@ pub fn available() -> bool {
         && std::is_x86_feature_detected!("avx512bf16")
         && std::is_x86_feature_detected!("avx512bw")
         && std::is_x86_feature_detected!("avx512vl")
-}
-
-/// One operation for the kernels.
-pub enum Job<'a> {
-    /// `c[r * ldc + j] = bias[j] + sum_p a[r][p] * b[p][j]` for `r < rows`, `j < b.n()`.
-    Product {
-        a: Lhs<'a>,
-        rows: usize,
-        b: &'a Panels,
-        bias: Option<&'a [f32]>,
-        c: &'a mut [f32],
-        ldc: usize,
-    },
-    /// Fill `panels` (zeroed, of the source's shape) from `source`.
-    Pack { source: Source<'a>, panels: &'a mut Panels },
 }
 
 /// Runs `job`; the caller holds a `Kernel`, so [`available`] was true.

@@ -4,12 +4,15 @@
 //! vectors of 16 consecutive columns of `b`, so `b` is repacked once per product into panels of
 //! `16 * vectors` columns, each holding its rows one after the other, zero-padded past `n`.
 //!
-//! For bf16 operands, `vdpbf16ps` multiplies 16 lanes that each hold two consecutive-`k` values
-//! and adds both products to one `f32` lane: a panel row then holds the pairs
-//! `(b[2q][j], b[2q + 1][j])` (low half, high half) of 16 columns `j` per vector, and there are
-//! `k.div_ceil(2)` rows (an odd `k` padded with a zero).
+//! For bf16 operands on a level with bf16 instructions, `vdpbf16ps` multiplies 16 lanes that
+//! each hold two consecutive-`k` values and adds both products to one `f32` lane: a panel row
+//! then holds the pairs `(b[2q][j], b[2q + 1][j])` (low half, high half) of 16 columns `j` per
+//! vector, and there are `k.div_ceil(2)` rows (an odd `k` padded with a zero). On other levels
+//! bf16 operands are `f32` values rounded to bf16, laid out as `f32` ones.
 
 use half::bf16;
+
+use crate::level::Level;
 
 /// How the kernel rounds the operands of a product.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -120,6 +123,8 @@ impl<'a> Lhs<'a> {
 #[derive(Clone, Debug)]
 pub struct Panels {
     operands: Operands,
+    level: Level,
+    paired: bool,
     k: usize,
     n: usize,
     vectors: usize,
@@ -127,11 +132,18 @@ pub struct Panels {
 }
 
 impl Panels {
-    /// Zeros in the layout of a `[k, n]` operand.
-    pub(crate) fn zeroed(operands: Operands, k: usize, n: usize) -> Self {
-        let vectors = vectors_for(n);
-        let data = vec![[0u32; 16]; n.div_ceil(16 * vectors) * depth(operands, k) * vectors];
-        Self { operands, k, n, vectors, data }
+    /// Zeros in the layout of a `[k, n]` operand for the kernels of `level`: 16-column panels
+    /// for AVX2's 6 x 16 tiles, 32 or 48 columns on AVX-512 (see [`vectors_for`]); bf16 pairs
+    /// where the level multiplies bf16 pairs.
+    pub(crate) fn zeroed(operands: Operands, level: Level, k: usize, n: usize) -> Self {
+        let vectors = match level {
+            Level::Avx2 => 1,
+            Level::Avx512 | Level::Avx512Bf16 => vectors_for(n),
+        };
+        let paired = operands == Operands::Bf16 && level.has_bf16();
+        let depth = if paired { k.div_ceil(2) } else { k };
+        let data = vec![[0u32; 16]; n.div_ceil(16 * vectors) * depth * vectors];
+        Self { operands, level, paired, k, n, vectors, data }
     }
 
     /// How the product rounds its operands.
@@ -149,14 +161,25 @@ impl Panels {
         self.n
     }
 
-    /// Vectors of 16 columns per panel (2 or 3).
+    /// The level whose kernels read these panels.
+    pub fn level(&self) -> Level {
+        self.level
+    }
+
+    /// Whether a panel row holds bf16 pairs of two rows of `b` (bf16 operands on a level with
+    /// bf16 instructions) rather than one row's `f32` values.
+    pub fn paired(&self) -> bool {
+        self.paired
+    }
+
+    /// Vectors of 16 columns per panel (1, 2 or 3).
     pub fn vectors(&self) -> usize {
         self.vectors
     }
 
     /// Rows per panel: `k`, or `k.div_ceil(2)` bf16 pairs.
     pub fn depth(&self) -> usize {
-        depth(self.operands, self.k)
+        if self.paired { self.k.div_ceil(2) } else { self.k }
     }
 
     /// Number of panels.
@@ -186,14 +209,6 @@ impl Panels {
         let (depth, vectors) = (self.depth(), self.vectors);
         let (panel, v) = (block / vectors, block % vectors);
         &mut self.data[(panel * depth + q) * vectors + v]
-    }
-}
-
-/// Rows per panel for `k` rows of `b`.
-fn depth(operands: Operands, k: usize) -> usize {
-    match operands {
-        Operands::F32 => k,
-        Operands::Bf16 => k.div_ceil(2),
     }
 }
 

@@ -1,4 +1,5 @@
-//! The products against `f64` products of the same (bf16-rounded, for bf16 operands) values.
+//! The products against `f64` products of the same (bf16-rounded, for bf16 operands) values,
+//! at every level of the kernels this CPU runs (AVX2, AVX-512, AVX512-BF16).
 
 use pet_gemm::{Kernel, Lhs, Operands, Rows, Source, Strided, bf16};
 
@@ -18,14 +19,22 @@ fn values(count: usize, seed: u64) -> Vec<f32> {
         .collect()
 }
 
-/// `round(a) · b + bias` in `f64`, with the sum of the terms' magnitudes beside each value.
+/// `value` as the product sees it: itself, or rounded to bf16 for bf16 operands.
+fn operand(value: f32, operands: Operands) -> f64 {
+    match operands {
+        Operands::F32 => value as f64,
+        Operands::Bf16 => bf16::from_f32(value).to_f64(),
+    }
+}
+
+/// `round(a) · round(b) + bias` in `f64`, with the sum of the terms' magnitudes beside each
+/// value.
 fn reference(
+    operands: Operands,
     a: &[f32],
-    b: &[bf16],
+    b: &[f32],
     bias: Option<&[f32]>,
-    m: usize,
-    k: usize,
-    n: usize,
+    [m, k, n]: [usize; 3],
 ) -> Vec<(f64, f64)> {
     let mut c = vec![(0f64, 0f64); m * n];
     for i in 0..m {
@@ -33,7 +42,7 @@ fn reference(
             let first = bias.map_or(0.0, |bias| bias[j] as f64);
             let (mut sum, mut magnitude) = (first, first.abs());
             for p in 0..k {
-                let term = bf16::from_f32(a[i * k + p]).to_f64() * b[p * n + j].to_f64();
+                let term = operand(a[i * k + p], operands) * operand(b[p * n + j], operands);
                 sum += term;
                 magnitude += term.abs();
             }
@@ -55,22 +64,36 @@ fn bf16_matmul(
     kernel.matmul(Operands::Bf16, a, Source::Bf16(b), bias, m, k, n)
 }
 
+/// A linear's product at every level and for both operands: `f32` weights, and bf16 weights
+/// (the source stored in bf16, as bf16 inference runs).
 fn check(m: usize, k: usize, n: usize, with_bias: bool) {
     let a = values(m * k, 1 + m as u64);
-    let b: Vec<bf16> = values(k * n, 2 + n as u64).into_iter().map(bf16::from_f32).collect();
+    let b_bf16: Vec<bf16> = values(k * n, 2 + n as u64).into_iter().map(bf16::from_f32).collect();
+    let b: Vec<f32> = b_bf16.iter().map(|v| v.to_f32()).collect();
     let bias = with_bias.then(|| values(n, 3));
-    let Some(kernel) = kernel() else { return };
-    let c = bf16_matmul(kernel, &a, &b, bias.as_deref(), [m, k, n]);
-    let expected = reference(&a, &b, bias.as_deref(), m, k, n);
-    assert_eq!(c.len(), expected.len());
-    for (index, (&got, &(want, magnitude))) in c.iter().zip(&expected).enumerate() {
-        let scaled = (got as f64 - want).abs() / (1.0 + magnitude);
-        assert!(
-            scaled <= SUM_TOLERANCE,
-            "[{m} x {k}] x [{k} x {n}] at ({}, {}): {got} against {want}",
-            index / n,
-            index % n
-        );
+    for kernel in kernels() {
+        for operands in [Operands::F32, Operands::Bf16] {
+            let c = match operands {
+                Operands::F32 => {
+                    let lhs = Lhs::Rows(Strided { values: &a, first: 0, stride: k });
+                    let source = Source::Rows(Rows::of(Strided::matrix(&b, n)));
+                    kernel.matmul(operands, lhs, source, bias.as_deref(), m, k, n)
+                }
+                Operands::Bf16 => bf16_matmul(kernel, &a, &b_bf16, bias.as_deref(), [m, k, n]),
+            };
+            let expected = reference(operands, &a, &b, bias.as_deref(), [m, k, n]);
+            assert_eq!(c.len(), expected.len());
+            for (index, (&got, &(want, magnitude))) in c.iter().zip(&expected).enumerate() {
+                let scaled = (got as f64 - want).abs() / (1.0 + magnitude);
+                assert!(
+                    scaled <= SUM_TOLERANCE,
+                    "{} {operands:?} [{m} x {k}] x [{k} x {n}] at ({}, {}): {got} against {want}",
+                    kernel.level(),
+                    index / n,
+                    index % n
+                );
+            }
+        }
     }
 }
 
@@ -106,18 +129,20 @@ fn rounds_activations_to_nearest_even() {
     // 1 + 2^-8 lies halfway between two bf16 values: nearest even is 1.0; 1 + 3 * 2^-8 rounds up.
     let a = [1.0 + 1.0 / 256.0, 1.0 + 3.0 / 256.0];
     let b = [bf16::ONE];
-    let Some(kernel) = kernel() else { return };
-    let c = bf16_matmul(kernel, &a, &b, None, [2, 1, 1]);
-    assert_eq!(c, vec![1.0, 1.0 + 4.0 / 256.0]);
+    for kernel in kernels() {
+        let c = bf16_matmul(kernel, &a, &b, None, [2, 1, 1]);
+        assert_eq!(c, vec![1.0, 1.0 + 4.0 / 256.0], "{}", kernel.level());
+    }
 }
 
 #[test]
 fn mismatched_lengths_panic() {
-    let Some(kernel) = kernel() else { return };
-    let result = std::panic::catch_unwind(|| {
-        bf16_matmul(kernel, &[0.0; 5], &[bf16::ZERO; 6], None, [2, 3, 2])
-    });
-    assert!(result.is_err(), "five values accepted as a 2 x 3 matrix");
+    for kernel in kernels() {
+        let result = std::panic::catch_unwind(|| {
+            bf16_matmul(kernel, &[0.0; 5], &[bf16::ZERO; 6], None, [2, 3, 2])
+        });
+        assert!(result.is_err(), "{}: five values accepted as a 2 x 3 matrix", kernel.level());
+    }
 }
 
 /// How [`check_strided`] lays out its operands.
@@ -134,8 +159,7 @@ struct Layouts {
 
 /// A strided product on the calling thread, `c[r][j] = sum_p a[r][p] b[p][j]` for operands
 /// inside wider matrices, in every layout fused attention uses.
-fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
-    let Some(kernel) = kernel() else { return };
+fn check_strided(kernel: Kernel, rows: usize, k: usize, n: usize, layouts: Layouts) {
     let Layouts { operands, b_by_columns, b_stacked, a_transposed } = layouts;
     let (lda, ldc, ldb) = (if a_transposed { rows + 5 } else { k + 5 }, n + 3, k.max(n) + 2);
     let a = values(rows.max(k) * lda, 5);
@@ -180,7 +204,8 @@ fn check_strided(rows: usize, k: usize, n: usize, layouts: Layouts) {
             for (how, got) in [("product", got), ("matmul", parallel[r * n + j])] {
                 assert!(
                     (got as f64 - want).abs() <= SUM_TOLERANCE * (1.0 + magnitude),
-                    "{how} {layouts:?} [{rows} x {k}] x [{k} x {n}] at ({r}, {j}): {got} against {want}"
+                    "{} {how} {layouts:?} [{rows} x {k}] x [{k} x {n}] at ({r}, {j}): {got} against {want}",
+                    kernel.level()
                 );
             }
         }
@@ -200,26 +225,28 @@ fn strided_products_in_every_layout() {
         (20, 9, 16),
         (300, 40, 70),
     ];
-    for (rows, k, n) in shapes {
-        for operands in [Operands::F32, Operands::Bf16] {
-            for code in 0..8 {
-                let layouts = Layouts {
-                    operands,
-                    b_by_columns: code & 1 != 0,
-                    b_stacked: code & 2 != 0,
-                    a_transposed: code & 4 != 0,
-                };
-                check_strided(rows, k, n, layouts);
+    for kernel in kernels() {
+        for (rows, k, n) in shapes {
+            for operands in [Operands::F32, Operands::Bf16] {
+                for code in 0..8 {
+                    let layouts = Layouts {
+                        operands,
+                        b_by_columns: code & 1 != 0,
+                        b_stacked: code & 2 != 0,
+                        a_transposed: code & 4 != 0,
+                    };
+                    check_strided(kernel, rows, k, n, layouts);
+                }
             }
         }
     }
 }
 
-/// The kernel, or `None` (and a note) on a CPU without AVX512-BF16.
-fn kernel() -> Option<Kernel> {
-    let kernel = Kernel::detect();
-    if kernel.is_none() {
-        eprintln!("skipped: this CPU has no AVX512-BF16");
+/// The kernel of every level this CPU runs (none, with a note, on a CPU without AVX2).
+fn kernels() -> Vec<Kernel> {
+    let kernels = Kernel::every_level();
+    if kernels.is_empty() {
+        eprintln!("skipped: this CPU runs no level of the kernels");
     }
-    kernel
+    kernels
 }

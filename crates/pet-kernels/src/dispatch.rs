@@ -38,9 +38,16 @@ fn cast<T: 'static, U: 'static>(value: T) -> Result<U, T> {
     }
 }
 
-/// Sorts `tensor` by backend and element type.
+/// Whether pet's fused kernels run at all: not when `PET_CPU_LEVEL` is `none` (pet's kernels
+/// off, to run or compare Burn's path on any CPU).
+pub fn kernels_on() -> bool {
+    pet_gemm::Cap::selected() != pet_gemm::Cap::None
+}
+
+/// Sorts `tensor` by backend and element type; every tensor is composed when the kernels are
+/// off ([`kernels_on`]).
 pub fn route<B: Backend, const D: usize>(tensor: Tensor<B, D>) -> Route<B, D> {
-    if tensor.dtype() != DType::F32 {
+    if tensor.dtype() != DType::F32 || !kernels_on() {
         return Route::Composed(tensor);
     }
     let tensor = match cast::<_, Tensor<Flex, D>>(tensor) {

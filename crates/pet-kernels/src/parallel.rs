@@ -2,7 +2,8 @@
 //!
 //! The closures given here should call only `#[inline(always)]` code (such as [`crate::math`]):
 //! [`vectorized`] compiles its closure with the CPU's target features (AVX-512 on x86-64 v4,
-//! AVX2 and FMA on v3, chosen at run time by `pulp`), and only code inlined into it inherits
+//! AVX2 and FMA on v3, chosen at run time by `pulp`, at most the level `PET_CPU_LEVEL` caps
+//! pet-gemm's kernels at: [`pet_gemm::Level::selected`]), and only code inlined into it inherits
 //! them. That includes the closures themselves, the kernel's and the one each helper here hands
 //! to [`vectorized`]: `pulp` calls them once per SIMD level, and LLVM does not inline a large
 //! body with several callers, so they must be marked `#[inline(always)]` (unmarked, a row loop
@@ -13,9 +14,21 @@ use rayon::prelude::*;
 /// Elements per parallel task: large enough to amortize scheduling, small enough to share work.
 const TASK_ELEMS: usize = 1 << 14;
 
-/// Runs `f` compiled for the CPU's SIMD level.
+/// Runs `f` compiled for the CPU's SIMD level: pet-gemm's selected level where there is one
+/// (16 lanes for the AVX-512 levels, 8 for AVX2), else the best `pulp` finds.
 #[inline(always)]
 pub fn vectorized<R>(f: impl FnOnce() -> R) -> R {
+    #[cfg(target_arch = "x86_64")]
+    {
+        use pet_gemm::Level;
+        let arch = match Level::selected() {
+            Some(Level::Avx512 | Level::Avx512Bf16) => pulp::x86::V4::try_new().map(pulp::Arch::V4),
+            Some(Level::Avx2) => pulp::x86::V3::try_new().map(pulp::Arch::V3),
+            None => None,
+        };
+        arch.unwrap_or_else(pulp::Arch::new).dispatch(f)
+    }
+    #[cfg(not(target_arch = "x86_64"))]
     pulp::Arch::new().dispatch(f)
 }
 

@@ -1,8 +1,8 @@
 //! Fused inference attention (burn-flex with `pet_gemm`'s kernel) against Burn's composed
 //! operations (ndarray) in `f32`, and against an `f64` reference of the bf16 numerics; with a
 //! score bias and a causal mask, values and gradients against a composition of Burn operations.
-//! On a CPU without the kernel (no AVX512-BF16) every path is composed and these comparisons
-//! check the composed path against the references.
+//! Without a kernel (a CPU without AVX2, or `PET_CPU_LEVEL=none`) every path is composed and
+//! these comparisons check the composed path against the references.
 
 use burn::backend::{Autodiff, Flex, NdArray};
 use burn::tensor::backend::{AutodiffBackend, Backend};

@@ -118,6 +118,10 @@ fn frozen_parameters_still_give_the_input_gradient() {
 /// input (`x - 100` is exact in `f32` there), values and gradients.
 #[test]
 fn rows_far_from_zero_keep_precision() {
+    // A property of the fused kernel (Burn's composed layer norm loses it far from zero).
+    if !pet_kernels::dispatch::kernels_on() {
+        return eprintln!("skipped: pet's kernels are off (PET_CPU_LEVEL=none)");
+    }
     let far = || input::<Train, 3>(SHAPE, Distribution::Normal(100.0, 1.0), 15);
     assert_runs_close(run(true, far(), 0.0, true), run(false, far(), -100.0, true));
     let far = || input::<Flex, 3>(SHAPE, Distribution::Normal(100.0, 1.0), 15);

@@ -1,5 +1,5 @@
-//! Linear layers: the flattened product (`pet_gemm`'s kernel on burn-flex where the CPU has
-//! AVX512-BF16) against Burn's `Linear` on ndarray, forward and gradients; a bf16 weight's
+//! Linear layers: the flattened product (`pet_gemm`'s kernel on burn-flex at the level this CPU
+//! runs, `PET_CPU_LEVEL` capping it) against Burn's `Linear` on ndarray, forward and gradients; a bf16 weight's
 //! product against the same numerics from plain `f32` operations on bf16-rounded operands, and
 //! against `f32`. (The composed bf16 route needs a backend that stores bf16; ndarray does not.)
 
