@@ -110,12 +110,15 @@ impl Kernel {
         }
         assert_eq!(b.level(), self.level, "panels packed for another level");
         #[cfg(target_arch = "x86_64")]
+        self.run(Job::Product { a, rows, b, bias, c, ldc });
+    }
+
+    /// Runs `job` on the kernels of the level.
+    #[cfg(target_arch = "x86_64")]
+    fn run(self, job: Job<'_>) {
         match self.level {
-            Level::Avx512Bf16 => kernel::run(Job::Product { a, rows, b, bias, c, ldc }),
-            Level::Avx2 | Level::Avx512 => {
-                let wide = self.level == Level::Avx512;
-                fma::run(Job::Product { a, rows, b, bias, c, ldc }, wide);
-            }
+            Level::Avx512Bf16 => kernel::run(job),
+            Level::Avx2 | Level::Avx512 => fma::run(job, self.level == Level::Avx512),
         }
     }
 
@@ -131,13 +134,7 @@ impl Kernel {
                 assert_eq!(b.len(), k * n, "`b` holds {} values, not k * n = {k} * {n}", b.len());
             }
             #[cfg(target_arch = "x86_64")]
-            match self.level {
-                Level::Avx512Bf16 => kernel::run(Job::Pack { source, panels: &mut panels }),
-                Level::Avx2 | Level::Avx512 => {
-                    let wide = self.level == Level::Avx512;
-                    fma::run(Job::Pack { source, panels: &mut panels }, wide);
-                }
-            }
+            self.run(Job::Pack { source, panels: &mut panels });
         }
         panels
     }
