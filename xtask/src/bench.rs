@@ -2,9 +2,12 @@
 //! `benchmarks/torch_bench.py`, train and infer for P-Tuning v2, LoRA and full fine-tuning, and
 //! pet's bf16 inference against PyTorch's fp32 with its logit error. Both run as subprocesses
 //! of this one invocation, alternating which goes first per repeat, with the same thread count;
-//! an fp32 matrix-product peak is measured in each repeat for the FLOP utilization. The run's
-//! metadata and every measurement go to `minilm-cpu.jsonl`, the table (`bench_table.rs`) to
-//! `minilm-cpu.md`.
+//! an fp32 matrix-product peak is measured in each repeat for the FLOP utilization; pet on
+//! Burn's `ndarray` backend (`--device ndarray`) runs P-Tuning v2 in each repeat too. The run's
+//! metadata (CPU model and flags, the level pet's kernels ran at, caps) and every measurement go
+//! to `minilm-cpu-<class>.jsonl`, the table (`bench_table.rs`) to `minilm-cpu-<class>.md`, where
+//! the class is that level: one table per CPU class. `--level L` caps both sides to a lower
+//! class on one machine (`cpu.rs`: `PET_CPU_LEVEL` for pet, ATen, oneDNN and MKL for PyTorch).
 //!
 //! Full profile: all-MiniLM-L6-v2, batch 32, seq 128, prefix 16, 3 repeats of 5 timed steps;
 //! PyTorch is required. Quick profile: the tiny fixture encoder of
@@ -22,6 +25,7 @@ use anyhow::{Context, Result, bail};
 use serde_json::{Value, json};
 
 use crate::cache::{hash_text, key_text};
+use crate::cpu;
 use crate::progress::Progress;
 use crate::reproduce::{Profile, RunContext};
 
@@ -29,6 +33,10 @@ use crate::reproduce::{Profile, RunContext};
 pub const MODES: &[&str] = &["train", "infer"];
 /// Methods of the table.
 pub const METHODS: &[&str] = &["ptuning-v2", "lora", "full"];
+/// Methods measured on Burn's `ndarray` backend too (the headline method: ndarray's cost).
+pub const NDARRAY_METHODS: &[&str] = &["ptuning-v2"];
+/// The `impl` of a measurement of pet on `ndarray` (the bench prints `pet`).
+pub const PET_NDARRAY: &str = "pet-ndarray";
 
 /// Model, shapes and repeats of a profile.
 #[derive(Clone, Debug, PartialEq)]
@@ -99,7 +107,8 @@ impl Setup {
 /// Expected wall time of the speed table under `profile` on 2 cores.
 pub fn estimated_seconds(profile: Profile) -> f64 {
     match profile {
-        Profile::Full => 900.0,
+        // 15 minutes of pet against PyTorch, 3 more of the ndarray rows.
+        Profile::Full => 1100.0,
         Profile::Quick => 30.0,
     }
 }
@@ -225,24 +234,35 @@ struct Runner<'a> {
     folder: PathBuf,
     threads: usize,
     setup: &'a Setup,
+    /// `--level`: the cap on both sides.
+    level: Option<&'a str>,
 }
 
 impl Runner<'_> {
     fn pet(&self, mode: &str, method: &str, precision: &str) -> Result<Value> {
+        self.pet_on("cpu", mode, method, precision)
+    }
+
+    fn pet_on(&self, device: &str, mode: &str, method: &str, precision: &str) -> Result<Value> {
         let mut command = Command::new(self.pet);
         command
             .args(["bench", "--model"])
             .arg(&self.folder)
-            .args(["--mode", mode, "--method", method, "--precision", precision])
+            .args(["--device", device, "--mode", mode, "--method", method])
+            .args(["--precision", precision])
             .args(self.setup.common_args())
             .env("RAYON_NUM_THREADS", self.threads.to_string())
             .current_dir(self.root);
+        if let Some(level) = self.level {
+            command.env("PET_CPU_LEVEL", level);
+        }
         json_line(&mut command)
     }
 
     fn python(&self) -> Command {
         let mut command = Command::new(self.python);
         command.arg(&self.script).env("PYTHONHASHSEED", "0").current_dir(self.root);
+        command.envs(self.level.map(cpu::torch_caps).unwrap_or_default().iter().copied());
         command
     }
 
@@ -298,21 +318,17 @@ impl Runner<'_> {
                         }
                     }
                 }
+                for method in NDARRAY_METHODS {
+                    let mut record = self.pet_on("ndarray", mode, method, "f32")?;
+                    record["impl"] = PET_NDARRAY.into();
+                    record["repeat"] = repeat.into();
+                    eprintln!("xtask: {record}");
+                    records.push(record);
+                }
             }
         }
         Ok(records)
     }
-}
-
-fn cpu_model() -> String {
-    std::fs::read_to_string("/proc/cpuinfo")
-        .ok()
-        .and_then(|text| {
-            text.lines()
-                .find_map(|l| l.strip_prefix("model name"))
-                .map(|rest| rest.trim_start_matches([' ', '\t', ':']).to_string())
-        })
-        .unwrap_or_else(|| "unknown".to_string())
 }
 
 fn utc_now() -> String {
@@ -343,6 +359,21 @@ impl BenchRun {
     /// Why the PyTorch side did not run, when it did not.
     pub fn torch_skipped(&self) -> Option<&str> {
         self.meta["torch_skipped"].as_str()
+    }
+
+    /// The level pet's kernels ran at on burn-flex (`avx2`, `avx512`, `avx512-bf16`, `none`):
+    /// the CPU class the table stands for.
+    pub fn cpu_class(&self) -> &str {
+        self.records
+            .iter()
+            .find(|r| r["impl"] == "pet")
+            .and_then(|r| r["kernel_level"].as_str())
+            .unwrap_or("unknown")
+    }
+
+    /// The file stem of this run's table: `minilm-cpu-<class>`.
+    pub fn table_stem(&self) -> String {
+        format!("minilm-cpu-{}", self.cpu_class())
     }
 
     fn from_record(record: &Value) -> Result<Self> {
@@ -388,6 +419,7 @@ pub fn preflight(profile: Profile) -> Result<()> {
 pub fn run_bench(
     context: &RunContext<'_>,
     profile: Profile,
+    level: Option<&str>,
     progress: &mut Progress,
 ) -> Result<BenchRun> {
     let setup = Setup::of(profile);
@@ -412,8 +444,9 @@ pub fn run_bench(
             ("build", context.pet.build),
             ("code", context.code),
             ("python", &format!("{} {versions}", python.program)),
-            ("cpu", &cpu_model()),
+            ("cpu", &cpu::model()),
             ("threads", &threads.to_string()),
+            ("level", level.unwrap_or("")),
         ]),
     )?;
     progress.start(&format!("speed table ({})", setup.model));
@@ -429,6 +462,7 @@ pub fn run_bench(
             folder,
             threads,
             setup: &setup,
+            level,
         };
         let mut meta = json!({
             "event": "run",
@@ -436,7 +470,11 @@ pub fn run_bench(
             "code_version": context.code,
             "build": context.pet.build,
             "date": utc_now(),
-            "cpu": cpu_model(),
+            "cpu": cpu::model(),
+            "cpu_flags": cpu::kernel_flags(),
+            "level_cap": level,
+            "torch_caps": level.map(cpu::torch_caps).unwrap_or_default().iter()
+                .map(|(name, value)| format!("{name}={value}")).collect::<Vec<_>>(),
             "threads": threads,
             "model": setup.model,
             "shape": {"layers": shape.layers, "hidden": shape.hidden, "intermediate": shape.intermediate},

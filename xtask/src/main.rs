@@ -8,8 +8,9 @@
 //!   (`cache.rs`), and a summary says which of the tables' claims this run supports
 //!   (`claims.rs`). `--quick` is the CI smoke profile: tiny subsets, a debug build, the tiny
 //!   fixture encoder for the speed harness, and everything written under `runs/reproduce/quick`.
-//! - `cargo xtask results [--quick]` and `cargo xtask bench [--quick]`: the study alone and the
-//!   speed table alone, through the same runner and cache.
+//! - `cargo xtask results [--quick] [--task NAME]` and `cargo xtask bench [--quick]`: the study
+//!   alone (one data set with `--task`: each fits in a 90-minute session) and the speed table
+//!   alone, through the same runner and cache.
 //! - `cargo xtask fixtures`: regenerate every parity fixture with the pinned PyTorch reference
 //!   stack (`fixtures.rs`). CI never runs this: it reads the committed fixtures.
 
@@ -17,6 +18,7 @@ mod bench;
 mod bench_table;
 mod cache;
 mod claims;
+mod cpu;
 mod fixtures;
 mod papers;
 mod progress;
@@ -31,16 +33,20 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-use crate::reproduce::{Parts, Profile};
+use crate::reproduce::{Options, Parts};
 
-const USAGE: &str = "usage: cargo xtask <task> [--quick]
+const USAGE: &str = "usage: cargo xtask <task> [--quick] [--level none|avx2|avx512|avx512-bf16]
+                          [--task spamassassin|wnut16]
 
 tasks:
   reproduce-benchmarks  regenerate every results and benchmark table: the NLP study (docs/results)
                         and the speed table against PyTorch + PEFT (docs/benchmarks); resumes from
                         runs/reproduce/cache; --quick: the CI smoke profile, written under runs/
-  results               the NLP study alone (same runner, cache and --quick)
-  bench                 the speed table alone (same runner, cache and --quick)
+  results               the NLP study alone (same runner, cache and --quick); --task: one data
+                        set (docs/results/minilm-NAME.md), each about 80 minutes on 2 cores
+  bench                 the speed table alone (same runner, cache and --quick); one table per
+                        CPU class (the level pet's kernels ran at); --level caps pet
+                        (PET_CPU_LEVEL) and PyTorch (ATen, oneDNN, MKL) to a lower class
   fixtures              regenerate the parity fixtures with the pinned PyTorch reference stack";
 
 /// The workspace root (the parent of `xtask/`).
@@ -72,11 +78,11 @@ fn main() -> Result<()> {
     let mut args = std::env::args().skip(1);
     let task = args.next();
     let rest: Vec<String> = args.collect();
-    let profile = Profile::from_args(&rest).with_context(|| format!("\n\n{USAGE}"))?;
+    let options = Options::from_args(&rest).with_context(|| format!("\n\n{USAGE}"))?;
     match task.as_deref() {
-        Some("reproduce-benchmarks") => reproduce::reproduce(profile, Parts::All),
-        Some("results") => reproduce::reproduce(profile, Parts::Study),
-        Some("bench") => reproduce::reproduce(profile, Parts::Bench),
+        Some("reproduce-benchmarks") => reproduce::reproduce(&options, Parts::All),
+        Some("results") => reproduce::reproduce(&options, Parts::Study),
+        Some("bench") => reproduce::reproduce(&options, Parts::Bench),
         Some("fixtures") => fixtures::fixtures(),
         other => bail!("unknown task {other:?}\n\n{USAGE}"),
     }

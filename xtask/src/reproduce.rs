@@ -27,22 +27,45 @@ pub enum Profile {
     Full,
 }
 
-impl Profile {
-    /// `--quick` or nothing.
+/// The arguments of the reproduce tasks.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Options {
+    /// `--quick`, or the full profile.
+    pub profile: Profile,
+    /// `--level LEVEL`: the speed table's CPU level cap on both sides ([`crate::cpu`]).
+    pub level: Option<String>,
+    /// `--task NAME`: the study's one data set ([`study::select_tasks`]); all without it.
+    pub task: Option<String>,
+}
+
+impl Options {
+    /// `[--quick] [--level LEVEL] [--task NAME]`.
     ///
     /// # Errors
-    /// On any other argument.
+    /// On any other argument, or a level or data set pet does not know.
     pub fn from_args(args: &[String]) -> Result<Self> {
-        let mut profile = Self::Full;
-        for arg in args {
+        let mut options = Self { profile: Profile::Full, level: None, task: None };
+        let mut args = args.iter();
+        while let Some(arg) = args.next() {
             match arg.as_str() {
-                "--quick" => profile = Self::Quick,
+                "--quick" => options.profile = Profile::Quick,
+                "--level" => {
+                    let level = args.next().context("--level needs a value")?;
+                    options.level = Some(crate::cpu::check_level(level)?.to_string());
+                }
+                "--task" => {
+                    let name = args.next().context("--task needs a data set")?;
+                    study::select_tasks(Some(name))?;
+                    options.task = Some(name.clone());
+                }
                 other => bail!("unknown argument `{other}`"),
             }
         }
-        Ok(profile)
+        Ok(options)
     }
+}
 
+impl Profile {
     /// `quick` or `full`.
     pub fn name(self) -> &'static str {
         match self {
@@ -73,9 +96,9 @@ pub enum Parts {
 
 /// Where a profile writes.
 pub struct Outputs {
-    /// The study's `minilm.jsonl` and `minilm.md`.
+    /// The study's `minilm-NAME.jsonl` and `minilm-NAME.md`, one pair per data set.
     pub results: PathBuf,
-    /// The speed table's `minilm-cpu.jsonl` and `minilm-cpu.md`.
+    /// The speed table's `minilm-cpu-<class>.jsonl` and `.md`, one pair per CPU class.
     pub benchmarks: PathBuf,
     /// The profile's run folder (`summary.md`).
     pub runs: PathBuf,
@@ -116,10 +139,11 @@ pub struct RunContext<'a> {
     pub cache: &'a RunCache,
 }
 
-/// Builds `pet` for `profile` (a no-op when it is up to date).
+/// Builds `pet` for `profile` (a no-op when it is up to date), with Burn's `ndarray` backend
+/// beside the default burn-flex for the speed table's ndarray rows.
 fn build_pet(root: &Path, profile: Profile) -> Result<Pet> {
     let mut command = Command::new("cargo");
-    command.args(["build", "--quiet", "-p", "pet-cli"]).current_dir(root);
+    command.args(["build", "--quiet", "-p", "pet-cli", "--features", "ndarray"]).current_dir(root);
     if profile == Profile::Full {
         command.arg("--release");
     }
@@ -145,7 +169,8 @@ pub fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
 ///
 /// # Errors
 /// When the build, a run or a write fails.
-pub fn reproduce(profile: Profile, parts: Parts) -> Result<()> {
+pub fn reproduce(options: &Options, parts: Parts) -> Result<()> {
+    let profile = options.profile;
     let root = crate::workspace_root();
     let outputs = Outputs::of(profile, &root);
     if parts != Parts::Study {
@@ -156,7 +181,9 @@ pub fn reproduce(profile: Profile, parts: Parts) -> Result<()> {
     let cache = RunCache::new(outputs.cache.clone());
     let with_study = parts != Parts::Bench;
     let with_bench = parts != Parts::Study;
-    let trials = if with_study { study::planned_trials(profile) } else { Vec::new() };
+    let tasks = if with_study { study::select_tasks(options.task.as_deref())? } else { Vec::new() };
+    let trials: Vec<_> =
+        tasks.iter().flat_map(|&task| study::planned_trials(profile, task)).collect();
     let estimate = trials.iter().map(|t| t.estimated_seconds(profile)).sum::<f64>()
         + if with_bench { bench::estimated_seconds(profile) } else { 0.0 };
     let total = trials.len() + usize::from(with_bench);
@@ -170,25 +197,27 @@ pub fn reproduce(profile: Profile, parts: Parts) -> Result<()> {
     let mut progress = Progress::new(total, estimate);
     let context = RunContext { root: &root, pet: &pet, code: &code, cache: &cache };
     let mut verdicts = Vec::new();
-    if with_study {
-        let records = study_run::run_study(&context, profile, &mut progress)?;
+    for task in tasks {
+        let records = study_run::run_study(&context, profile, task, &mut progress)?;
         let jsonl: String = records.iter().map(|r| format!("{r}\n")).collect();
-        write(&outputs.results, "minilm.jsonl", &jsonl)?;
-        let study_claims = claims::study_claims(profile, &records);
+        let stem = format!("minilm-{}", task.name);
+        write(&outputs.results, &format!("{stem}.jsonl"), &jsonl)?;
+        let study_claims = claims::study_claims(profile, task, &records);
         write(
             &outputs.results,
-            "minilm.md",
-            &study_table::table(profile, &records, &study_claims),
+            &format!("{stem}.md"),
+            &study_table::table(profile, task, &records, &study_claims),
         )?;
         verdicts.extend(study_claims);
     }
     if with_bench {
-        let run = bench::run_bench(&context, profile, &mut progress)?;
+        let run = bench::run_bench(&context, profile, options.level.as_deref(), &mut progress)?;
         let bench_claims = claims::bench_claims(&run);
-        write(&outputs.benchmarks, "minilm-cpu.jsonl", &run.jsonl())?;
+        let stem = run.table_stem();
+        write(&outputs.benchmarks, &format!("{stem}.jsonl"), &run.jsonl())?;
         write(
             &outputs.benchmarks,
-            "minilm-cpu.md",
+            &format!("{stem}.md"),
             &crate::bench_table::table(&run, &bench_claims),
         )?;
         verdicts.extend(bench_claims);
@@ -222,10 +251,21 @@ mod tests {
     }
 
     #[test]
-    fn quick_is_the_only_flag() {
+    fn quick_a_level_and_a_data_set_are_the_only_flags() {
         let args = |a: &[&str]| a.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(Profile::from_args(&args(&[])).expect("none"), Profile::Full);
-        assert_eq!(Profile::from_args(&args(&["--quick"])).expect("quick"), Profile::Quick);
-        assert!(Profile::from_args(&args(&["--fast"])).is_err());
+        let parse = |a: &[&str]| Options::from_args(&args(a));
+        let none = Options { profile: Profile::Full, level: None, task: None };
+        assert_eq!(parse(&[]).expect("none"), none);
+        assert_eq!(parse(&["--quick"]).expect("quick").profile, Profile::Quick);
+        let capped = parse(&["--level", "avx2", "--quick"]).expect("capped");
+        assert_eq!(
+            capped,
+            Options { profile: Profile::Quick, level: Some("avx2".into()), ..none.clone() }
+        );
+        assert_eq!(parse(&["--task", "wnut16"]).expect("task").task.as_deref(), Some("wnut16"));
+        assert!(parse(&["--fast"]).is_err());
+        assert!(parse(&["--level"]).is_err());
+        assert!(parse(&["--level", "sse2"]).is_err());
+        assert!(parse(&["--task", "sst2"]).is_err());
     }
 }

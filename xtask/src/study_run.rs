@@ -14,7 +14,7 @@ use serde_json::Value;
 use crate::cache::{hash_text, key_text};
 use crate::progress::Progress;
 use crate::reproduce::{Profile, RunContext};
-use crate::study::{self, TASKS, Task, Trial};
+use crate::study::{self, Task, Trial};
 
 /// What a task's runs share: the committed job file and the manifests of its assets.
 struct TaskInputs {
@@ -136,39 +136,38 @@ fn run_trial(
     Ok(record)
 }
 
-/// Runs the whole study of `profile`; one record per run, grid runs first per method.
+/// Runs the study of `task` under `profile`; one record per run, grid runs first per method.
 ///
 /// # Errors
 /// When a run fails or its results cannot be read.
 pub fn run_study(
     context: &RunContext<'_>,
     profile: Profile,
+    task: &Task,
     progress: &mut Progress,
 ) -> Result<Vec<Value>> {
     let mut records = Vec::new();
-    for task in TASKS {
-        let inputs = TaskInputs::read(context.root, task)?;
-        for method in study::methods(profile) {
-            let mut grid = Vec::new();
-            let mut scores = Vec::new();
-            for trial in study::grid_trials(profile, task, method) {
-                let record = run_trial(context, profile, &trial, &inputs, "grid", progress)?;
-                let dev = metric(&record, "dev", task.metric).with_context(|| {
-                    format!("{}: no dev `{}` in its results", trial.label(), task.metric)
-                })?;
-                scores.push((trial.learning_rate, dev));
-                grid.push(record);
-            }
-            let chosen = study::choose(&scores)
-                .with_context(|| format!("{} {}: an empty grid", task.label, method.name))?;
-            for trial in study::seed_trials(profile, task, method, chosen) {
-                grid.push(run_trial(context, profile, &trial, &inputs, "seed", progress)?);
-            }
-            for record in &mut grid {
-                record["chosen_learning_rate"] = chosen.into();
-            }
-            records.extend(grid);
+    let inputs = TaskInputs::read(context.root, task)?;
+    for method in study::methods(profile) {
+        let mut grid = Vec::new();
+        let mut scores = Vec::new();
+        for trial in study::grid_trials(profile, task, method) {
+            let record = run_trial(context, profile, &trial, &inputs, "grid", progress)?;
+            let dev = metric(&record, "dev", task.metric).with_context(|| {
+                format!("{}: no dev `{}` in its results", trial.label(), task.metric)
+            })?;
+            scores.push((trial.learning_rate, dev));
+            grid.push(record);
         }
+        let chosen = study::choose(&scores)
+            .with_context(|| format!("{} {}: an empty grid", task.label, method.name))?;
+        for trial in study::seed_trials(profile, task, method, chosen) {
+            grid.push(run_trial(context, profile, &trial, &inputs, "seed", progress)?);
+        }
+        for record in &mut grid {
+            record["chosen_learning_rate"] = chosen.into();
+        }
+        records.extend(grid);
     }
     Ok(records)
 }

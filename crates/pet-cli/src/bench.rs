@@ -259,7 +259,7 @@ impl BackendJob for BenchJob {
                     };
                     let reference = logits_of(&model).context("reading the f32 logits")?;
                     let model = SequenceClassifier {
-                        backbone: args.precision.apply(model.backbone),
+                        backbone: args.precision.apply(model.backbone)?,
                         ..model
                     };
                     let logits = logits_of(&model).context("reading the logits")?;

@@ -1,5 +1,5 @@
-//! Run-time device selection: `--device cpu|wgpu|cuda:N` picks one of the backends compiled in
-//! through the crate's features, and runs a [`BackendJob`] on it with autodiff.
+//! Run-time device selection: `--device cpu|ndarray|wgpu|cuda:N` picks one of the backends
+//! compiled in through the crate's features, and runs a [`BackendJob`] on it with autodiff.
 
 use std::fmt;
 use std::str::FromStr;
@@ -13,6 +13,8 @@ use pet_core::precision::Precision;
 pub enum DeviceSpec {
     /// The CPU backend (`flex`, or `ndarray` when only it is compiled in).
     Cpu,
+    /// Burn's `ndarray` CPU backend (the `ndarray` feature), whatever else is compiled in.
+    NdArray,
     /// The default wgpu adapter.
     Wgpu,
     /// CUDA device `N`.
@@ -25,11 +27,12 @@ impl FromStr for DeviceSpec {
     fn from_str(s: &str) -> Result<Self> {
         match s {
             "cpu" => Ok(Self::Cpu),
+            "ndarray" => Ok(Self::NdArray),
             "wgpu" => Ok(Self::Wgpu),
             "cuda" => Ok(Self::Cuda(0)),
             _ => match s.strip_prefix("cuda:").map(str::parse) {
                 Some(Ok(index)) => Ok(Self::Cuda(index)),
-                _ => bail!("unknown device `{s}`: expected `cpu`, `wgpu` or `cuda:N`"),
+                _ => bail!("unknown device `{s}`: expected `cpu`, `ndarray`, `wgpu` or `cuda:N`"),
             },
         }
     }
@@ -39,6 +42,7 @@ impl fmt::Display for DeviceSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Cpu => write!(f, "cpu"),
+            Self::NdArray => write!(f, "ndarray"),
             Self::Wgpu => write!(f, "wgpu"),
             Self::Cuda(i) => write!(f, "cuda:{i}"),
         }
@@ -121,6 +125,15 @@ pub fn run_on<J: BackendJob>(spec: DeviceSpec, job: J) -> Result<J::Output> {
             #[allow(unreachable_code)]
             Err(not_compiled(spec, "flex"))
         }
+        DeviceSpec::NdArray => {
+            #[cfg(feature = "ndarray")]
+            return job.run::<burn::backend::Autodiff<burn::backend::NdArray>>(
+                Default::default(),
+                "ndarray",
+            );
+            #[allow(unreachable_code)]
+            Err(not_compiled(spec, "ndarray"))
+        }
         DeviceSpec::Wgpu => {
             #[cfg(feature = "wgpu")]
             return job
@@ -151,6 +164,7 @@ mod tests {
     fn device_names_parse() {
         assert_eq!("cpu".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cpu));
         assert_eq!("wgpu".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Wgpu));
+        assert_eq!("ndarray".parse::<DeviceSpec>().ok(), Some(DeviceSpec::NdArray));
         assert_eq!("cuda:3".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cuda(3)));
         assert_eq!("cuda".parse::<DeviceSpec>().ok(), Some(DeviceSpec::Cuda(0)));
         let err = "tpu".parse::<DeviceSpec>().expect_err("unknown").to_string();

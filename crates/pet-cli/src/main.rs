@@ -60,7 +60,7 @@ enum Command {
         /// Precision of the backbone's linear layers: f32 or bf16.
         #[arg(long, default_value_t = Precision::F32)]
         precision: Precision,
-        /// Device: cpu, wgpu or cuda:N.
+        /// Device: cpu, ndarray, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
@@ -79,7 +79,7 @@ enum Command {
         /// Precision of the backbone's linear layers: f32 or bf16.
         #[arg(long, default_value_t = Precision::F32)]
         precision: Precision,
-        /// Device: cpu, wgpu or cuda:N.
+        /// Device: cpu, ndarray, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
@@ -103,7 +103,7 @@ enum Command {
         /// Truncation of tokenized texts.
         #[arg(long, default_value_t = 512, value_parser = args::count, allow_negative_numbers = true)]
         max_length: usize,
-        /// Device: cpu, wgpu or cuda:N.
+        /// Device: cpu, ndarray, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
@@ -125,7 +125,7 @@ enum Command {
         /// Replace an existing output folder.
         #[arg(long)]
         overwrite: bool,
-        /// Device: cpu, wgpu or cuda:N.
+        /// Device: cpu, ndarray, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
@@ -139,7 +139,7 @@ enum Command {
     Bench {
         #[command(flatten)]
         args: BenchArgs,
-        /// Device: cpu, wgpu or cuda:N.
+        /// Device: cpu, ndarray, wgpu or cuda:N.
         #[arg(long, default_value = "cpu")]
         device: DeviceSpec,
     },
@@ -186,7 +186,7 @@ struct TrainArgs {
     /// Replace an existing output folder (as the job file's `overwrite = true`).
     #[arg(long)]
     overwrite: bool,
-    /// Device: cpu, wgpu or cuda:N.
+    /// Device: cpu, ndarray, wgpu or cuda:N.
     #[arg(long, default_value = "cpu")]
     device: DeviceSpec,
 }

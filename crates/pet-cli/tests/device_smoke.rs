@@ -44,7 +44,7 @@ impl BackendJob for OneStep {
     }
 }
 
-fn step_lowers_loss(spec: DeviceSpec) {
+pub(crate) fn step_lowers_loss(spec: DeviceSpec) {
     let (before, after) = run_on(spec, OneStep).expect("one step runs");
     assert!(before.is_finite() && after.is_finite(), "{spec}: loss {before} -> {after}");
     assert!(after < before, "{spec}: one step should lower the probe loss: {before} -> {after}");

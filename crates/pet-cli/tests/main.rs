@@ -9,6 +9,8 @@ mod export;
 mod fixtures;
 mod inputs;
 mod inspect;
+#[cfg(feature = "ndarray")]
+mod ndarray;
 mod predict_encode;
 mod predict_peft;
 mod pretokenized;

@@ -7,6 +7,7 @@
 
 use std::path::{Path, PathBuf};
 
+use burn::tensor::backend::AutodiffBackend;
 use burn::tensor::{Tensor, TensorData};
 use pet_cli::device::{DeviceSpec, run_on};
 use pet_cli::predict::{PredictJob, PredictOutcome};
@@ -32,7 +33,7 @@ fn fixtures(case: &str) -> PathBuf {
     crate::fixtures::parity("encoders", case)
 }
 
-fn expected(case: &str, key: &str) -> TensorData {
+pub(crate) fn expected(case: &str, key: &str) -> TensorData {
     read_tensor_file(&fixtures(case).join("expected.safetensors")).expect("expected").tensors[key]
         .clone()
 }
@@ -44,6 +45,15 @@ fn predicted_logits(case: &str) -> (Vec<f32>, Vec<serde_json::Value>) {
 
 /// [`predicted_logits`] with the backbone's linears in `precision`.
 fn predicted_logits_in(case: &str, precision: Precision) -> (Vec<f32>, Vec<serde_json::Value>) {
+    predicted_logits_on(DeviceSpec::Cpu, case, precision)
+}
+
+/// [`predicted_logits_in`] on `device`.
+pub(crate) fn predicted_logits_on(
+    device: DeviceSpec,
+    case: &str,
+    precision: Precision,
+) -> (Vec<f32>, Vec<serde_json::Value>) {
     let dir = TempDir::new(case);
     let output = dir.path().join("out.jsonl");
     let job = PredictJob {
@@ -54,7 +64,7 @@ fn predicted_logits_in(case: &str, precision: Precision) -> (Vec<f32>, Vec<serde
         output: Some(output.clone()),
         precision,
     };
-    assert!(matches!(run_on(DeviceSpec::Cpu, job).expect("predict"), PredictOutcome::Written(_)));
+    assert!(matches!(run_on(device, job).expect("predict"), PredictOutcome::Written(_)));
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&output)
         .expect("output")
         .lines()
@@ -72,7 +82,7 @@ fn flat_value(v: &serde_json::Value) -> Vec<f32> {
     }
 }
 
-fn assert_logits(what: &str, ours: Vec<f32>, theirs: TensorData) {
+pub(crate) fn assert_logits(what: &str, ours: Vec<f32>, theirs: TensorData) {
     assert_logits_within(what, ours, theirs, LOGIT_TOLERANCE);
 }
 
@@ -170,8 +180,13 @@ fn an_adapter_without_a_task_head_is_refused_by_name() {
 /// The classifier restored from `model` and the SEQ_CLS adapter `adapter` gives `adapter`'s
 /// expected logits on the inputs of `inputs`.
 fn check_seq_cls(model: &Path, adapter: &Path, inputs: &Path) {
+    check_seq_cls_on::<Ad>(model, adapter, inputs);
+}
+
+/// [`check_seq_cls`] on backend `A` (restored with autodiff, run on its inner backend).
+pub(crate) fn check_seq_cls_on<A: AutodiffBackend>(model: &Path, adapter: &Path, inputs: &Path) {
     let device = Default::default();
-    let restored = restore_task::<Ad, Classification>(model, adapter, &device).expect("restore");
+    let restored = restore_task::<A, Classification>(model, adapter, &device).expect("restore");
     let model = restored.model;
     assert!(model.head.dense.is_some(), "a dense layer on the first position");
     assert_eq!(restored.task.labels().len(), 3);
@@ -185,22 +200,39 @@ fn check_seq_cls(model: &Path, adapter: &Path, inputs: &Path) {
         attention_mask: inputs["attention_mask"].clone().convert::<f32>().into_vec().expect("mask"),
     };
     let expected = read_tensor_file(&adapter.join("expected.safetensors")).expect("expected");
-    let theirs =
-        Tensor::<B, 2>::from_data(expected.tensors["logits"].clone().convert::<f32>(), &device);
+    let theirs = Tensor::<A::InnerBackend, 2>::from_data(
+        expected.tensors["logits"].clone().convert::<f32>(),
+        &device,
+    );
     assert_close("SEQ_CLS logits", model.logits(&batch), theirs, LOGIT_TOLERANCE);
+}
+
+/// RoBERTa's SEQ_CLS case: the model, the adapter and the inputs.
+pub(crate) fn roberta_seq_cls() -> [PathBuf; 3] {
+    [
+        fixtures("roberta"),
+        fixtures("roberta_peft_seq_cls"),
+        fixtures("roberta/expected.safetensors"),
+    ]
+}
+
+/// DeBERTa-v3's SEQ_CLS case: the task folder, the adapter and the inputs.
+pub(crate) fn deberta_seq_cls() -> [PathBuf; 3] {
+    let deberta = |case: &str| crate::fixtures::parity("deberta", case);
+    [deberta("v3_seq_cls"), deberta("v3_peft_seq_cls"), deberta("v3").join("expected.safetensors")]
 }
 
 #[test]
 fn a_roberta_seq_cls_adapter_reads_robertas_dense_and_out_proj_head() {
-    let inputs = fixtures("roberta/expected.safetensors");
-    check_seq_cls(&fixtures("roberta"), &fixtures("roberta_peft_seq_cls"), &inputs);
+    let [model, adapter, inputs] = roberta_seq_cls();
+    check_seq_cls(&model, &adapter, &inputs);
 }
 
 #[test]
 fn a_deberta_seq_cls_adapter_takes_the_context_pooler_from_the_task_folder() {
     let deberta = |case: &str| crate::fixtures::parity("deberta", case);
-    let (model, adapter) = (deberta("v3_seq_cls"), deberta("v3_peft_seq_cls"));
-    check_seq_cls(&model, &adapter, &deberta("v3").join("expected.safetensors"));
+    let [model, adapter, inputs] = deberta_seq_cls();
+    check_seq_cls(&model, &adapter, &inputs);
     // Over a bare encoder the pooler is missing, and the error names it.
     let err = restore_task::<Ad, Classification>(&deberta("v3"), &adapter, &Default::default())
         .expect_err("no pooler");

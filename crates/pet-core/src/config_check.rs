@@ -103,6 +103,17 @@ impl<'a> HeaderCheck<'a> {
         Self { shapes, file, prefix, checked: RefCell::new(Vec::new()) }
     }
 
+    /// The file's shape of `key` (under the prefix), for a check whose dimension comes from
+    /// several fields; `None` when the file lacks it.
+    pub fn shape(&self, key: &str) -> Option<&[usize]> {
+        self.shapes.get(&format!("{}{key}", self.prefix)).map(Vec::as_slice)
+    }
+
+    /// The name of the checked file, for messages.
+    pub fn file(&self) -> &str {
+        self.file
+    }
+
     /// The tensor `key` (under the prefix) has the dimensions `dims`. `origin` names the field
     /// that makes the tensor exist (`num_hidden_layers` for a layer's weights), or is empty for a
     /// tensor every model of the family has.

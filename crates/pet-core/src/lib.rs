@@ -31,6 +31,7 @@ pub mod backbone;
 pub mod blocks;
 pub mod checkpoint;
 pub mod config_check;
+pub mod config_json;
 pub mod delta;
 pub mod digest;
 pub mod error;

@@ -9,7 +9,7 @@
 //! makes too. It is an inference setting: a bf16 weight takes no `f32` gradient.
 
 use burn::tensor::DType;
-use burn::tensor::backend::Backend;
+use burn::tensor::backend::{Backend, DTypeUsage};
 use serde::{Deserialize, Serialize};
 
 use crate::{Backbone, PetError};
@@ -35,15 +35,33 @@ impl Precision {
     }
 
     /// `backbone` with every linear site's weight cast to [`Precision::weight_dtype`].
-    pub fn apply<B: Backend, M: Backbone<B>>(self, backbone: M) -> M {
+    ///
+    /// # Errors
+    /// [`PetError::InvalidConfig`] naming `precision` when the backend cannot store the weight
+    /// type (Burn's `ndarray` has no bf16), before any weight is cast.
+    pub fn apply<B: Backend, M: Backbone<B>>(self, backbone: M) -> Result<M, PetError> {
         let dtype = self.weight_dtype();
-        backbone.linear_sites().into_iter().fold(backbone, |backbone, info| {
+        let sites = backbone.linear_sites();
+        if let Some(first) = sites.first() {
+            let device = backbone.linear_weight(first.site).device();
+            if !B::dtype_usage(&device, dtype).contains(DTypeUsage::Storage) {
+                return Err(PetError::InvalidConfig {
+                    field: "precision".into(),
+                    reason: format!(
+                        "the `{}` backend cannot store {self} tensors; use `f32` on it, or {self} \
+                         on a backend that stores them (burn-flex, `--device cpu`)",
+                        B::name(&device)
+                    ),
+                });
+            }
+        }
+        Ok(sites.into_iter().fold(backbone, |backbone, info| {
             let weight = backbone.linear_weight(info.site);
             if weight.dtype() == dtype {
                 return backbone;
             }
             backbone.with_linear_weight(info.site, weight.cast(dtype))
-        })
+        }))
     }
 }
 

@@ -53,15 +53,14 @@ fn is_buffer(key: &str) -> bool {
     key.ends_with("position_ids")
 }
 
-/// Reads the JSON config at `path` as `T`. A value of the wrong type or range at a known field
-/// (`"hidden_size": -1`) is [`NlpError::Config`] naming the file and the field's path; malformed
-/// JSON or a missing field is a format error naming the file and position.
+/// Reads the JSON config at `path` as `T` ([`pet_core::config_json::read_json_config`]), a
+/// value of the wrong type or range at a known field being [`NlpError::Config`] naming the file
+/// and the field's path.
 ///
 /// # Errors
-/// As above, or [`pet_core::PetError::Io`] when the file cannot be read.
+/// As above; malformed JSON, a missing field or an unreadable file as pet-core reports them.
 pub fn read_json_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
-    let text = std::fs::read_to_string(path).map_err(|e| pet_core::PetError::io(path, e))?;
-    parse_json_config(path, &text)
+    pet_core::config_json::read_json_config(path).map_err(|e| NlpError::at_config(path, e))
 }
 
 /// The JSON config `text` as `T`, as [`read_json_config`] reads the file `path`.
@@ -69,19 +68,7 @@ pub fn read_json_config<T: DeserializeOwned>(path: &Path) -> Result<T> {
 /// # Errors
 /// As [`read_json_config`].
 pub fn parse_json_config<T: DeserializeOwned>(path: &Path, text: &str) -> Result<T> {
-    let mut deserializer = serde_json::Deserializer::from_str(text);
-    let value: T = serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-        let field = e.path().to_string();
-        let inner = e.into_inner();
-        match inner.classify() {
-            serde_json::error::Category::Data if field != "." => {
-                NlpError::Config { path: path.to_path_buf(), field, reason: inner.to_string() }
-            }
-            _ => pet_core::PetError::format(path, inner).into(),
-        }
-    })?;
-    deserializer.end().map_err(|e| pet_core::PetError::format(path, e))?;
-    Ok(value)
+    pet_core::config_json::parse_json_config(path, text).map_err(|e| NlpError::at_config(path, e))
 }
 
 /// The key prefix of the encoder in a weights file: `{model}.` when some key starts with it (a

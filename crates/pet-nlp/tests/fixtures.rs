@@ -10,15 +10,13 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use burn::module::AutodiffModule;
 use burn::tensor::{Int, Tensor, TensorData};
 use pet_core::blocks::EncoderInput;
-use pet_core::blocks::hf_keys::{BertKeys, to_hf, transpose, transposed_paths};
+use pet_core::blocks::hf_keys::BertKeys;
 use pet_core::safetensors_io::read_tensor_file;
 use pet_core::testing::TestBackend as B;
-use pet_core::testing::conformance::{assert_close, grads_by_path, max_abs_diff};
+use pet_core::testing::conformance::{assert_close, max_abs_diff};
+use pet_core::testing::parity;
 
-/// Forward outputs: float32 kernels in another order than PyTorch's.
-pub const HIDDEN_TOLERANCE: f64 = 2e-5;
-/// Gradients, relative to the largest magnitude of each reference gradient.
-pub const GRAD_RELATIVE_TOLERANCE: f64 = 1e-4;
+pub use pet_core::testing::parity::HIDDEN_TOLERANCE;
 
 /// The folder of case `name` of fixture family `family`, e.g. `case("deberta", "v3")`.
 pub fn case(family: &str, name: &str) -> PathBuf {
@@ -64,51 +62,15 @@ pub fn check_close<const D: usize>(
     assert_close(what, ours, theirs, HIDDEN_TOLERANCE);
 }
 
-/// Compares the gradient of `loss` for every parameter of `model` with the reference
-/// `grad.<Hugging Face key>` of `expected` (linear weights transposed to Burn's layout), within
-/// [`GRAD_RELATIVE_TOLERANCE`], and checks that every reference gradient was compared. Prints
-/// the largest relative difference under the label `name`.
+/// Compares the gradient of `loss` for every parameter of `model` with the reference under
+/// BERT's key map ([`parity::check_gradients`]).
 pub fn check_gradients<M: AutodiffModule<B>>(
     name: &str,
     model: &M,
     loss: Tensor<B, 1>,
     expected: &BTreeMap<String, TensorData>,
 ) {
-    let grads = grads_by_path(model, &loss.backward());
-    let transposed = transposed_paths::<B, M>(model, &BertKeys);
-    let mut checked = 0;
-    let mut worst = (0.0f64, String::new());
-    for (path, grad) in &grads {
-        let key = format!("grad.{}", to_hf(path));
-        let reference =
-            expected.get(&key).unwrap_or_else(|| panic!("no reference gradient `{key}`"));
-        let reference = if transposed.contains(path) {
-            transpose(reference).expect("2-D")
-        } else {
-            reference.clone()
-        };
-        let diff = match grad.shape.len() {
-            1 => compare::<1>(&key, grad, &reference),
-            2 => compare::<2>(&key, grad, &reference),
-            _ => compare::<3>(&key, grad, &reference),
-        };
-        if diff > worst.0 {
-            worst = (diff, key);
-        }
-        checked += 1;
-    }
-    eprintln!("{name}: largest relative gradient diff {} at {}", worst.0, worst.1);
-    let reference_grads = expected.keys().filter(|k| k.starts_with("grad.")).count();
-    assert_eq!(checked, reference_grads, "every parameter's gradient is compared");
-}
-
-/// Asserts closeness and returns the difference relative to the reference scale.
-fn compare<const D: usize>(key: &str, ours: &TensorData, theirs: &TensorData) -> f64 {
-    let (ours, theirs) = (tensor::<D>(ours), tensor::<D>(theirs));
-    let scale = max_abs_diff(theirs.clone(), theirs.zeros_like()).max(1.0);
-    let diff = max_abs_diff(ours.clone(), theirs.clone()) / scale;
-    assert_close(key, ours, theirs, GRAD_RELATIVE_TOLERANCE);
-    diff
+    parity::check_gradients(name, model, loss, expected, &BertKeys);
 }
 
 /// A copy of the `config.json` and `model.safetensors` of a case in a fresh temporary folder

@@ -149,7 +149,7 @@ impl<B: AutodiffBackend> ModelVisitor<B> for Infer<'_> {
 
     fn visit<T: Task<B>>(self, restored: Restored<B, T>) -> Self::Output {
         let Restored { mut task, model } = restored;
-        let model = T::with_precision(model, self.precision);
+        let model = T::with_precision(model, self.precision)?;
         match self.inference {
             Inference::Predict { input, to } => {
                 let pushed =

@@ -3,24 +3,23 @@
 
 use burn::config::Config;
 use burn::module::Module;
-use burn::nn::{DropoutConfig, EmbeddingConfig, Linear, LinearConfig};
+use burn::nn::{DropoutConfig, EmbeddingConfig, LinearConfig};
 use burn::tensor::{Int, Tensor, backend::Backend};
 use pet_kernels::LayerNorm;
 
 use crate::backbone::{Backbone, BackboneIdentity, EncoderOutput};
 use crate::blocks::activation::Activation;
-use crate::blocks::attention::{SelfAttention, mask_bias, project};
+use crate::blocks::attention::{SelfAttention, mask_bias};
 use crate::blocks::delta_inputs::DeltaInputs;
 use crate::blocks::embeddings::{Embeddings, PositionIds};
-use crate::blocks::layer::{
-    LinearSiteLayer, PostNormLayer, PostNormLayerConfig, stack_linear_sites,
-};
+use crate::blocks::layer::{PostNormLayer, PostNormLayerConfig};
+pub use crate::blocks::pooler::Pooler;
+use crate::blocks::pooler::{linear_sites_with_pooler, set_site_weight, site_weight};
 use crate::config_check::{self, HeaderCheck};
 use crate::delta::Delta;
 use crate::error::Result;
 use crate::limits::InputLimits;
-use crate::params::replace_value;
-use crate::seam::{BackboneShape, LinearKind, LinearSite, LinearSiteInfo, PrefixPositions};
+use crate::seam::{BackboneShape, LinearSite, LinearSiteInfo, PrefixPositions};
 
 /// Sizes and options, with Hugging Face's `config.json` field names.
 #[derive(Config, Debug, PartialEq)]
@@ -95,13 +94,6 @@ pub type BertLayer<B> = PostNormLayer<B, SelfAttention<B>>;
 pub struct LayerStack<B: Backend> {
     /// The layers.
     pub layer: Vec<BertLayer<B>>,
-}
-
-/// BERT's pooler: `tanh(dense(hidden[:, 0]))`.
-#[derive(Module, Debug)]
-pub struct Pooler<B: Backend> {
-    /// `hidden -> hidden`
-    pub dense: Linear<B>,
 }
 
 /// A post-layer-norm encoder.
@@ -251,7 +243,7 @@ impl PostNormEncoderConfig {
         PostNormEncoder {
             embeddings,
             encoder: LayerStack { layer },
-            pooler: self.with_pooler.then(|| Pooler { dense: linear(h, h) }),
+            pooler: self.with_pooler.then(|| Pooler::new(h, device)),
             config: self.clone(),
             weights_sha256: None,
         }
@@ -278,13 +270,7 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
         let x = inputs.run_layers(x, layers.len(), delta, |index, x, prefix| {
             layers[index].forward(x, &bias, prefix, index, delta)
         });
-        let pooled = self.pooler.as_ref().map(|pooler| {
-            let [batch, _, hidden] = x.dims();
-            // [batch, 1, hidden] from the first position
-            let first = x.clone().narrow(1, 0, 1);
-            let dense = project(&pooler.dense, 0, LinearKind::Pooler, first, delta);
-            dense.reshape([batch, hidden]).tanh()
-        });
+        let pooled = self.pooler.as_ref().map(|pooler| pooler.forward(x.clone(), delta));
         inputs.output(x, pooled)
     }
 
@@ -303,33 +289,16 @@ impl<B: Backend> Backbone<B> for PostNormEncoder<B> {
     /// The six sites of every layer, then the pooler's `pooler.dense` when the model has one
     /// (PEFT's `target_modules = ["dense"]` adapts it too).
     fn linear_sites(&self) -> Vec<LinearSiteInfo> {
-        let mut sites = stack_linear_sites(&self.encoder.layer, |layer| self.layer_path(layer));
-        if let Some(pooler) = &self.pooler {
-            let [d_input, d_output] = pooler.dense.weight.dims();
-            sites.push(LinearSiteInfo {
-                site: LinearSite::encoder(0, LinearKind::Pooler),
-                path: "pooler.dense".to_string(),
-                d_input,
-                d_output,
-            });
-        }
-        sites
+        let layers = &self.encoder.layer;
+        linear_sites_with_pooler(layers, |layer| self.layer_path(layer), self.pooler.as_ref())
     }
 
     fn linear_weight(&self, site: LinearSite) -> Tensor<B, 2> {
-        match (site.kind, &self.pooler) {
-            (LinearKind::Pooler, Some(pooler)) => pooler.dense.weight.val(),
-            _ => self.encoder.layer[site.layer].linear_weight(site.kind),
-        }
+        site_weight(&self.encoder.layer, self.pooler.as_ref(), site)
     }
 
     fn with_linear_weight(mut self, site: LinearSite, weight: Tensor<B, 2>) -> Self {
-        match (site.kind, &mut self.pooler) {
-            (LinearKind::Pooler, Some(pooler)) => {
-                pooler.dense.weight = replace_value(pooler.dense.weight.clone(), weight);
-            }
-            _ => self.encoder.layer[site.layer].set_linear_weight(site.kind, weight),
-        }
+        set_site_weight(&mut self.encoder.layer, self.pooler.as_mut(), site, weight);
         self
     }
 

@@ -11,6 +11,7 @@ pub mod embeddings;
 pub mod encoder;
 pub mod hf_keys;
 pub mod layer;
+pub mod pooler;
 
 pub use activation::Activation;
 pub use delta_inputs::{DeltaInputs, with_leading_ones};

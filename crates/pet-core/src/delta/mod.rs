@@ -7,6 +7,7 @@
 //! sub-layer hooks are applied one after the other.
 
 pub mod adapter;
+pub mod deep_prompt;
 pub mod lora;
 pub mod prefix;
 pub mod prompt;

@@ -276,6 +276,32 @@ mod tests {
         assert!(prefixes.get(PrefixSite::encoder(2)).is_none());
     }
 
+    /// The standard deviation of PEFT 0.17.1's initial `PrefixEncoder` table with
+    /// `prefix_projection` for MiniLM's shape (16 tokens, `token_dim` 384, hidden 512, 6 layers):
+    /// 0.2641-0.2702 over seeds 42-46 (`torch.manual_seed`, then `PrefixEncoder(config)`).
+    const PEFT_INITIAL_TABLE_STD: (f64, f64) = (0.2641, 0.2702);
+
+    #[test]
+    fn the_reparameterized_table_starts_at_pefts_scale() {
+        // The study's `prefix` runs that stay at the majority class are not an initialization
+        // defect: the MLP's table starts at the scale PyTorch's defaults give PEFT's.
+        let config = PrefixTuningConfig::new(16, 384, 6, 12)
+            .with_prefix_projection(true)
+            .with_encoder_hidden_size(512);
+        let device = Default::default();
+        for seed in [42, 43, 44] {
+            <B as Backend>::seed(&device, seed);
+            let table = config.init::<B>(&device).expect("prefix").table();
+            let values = table.into_data().to_vec::<f32>().expect("floats");
+            let n = values.len() as f64;
+            let mean = values.iter().map(|&v| f64::from(v)).sum::<f64>() / n;
+            let var = values.iter().map(|&v| (f64::from(v) - mean).powi(2)).sum::<f64>() / n;
+            let (low, high) = PEFT_INITIAL_TABLE_STD;
+            let std = var.sqrt();
+            assert!(std > low - 0.01 && std < high + 0.01, "seed {seed}: std {std}");
+        }
+    }
+
     #[test]
     fn heads_that_do_not_divide_the_hidden_size_are_refused() {
         let err =

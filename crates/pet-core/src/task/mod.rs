@@ -157,10 +157,13 @@ pub trait Task<B: AutodiffBackend>: TaskKind {
     fn export(model: Self::Model) -> Self::Model;
 
     /// `model` with its backbone's linear sites in `precision` (an inference setting).
+    ///
+    /// # Errors
+    /// When the backend cannot store `precision`'s weights ([`Precision::apply`]).
     fn with_precision(
         model: InferenceModel<B, Self>,
         precision: Precision,
-    ) -> InferenceModel<B, Self>;
+    ) -> Result<InferenceModel<B, Self>, PetError>;
 
     /// Scores `model` on `split` (in `batches`); the score selects the best epoch.
     fn evaluate(

@@ -3,6 +3,7 @@
 
 /// The conformance suite.
 pub mod conformance;
+pub mod parity;
 pub mod temp_dir;
 pub mod tiny_encoder;
 

@@ -6,7 +6,7 @@ use burn::module::Module;
 use burn::tensor::backend::Backend;
 use pet_core::delta::set::DeltaSet;
 use pet_core::precision::Precision;
-use pet_core::{Backbone, EncoderOutput};
+use pet_core::{Backbone, EncoderOutput, PetError};
 
 use crate::backbone::NlpBackbone;
 use crate::batch::PaddedBatch;
@@ -51,7 +51,10 @@ impl<B: Backend, H: Module<B>> TaskModel<B, H> {
     }
 
     /// The model with the backbone's linear sites in `precision` (an inference setting).
-    pub fn with_precision(self, precision: Precision) -> Self {
-        Self { backbone: precision.apply(self.backbone), ..self }
+    ///
+    /// # Errors
+    /// When the backend cannot store `precision`'s weights ([`Precision::apply`]).
+    pub fn with_precision(self, precision: Precision) -> Result<Self, PetError> {
+        Ok(Self { backbone: precision.apply(self.backbone)?, ..self })
     }
 }

@@ -12,7 +12,6 @@ use std::path::{Path, PathBuf};
 use burn::module::AutodiffModule;
 use burn::tensor::TensorData;
 use burn::tensor::backend::{AutodiffBackend, Backend};
-use pet_core::InputLimits;
 use pet_core::delta::set::{DeltaSet, DeltaSpec};
 use pet_core::peft::PeftAdapter;
 use pet_core::peft::PeftType;
@@ -22,6 +21,7 @@ use pet_core::task::{
     InferenceModel, Predictions, SplitRole, Task, TaskKind, options_from_metadata,
 };
 use pet_core::train::{Evaluation, TrainTask};
+use pet_core::{InputLimits, PetError};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -384,7 +384,7 @@ where
     fn with_precision(
         model: InferenceModel<B, Self>,
         precision: Precision,
-    ) -> InferenceModel<B, Self> {
+    ) -> Result<InferenceModel<B, Self>, PetError> {
         model.with_precision(precision)
     }
 

@@ -1,0 +1,4 @@
+//! Integration tests of pet-vision.
+
+mod conformance;
+mod vit;
