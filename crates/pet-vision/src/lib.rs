@@ -7,6 +7,7 @@
 //! - [`vit::load_vit`]: a Hugging Face folder (`config.json`, `model.safetensors`).
 
 pub mod error;
+pub mod image;
 pub mod vit;
 
 pub use error::{Result, VisionError};
