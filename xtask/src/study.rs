@@ -290,7 +290,7 @@ pub fn seed_trials<'a>(
 
 /// Every run the study of `task` makes under `profile`, with the middle of each grid standing
 /// for the chosen rate (the cost does not depend on it).
-pub fn planned_trials(profile: Profile, task: &'static Task) -> Vec<Trial<'static>> {
+pub fn planned_trials(profile: Profile, task: &Task) -> Vec<Trial<'_>> {
     methods(profile)
         .flat_map(|method| {
             let mut trials = grid_trials(profile, task, method);
@@ -301,7 +301,7 @@ pub fn planned_trials(profile: Profile, task: &'static Task) -> Vec<Trial<'stati
 }
 
 /// The expected wall time of the study of `task` under `profile`, in seconds.
-pub fn budget_seconds(profile: Profile, task: &'static Task) -> f64 {
+pub fn budget_seconds(profile: Profile, task: &Task) -> f64 {
     planned_trials(profile, task).iter().map(|t| t.estimated_seconds(profile)).sum()
 }
 
